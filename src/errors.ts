@@ -1,0 +1,70 @@
+/**
+ * The one error type the codec and the protocol core throw, with what a log line needs.
+ * @module
+ */
+
+/** Why a FastCGI stream or operation was refused. */
+export type FastCGIErrorCode =
+  /** A record header's version byte is not 1. */
+  | "BAD_VERSION"
+  /** A name-value stream ended inside a pair (or inside its length bytes). */
+  | "PAIR_TRUNCATED"
+  /** A pair's declared name length exceeds the configured limit. */
+  | "NAME_TOO_LONG"
+  /** A pair's declared value length exceeds the configured limit. */
+  | "VALUE_TOO_LONG"
+  /** A name-value stream as a whole exceeds the configured byte limit. */
+  | "PARAMS_TOO_LARGE"
+  /** A record arrived that the protocol does not allow at this point. */
+  | "UNEXPECTED_RECORD"
+  /** A configured limit was hit (see `limit`). */
+  | "LIMIT_EXCEEDED"
+  /** The peer closed or broke the connection. */
+  | "CONNECTION_CLOSED"
+  /** A timeout elapsed (see `limit`). */
+  | "TIMEOUT"
+  /** The peer sent something that is not valid CGI output or a valid record body. */
+  | "BAD_RESPONSE"
+  /** The request was aborted. */
+  | "ABORTED";
+
+/** Details carried by a {@link FastCGIError}. */
+export interface FastCGIErrorDetails {
+  /** The requestId concerned, if any. */
+  requestId?: number;
+  /** The record type concerned, if any. */
+  recordType?: number;
+  /** The name of the limit that was hit, if any (for example `maxParamsBytes`). */
+  limit?: string;
+  /** The underlying error, if any. */
+  cause?: unknown;
+}
+
+/**
+ * A protocol error: malformed input, a limit hit, a timeout, a lost connection.
+ *
+ * @example
+ * ```ts
+ * try { decoder.decode(chunk, onRecord); }
+ * catch (e) { if (e instanceof FastCGIError && e.code === "BAD_VERSION") socket.destroy(); }
+ * ```
+ */
+export class FastCGIError extends Error {
+  /** Machine-readable reason. */
+  readonly code: FastCGIErrorCode;
+  /** The requestId concerned, if any. */
+  readonly requestId: number | undefined;
+  /** The record type concerned, if any. */
+  readonly recordType: number | undefined;
+  /** The limit that was hit, if any. */
+  readonly limit: string | undefined;
+
+  constructor(code: FastCGIErrorCode, message: string, details: FastCGIErrorDetails = {}) {
+    super(message, details.cause === undefined ? undefined : { cause: details.cause });
+    this.name = "FastCGIError";
+    this.code = code;
+    this.requestId = details.requestId;
+    this.recordType = details.recordType;
+    this.limit = details.limit;
+  }
+}
