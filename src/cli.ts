@@ -1,0 +1,89 @@
+#!/usr/bin/env node
+/**
+ * The `fcgi` command: `serve` runs an app behind a web server; `request`, `values` and `proxy`
+ * talk to FastCGI backends such as PHP-FPM. Argument parsing and wiring only; no protocol logic.
+ *
+ * @example
+ * ```sh
+ * npx fcgi serve app.ts --listen 127.0.0.1:9000
+ * deno run -A jsr:@fcgi/fcgi/cli values 127.0.0.1:9000
+ * ```
+ * @module
+ */
+import { realpathSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+
+/** One subcommand: its help text and its entry point, returning the exit code. */
+export interface Command {
+  /** One line for the command list. */
+  summary: string;
+  /** The full `--help` text. */
+  help: string;
+  /** Runs the command with the arguments after its name; resolves to the exit code. */
+  run(args: string[]): Promise<number>;
+}
+
+const commands: Record<string, () => Promise<Command>> = {
+  serve: async () => (await import("./cli/serve.ts")).command,
+  request: async () => (await import("./cli/request.ts")).command,
+  values: async () => (await import("./cli/values.ts")).command,
+  proxy: async () => (await import("./cli/proxy.ts")).command,
+};
+
+const usage = `fcgi: FastCGI for Deno, Bun and Node
+
+Usage: fcgi <command> [options]
+
+Commands:
+  serve     run a fetch-handler module as a FastCGI application
+  request   send one request to a FastCGI backend and print the response
+  values    ask a FastCGI backend for FCGI_MAX_CONNS, FCGI_MAX_REQS and FCGI_MPXS_CONNS
+  proxy     an HTTP front (gateway) for a FastCGI backend such as PHP-FPM
+
+Run 'fcgi <command> --help' for a command's options.`;
+
+/** Runs the CLI with the given arguments (without the program name) and resolves to the exit code. */
+export async function main(args: string[]): Promise<number> {
+  const [name, ...rest] = args;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(usage);
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "--version" || name === "-v") {
+    console.log(VERSION);
+    return 0;
+  }
+  const load = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (!load) {
+    console.error(`fcgi: unknown command '${name}'\n\n${usage}`);
+    return 2;
+  }
+  const command = await load();
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(command.help);
+    return 0;
+  }
+  return await command.run(rest);
+}
+
+/** The version of this package. */
+export const VERSION = "0.1.0";
+
+if ((import.meta as { main?: boolean }).main ?? isMainModule()) {
+  main(process.argv.slice(2)).then(
+    (code) => { process.exitCode = code; },
+    (error) => { console.error(`fcgi: ${error instanceof Error ? error.message : error}`); process.exitCode = 1; },
+  );
+}
+
+function isMainModule(): boolean {
+  // Node before 24.2 has no import.meta.main: compare this module with the script Node was
+  // started with, through symlinks (npx runs node_modules/.bin/fcgi, a link to this file).
+  const script = process.argv[1];
+  if (!script) return false;
+  try {
+    return realpathSync(script) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}

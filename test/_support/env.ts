@@ -1,0 +1,48 @@
+// Test-only facts about where the suite runs: which runtime, where the repo is, how to start the CLI
+// under the same runtime. Tests run from test/ on Deno and Bun and from dist/test/ on Node.
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+
+declare const Deno: { execPath(): string } | undefined;
+declare const Bun: unknown;
+
+/** The runtime running this test. */
+export const runtimeName: "node" | "deno" | "bun" =
+  typeof Deno !== "undefined" ? "deno" : typeof Bun !== "undefined" ? "bun" : "node";
+
+function findRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json")) || existsSync(join(dir, "tsconfig.json")) === false) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error("repo root not found");
+    dir = up;
+  }
+  return dir;
+}
+
+/** The repository root (the folder holding package.json). */
+export const repoRoot: string = findRoot();
+
+/** True when the suite runs from compiled JavaScript (Node), false when from TypeScript source. */
+export const compiled: boolean = import.meta.url.endsWith(".js");
+
+/** The path of a source module as this runtime should load it (the dist/ .js copy on Node). */
+export function sourcePath(relative: string): string {
+  return compiled ? join(repoRoot, "dist", relative.replace(/\.ts$/, ".js")) : join(repoRoot, relative);
+}
+
+/** The command and arguments that run a TypeScript entry point (e.g. "src/cli.ts") on this runtime. */
+export function runtimeCommand(entry: string, args: readonly string[] = []): [string, string[]] {
+  const file = sourcePath(entry);
+  if (runtimeName === "deno") return [Deno!.execPath(), ["run", "-A", file, ...args]];
+  return [process.execPath, [file, ...args]];
+}
+
+/** The command that runs the fcgi CLI on this runtime. */
+export function cliCommand(args: readonly string[]): [string, string[]] {
+  return runtimeCommand("src/cli.ts", args);
+}
+
+/** True when running in CI, where every interop dependency must be present (missing ones fail, not skip). */
+export const inCI: boolean = !!process.env.CI;
