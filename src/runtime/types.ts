@@ -13,7 +13,7 @@ export type SocketAddress =
 
 /** What a connected socket reports. The adapter calls these; the protocol layer supplies them. */
 export interface ConnectionHandlers {
-  /** Bytes arrived. The chunk may be reused by the runtime after the call returns only if the adapter says so; by default it is the caller's. */
+  /** Bytes arrived. The chunk is the callee's to keep: the adapter never reuses its memory, so views of it stay valid. */
   onData(chunk: Uint8Array): void;
   /** The socket can take more writes after `write()` returned false. */
   onDrain(): void;
