@@ -1,0 +1,292 @@
+/**
+ * The Request a handler receives: a lightweight object that answers `method`, `url`, `headers`,
+ * `signal` and the body readers itself, and passes `instanceof Request`. Only what it does not
+ * know (`cache`, `mode`, ...) goes to a real Request, built on first use. Building real Requests
+ * (with their Headers, AbortSignal and body stream) for every request costs more than the whole
+ * protocol path on some runtimes; see bench/app_objects.ts.
+ * @module
+ */
+import { InputBody } from "./body.ts";
+
+/** The params a request is built from; a structural view of the codec's Params. */
+export interface RequestParams {
+  get(name: string): string | undefined;
+  entries(): IterableIterator<[string, string]>;
+}
+
+/** The Request constructor as the runtime defined it, before any override. */
+export const NativeRequest: typeof Request = globalThis.Request;
+const NativeResponse: typeof Response = globalThis.Response;
+
+const textDecoder = new TextDecoder();
+
+/** Marks a lightweight request aborted (internal to the app layer). */
+export const kAbort: unique symbol = Symbol("fcgi.abort");
+/** Builds a real Request for a lightweight one, moving the body to it (internal). */
+export const kToNative: unique symbol = Symbol("fcgi.toNative");
+const kShadow: unique symbol = Symbol("fcgi.shadow");
+
+/**
+ * The global Request replacement installed by `overrideGlobalObjects`: a real Request subclass
+ * that accepts a lightweight request as its input, so `new Request(request, init)` keeps working.
+ */
+export class FastCGIGlobalRequest extends NativeRequest {
+  constructor(input: RequestInfo | URL, init?: RequestInit) {
+    if (input instanceof LightRequest) input = input[kToNative]();
+    if (init?.body != null && typeof (init.body as ReadableStream).getReader === "function") {
+      // A stream body needs duplex "half"; Request objects passed as init carry none.
+      init = { ...init, duplex: "half" } as RequestInit;
+    }
+    super(input, init);
+  }
+
+  /** Real and lightweight requests both count as instances. */
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    return Object.prototype.isPrototypeOf.call(NativeRequest.prototype, value as object);
+  }
+}
+
+// Methods the Fetch standard refuses in `new Request()`; a FastCGI request may still carry them.
+const FORBIDDEN_METHOD = /^(?:CONNECT|TRACE|TRACK)$/i;
+
+/** What a lightweight request is built from. */
+export interface LightRequestInit {
+  method: string;
+  url: string;
+  params: RequestParams;
+  /** The body, or null when the request has none (GET, HEAD, CONTENT_LENGTH 0). */
+  body: InputBody | null;
+}
+
+/**
+ * A Request stand-in. Its prototype chain runs through Request.prototype, so `instanceof
+ * Request` holds; every member of Request is answered here or by a real Request built on demand.
+ */
+export class LightRequest {
+  #method: string;
+  #url: string;
+  #params: RequestParams;
+  #input: InputBody | null;
+  // After clone() the body is one half of a tee.
+  #stream: ReadableStream<Uint8Array> | null | undefined;
+  #headers: Headers | undefined;
+  #controller: AbortController | undefined;
+  #aborted = false;
+  #reason: unknown = undefined;
+  #shadow: Request | undefined;
+  #transferred = false;
+
+  constructor(init: LightRequestInit) {
+    this.#method = init.method;
+    this.#url = init.url;
+    this.#params = init.params;
+    this.#input = init.body;
+  }
+
+  /** The request method, as REQUEST_METHOD gave it (GET, POST, ... upper-cased like Request does). */
+  get method(): string {
+    return this.#method;
+  }
+
+  /** The absolute URL, rebuilt from HTTPS/REQUEST_SCHEME, HTTP_HOST and REQUEST_URI. */
+  get url(): string {
+    return this.#url;
+  }
+
+  /** The HTTP request headers, from the HTTP_* params plus CONTENT_TYPE and CONTENT_LENGTH. */
+  get headers(): Headers {
+    return (this.#headers ??= headersFromParams(this.#params));
+  }
+
+  /** Aborts when the web server sends ABORT_REQUEST or the connection is lost. */
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#reason);
+    }
+    return this.#controller.signal;
+  }
+
+  /** The body as a stream of STDIN bytes, or null. */
+  get body(): ReadableStream<Uint8Array> | null {
+    if (this.#stream !== undefined) return this.#stream;
+    return this.#input ? this.#input.stream() : null;
+  }
+
+  /** True once the body has been read (or handed to another Request). */
+  get bodyUsed(): boolean {
+    if (this.#transferred) return true;
+    if (this.#stream !== undefined) return this.#stream !== null && isDisturbed(this.#stream);
+    return this.#input !== null && this.#input.disturbed;
+  }
+
+  /** The whole body, decoded as UTF-8. */
+  text(): Promise<string> {
+    return this.#readAll().then((bytes) => textDecoder.decode(bytes));
+  }
+
+  /** The whole body, parsed as JSON. */
+  json(): Promise<unknown> {
+    return this.text().then(JSON.parse);
+  }
+
+  /** The whole body, in a new ArrayBuffer. */
+  arrayBuffer(): Promise<ArrayBuffer> {
+    return this.#readAll().then((bytes) => copy(bytes).buffer as ArrayBuffer);
+  }
+
+  /** The whole body, in a new Uint8Array. */
+  bytes(): Promise<Uint8Array> {
+    return this.#readAll().then(copy);
+  }
+
+  /** The whole body as a Blob typed by Content-Type. */
+  blob(): Promise<Blob> {
+    return this.#readAll().then((bytes) => new Blob([copy(bytes) as Uint8Array<ArrayBuffer>], { type: this.headers.get("content-type") ?? "" }));
+  }
+
+  /** The body parsed as multipart/form-data or application/x-www-form-urlencoded. */
+  formData(): Promise<FormData> {
+    return this.#readAll().then((bytes) => {
+      const type = this.headers.get("content-type");
+      return new NativeResponse(copy(bytes) as Uint8Array<ArrayBuffer>, { headers: type === null ? {} : { "content-type": type } }).formData();
+    });
+  }
+
+  /** A real Request with the same method, URL, headers and signal, and a tee of the body. */
+  clone(): Request {
+    if (this.bodyUsed || this.body?.locked) throw new TypeError("Request.clone: body is unusable");
+    const body = this.body;
+    let copyBody: ReadableStream<Uint8Array> | null = null;
+    if (body) [this.#stream, copyBody] = body.tee();
+    return nativeRequest(this.#method, this.#url, new Headers(this.headers), copyBody, this.signal);
+  }
+
+  /** A real Request for this one; the body moves to it, as when `new Request(request)` is given this one. */
+  [kToNative](): Request {
+    if (this.bodyUsed || this.body?.locked) throw new TypeError("Request: body is unusable");
+    const body = this.body;
+    this.#transferred = body !== null;
+    return nativeRequest(this.#method, this.#url, this.headers, body, this.signal);
+  }
+
+  /** Marks the request aborted; the signal fires now if it was handed out, else when it is. */
+  [kAbort](reason: unknown): void {
+    if (this.#aborted) return;
+    this.#aborted = true;
+    this.#reason = reason;
+    this.#controller?.abort(reason);
+  }
+
+  /** A real Request without the body, for the members only a real one knows (cache, mode, ...). */
+  [kShadow](): Request {
+    return (this.#shadow ??= new NativeRequest(this.#url, { headers: this.headers }));
+  }
+
+  #readAll(): Promise<Uint8Array> {
+    if (this.bodyUsed || this.body?.locked) return Promise.reject(new TypeError("Body is unusable: it was already read"));
+    if (this.#stream !== undefined) {
+      return this.#stream === null ? Promise.resolve(new Uint8Array(0)) : new NativeResponse(this.#stream).arrayBuffer().then((b) => new Uint8Array(b));
+    }
+    return this.#input === null ? Promise.resolve(new Uint8Array(0)) : this.#input.readAll();
+  }
+}
+
+/** A real Request; methods `new Request()` refuses (TRACE, ...) are built as GET and then relabelled. */
+export function nativeRequest(method: string, url: string, headers: Headers, body: ReadableStream<Uint8Array> | null, signal: AbortSignal): Request {
+  const forbidden = FORBIDDEN_METHOD.test(method);
+  const init = { method: forbidden ? "GET" : method, headers, signal, body: forbidden ? null : body, duplex: "half" } as RequestInit;
+  const request = new NativeRequest(url, init);
+  if (forbidden) Object.defineProperty(request, "method", { value: method });
+  return request;
+}
+
+// A stream handed out by `body` counts as used once it is locked by a reader that read;
+// a ReadableStream has no public "disturbed" flag, so locked is the best available sign.
+function isDisturbed(stream: ReadableStream): boolean {
+  return stream.locked;
+}
+
+function copy(bytes: Uint8Array): Uint8Array {
+  // A body of one chunk is a view of a socket buffer that may hold other requests' bytes.
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+}
+
+// Every member of Request that LightRequest does not answer itself goes to the shadow request,
+// whatever this runtime's Request has (cache, mode, credentials, keepalive, duplex, ...).
+Object.setPrototypeOf(LightRequest.prototype, FastCGIGlobalRequest.prototype);
+for (const name of Object.getOwnPropertyNames(NativeRequest.prototype)) {
+  if (name === "constructor" || Object.hasOwn(LightRequest.prototype, name)) continue;
+  const descriptor = Object.getOwnPropertyDescriptor(NativeRequest.prototype, name)!;
+  if (descriptor.get) {
+    Object.defineProperty(LightRequest.prototype, name, {
+      configurable: true,
+      enumerable: descriptor.enumerable,
+      get(this: LightRequest) {
+        return (this[kShadow]() as unknown as Record<string, unknown>)[name];
+      },
+    });
+  } else if (typeof descriptor.value === "function") {
+    Object.defineProperty(LightRequest.prototype, name, {
+      configurable: true,
+      writable: true,
+      value(this: LightRequest, ...args: unknown[]) {
+        return (this[kShadow]() as unknown as Record<string, (...a: unknown[]) => unknown>)[name](...args);
+      },
+    });
+  }
+}
+// Node's and Deno's inspectors would otherwise call Request's own inspect hooks, which expect a real one.
+for (const key of [Symbol.for("nodejs.util.inspect.custom"), Symbol.for("Deno.customInspect")]) {
+  Object.defineProperty(LightRequest.prototype, key, {
+    configurable: true,
+    value(this: LightRequest) {
+      return `Request { method: ${JSON.stringify(this.method)}, url: ${JSON.stringify(this.url)} }`;
+    },
+  });
+}
+
+/**
+ * The request headers a CGI gateway passed: `HTTP_ACCEPT_LANGUAGE` becomes `accept-language`;
+ * CONTENT_TYPE and CONTENT_LENGTH become `content-type` and `content-length`. Names or values
+ * a Headers object would refuse are skipped.
+ */
+export function headersFromParams(params: RequestParams): Headers {
+  const headers = new Headers();
+  const contentType = params.get("CONTENT_TYPE");
+  const contentLength = params.get("CONTENT_LENGTH");
+  for (const [name, value] of params.entries()) {
+    if (!name.startsWith("HTTP_")) continue;
+    // The CGI variables win over a duplicate HTTP_CONTENT_* some servers also send.
+    if (name === "HTTP_CONTENT_TYPE" && contentType !== undefined) continue;
+    if (name === "HTTP_CONTENT_LENGTH" && contentLength !== undefined) continue;
+    try {
+      headers.append(name.slice(5).toLowerCase().replaceAll("_", "-"), value);
+    } catch {
+      // Not a valid header name or value: a web server would not have sent it.
+    }
+  }
+  try {
+    if (contentType !== undefined && contentType !== "") headers.set("content-type", contentType);
+    if (contentLength !== undefined && contentLength !== "") headers.set("content-length", contentLength);
+  } catch {
+    // As above.
+  }
+  return headers;
+}
+
+/** Request methods the Fetch standard upper-cases; others keep their case (like `new Request()`). */
+export function normalizeMethod(method: string | undefined): string {
+  if (method === undefined || method === "") return "GET";
+  switch (method) {
+    case "GET":
+    case "POST":
+    case "HEAD":
+    case "PUT":
+    case "DELETE":
+    case "OPTIONS":
+      return method;
+  }
+  const upper = method.toUpperCase();
+  return /^(?:DELETE|GET|HEAD|OPTIONS|POST|PUT)$/.test(upper) ? upper : method;
+}
