@@ -459,3 +459,47 @@ test("takeOutput empties the queue and nextEvent returns null when nothing is pe
   assert.deepEqual(conn.takeOutput(), []);
   assert.equal(conn.nextEvent(), null);
 });
+
+test("any cutting of a busy multiplexed stream gives the same events and the same output", () => {
+  const input = concat(
+    record(RecordType.GET_VALUES, 0, pairs([["FCGI_MAX_CONNS", ""], ["FCGI_MAX_REQS", ""]]), { padding: 5 }),
+    beginRequest(1, Role.RESPONDER, FCGI_KEEP_CONN),
+    beginRequest(2, Role.FILTER, FCGI_KEEP_CONN),
+    params(2, [["SCRIPT_FILENAME", "/srv/f"], ["HTTP_X", "é".repeat(200)]], 13),
+    record(99, 0, "future"),
+    params(1, [["REQUEST_METHOD", "PUT"], ["CONTENT_LENGTH", "300"]], 5),
+    beginRequest(3, Role.AUTHORIZER, 0),
+    stream(RecordType.STDIN, 1, "p".repeat(300), 17),
+    params(3, [["REMOTE_USER", "bob"]]),
+    stream(RecordType.STDIN, 2, "q=1"),
+    record(RecordType.ABORT_REQUEST, 1),
+    stream(RecordType.DATA, 2, "d".repeat(1000), 333),
+    record(RecordType.STDIN, 9, "stray"),
+  );
+  const steps = [input, (c: AppConnection) => {
+    c.stdout(2, latin1("Content-Type: text/plain\r\n\r\n"));
+    c.endRequest(1, 1);
+    c.endRequest(3);
+    c.endRequest(2);
+  }];
+  const reference = drive(base, steps);
+  assert.deepEqual(reference.events.map((e) => [e.type, "requestId" in e ? e.requestId : 0]), [
+    ["request", 2],
+    ["request", 1],
+    ["stdin", 1],
+    ["stdinEnd", 1],
+    ["request", 3],
+    ["stdinEnd", 3],
+    ["stdin", 2],
+    ["stdinEnd", 2],
+    ["abort", 1],
+    ["data", 2],
+    ["dataEnd", 2],
+  ]);
+  assert.deepEqual(reference.closeWanted, [false, true], "request 3 came without FCGI_KEEP_CONN");
+  for (const cut of [2, 3, 5, 7, 8, 9, 13, 64, 1000, 4096]) {
+    const t = drive(base, steps, { cut });
+    assert.deepEqual(t.events, reference.events);
+    assert.deepEqual(t.output, reference.output);
+  }
+});
