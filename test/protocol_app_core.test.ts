@@ -503,3 +503,25 @@ test("any cutting of a busy multiplexed stream gives the same events and the sam
     assert.deepEqual(t.output, reference.output);
   }
 });
+
+test("dispose() lets go of every active request once, without output, and everything after it is ignored", () => {
+  let released = 0;
+  const conn = new AppConnection({ ...base, release: () => void released++ });
+  conn.receive(concat(beginRequest(1, 1, FCGI_KEEP_CONN), params(1, []), beginRequest(2, 1, FCGI_KEEP_CONN), record(RecordType.PARAMS, 2, pairs([["A", "b"]]))));
+  conn.stdout(1, latin1("unsent"));
+  conn.receiveEnd();
+  assert.equal(conn.activeRequests, 1, "request 1 was aborted and waits for endRequest; request 2 was refused by the core");
+  assert.equal(released, 1);
+  conn.dispose();
+  assert.equal(released, 2);
+  assert.equal(conn.activeRequests, 0);
+  assert.equal(conn.closeWanted, true);
+  assert.equal(conn.nextEvent(), null, "pending events are dropped");
+  assert.deepEqual(conn.takeOutput(), [], "pending output is dropped");
+  conn.endRequest(1);
+  conn.receive(concat(beginRequest(3), params(3, [])));
+  conn.dispose();
+  assert.deepEqual(conn.takeOutput(), []);
+  assert.equal(conn.nextEvent(), null);
+  assert.equal(released, 2);
+});

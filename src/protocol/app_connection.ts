@@ -199,6 +199,8 @@ export class AppConnection {
   #failed = false;
   /** receiveEnd was called. */
   #peerClosed = false;
+  /** dispose() was called. */
+  #disposed = false;
   /** Close once no request is active (close authority delegated, or the peer closed). */
   #closeWhenIdle = false;
   #ignored = 0;
@@ -246,10 +248,26 @@ export class AppConnection {
    * no request is active.
    */
   receiveEnd(): void {
-    if (this.#peerClosed) return;
+    if (this.#peerClosed || this.#disposed) return;
     this.#peerClosed = true;
     this.#closeWhenIdle = true;
     if (!this.#failed) this.#endAll("the connection ended before PARAMS did");
+  }
+
+  /**
+   * The socket is gone for good (closed or destroyed, whatever the reason): every request still
+   * active becomes inactive at once, without output, and `release()` is called for each; pending
+   * events and output are dropped, and every later call does nothing. Call it last, so that an
+   * admission counter shared across connections never leaks.
+   */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    for (const request of [...this.#requests.values()]) this.#deactivate(request);
+    this.#events = [];
+    this.#eventHead = 0;
+    this.#output = [];
+    this.#outputBytes = 0;
   }
 
   /** The next event, or null when the input so far produced no more (h11's NEED_DATA). */
@@ -310,10 +328,11 @@ export class AppConnection {
    * True when the connection must be closed once the output is flushed: after a fatal error,
    * or when no request is active after END_REQUEST of a request begun without FCGI_KEEP_CONN
    * (a refusal with CANT_MPX_CONN excepted: the active request's flag governs), or after
-   * receiveEnd. With multiplexed requests the close waits until the last active one ends.
+   * receiveEnd, or after dispose(). With multiplexed requests the close waits until the last
+   * active one ends.
    */
   get closeWanted(): boolean {
-    return this.#failed || (this.#closeWhenIdle && this.#requests.size === 0);
+    return this.#failed || this.#disposed || (this.#closeWhenIdle && this.#requests.size === 0);
   }
 
   /** How many requestIds are active (begun and not yet ended). */
