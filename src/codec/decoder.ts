@@ -1,0 +1,168 @@
+/**
+ * The incremental record decoder: socket chunks in, record pieces out, as views of the chunks.
+ * One WebAssembly call per chunk scans the record headers (wasm/records.ts); the rest of a record
+ * that began in an earlier chunk is handed out by JS alone, without copying anything into WASM.
+ * @module
+ */
+
+import { FastCGIError } from "../errors.ts";
+import { PIECE_END, PIECE_START, type RecordHandler } from "./types.ts";
+import { heap } from "./wasm.ts";
+
+// Values of the STATE slots written by scanRecords (wasm/records.ts).
+const SCAN_FULL = 1;
+const SCAN_BAD_VERSION = 2;
+const PHASE_HEADER = 1;
+const PHASE_CONTENT = 2;
+const PHASE_PADDING = 3;
+const EVENT_WORDS = 3;
+
+/**
+ * How many decode() calls are running, outermost first. A record handler may decode another
+ * stream (a gateway, a test); that inner call must not overwrite the event table the outer one
+ * is still dispatching from, so inner calls use the second table and copy their events out.
+ */
+let depth = 0;
+
+/**
+ * Decodes a FastCGI record stream incrementally. Keep one per connection: the state of a record
+ * that straddles chunks lives here, while the WebAssembly module is shared by all decoders.
+ *
+ * Records arrive in order through the handler as pieces (see {@link RecordHandler}): a record
+ * within one chunk comes whole, a record split across chunks comes as PIECE_START ... PIECE_END
+ * pieces. Content is a view of the chunk passed to decode(), never a copy; padding is skipped.
+ *
+ * @example
+ * ```ts
+ * const decoder = new RecordDecoder();
+ * socket.on("data", (chunk) => decoder.decode(chunk, (type, requestId, content, flags) => {
+ *   if (type === RecordType.STDIN) body.push(content.slice());
+ * }));
+ * ```
+ */
+export class RecordDecoder {
+  // The record in progress when the last chunk ended (phase CONTENT or PADDING).
+  #type = 0;
+  #requestId = 0;
+  #contentLeft = 0;
+  #paddingLeft = 0;
+  #started = false;
+  // Up to 7 bytes of a header cut by the end of the last chunk.
+  #pending: Uint8Array | undefined;
+  #pendingLength = 0;
+  #failed: unknown = undefined;
+
+  /** True between records: no header, content or padding bytes are outstanding. */
+  get idle(): boolean {
+    return this.#contentLeft === 0 && this.#paddingLeft === 0 && this.#pendingLength === 0;
+  }
+
+  /**
+   * Feeds one chunk of the stream; calls `onRecord` for every record piece it completes, in order.
+   * Throws FastCGIError("BAD_VERSION") once every record before the bad header was delivered, and
+   * from then on throws that error again on every call. If `onRecord` throws, the decoder is
+   * likewise failed (the pieces after the failing one are lost) and rethrows that error later.
+   */
+  decode(chunk: Uint8Array, onRecord: RecordHandler): void {
+    if (this.#failed !== undefined) throw this.#failed;
+    depth++;
+    try {
+      this.#decode(chunk, onRecord);
+    } catch (error) {
+      this.#failed = error;
+      throw error;
+    } finally {
+      depth--;
+    }
+  }
+
+  #decode(chunk: Uint8Array, onRecord: RecordHandler): void {
+    const length = chunk.length;
+    let pos = 0;
+    // The record in progress continues: hand out its content straight from JS.
+    if (this.#contentLeft > 0) {
+      const n = Math.min(this.#contentLeft, length);
+      this.#contentLeft -= n;
+      const flags = (this.#started ? 0 : PIECE_START) | (this.#contentLeft === 0 ? PIECE_END : 0);
+      this.#started = true;
+      pos = n;
+      onRecord(this.#type, this.#requestId, n === length ? chunk : chunk.subarray(0, n), flags);
+      if (pos === length) return;
+    }
+    if (this.#paddingLeft > 0) {
+      const n = Math.min(this.#paddingLeft, length - pos);
+      this.#paddingLeft -= n;
+      pos += n;
+      if (pos === length) return;
+    }
+    const c = heap();
+    let withHeader = 0;
+    if (this.#pendingLength > 0) {
+      // Complete the cut header in the module's HEADER area; the scan starts with it.
+      const pending = this.#pending!;
+      const need = 8 - this.#pendingLength;
+      if (length - pos < need) {
+        pending.set(chunk.subarray(pos), this.#pendingLength);
+        this.#pendingLength += length - pos;
+        return;
+      }
+      pending.set(chunk.subarray(pos, pos + need), this.#pendingLength);
+      c.u8.set(pending, c.HEADER);
+      this.#pendingLength = 0;
+      pos += need;
+      withHeader = 1;
+    } else if (pos === length) {
+      return;
+    }
+    const nested = depth > 1;
+    const table = nested ? c.EVENTS + c.MAX_EVENTS * EVENT_WORDS * 4 : c.EVENTS;
+    const s = c.STATE >> 2;
+    for (;;) {
+      c.chunk = chunk;
+      const count = c.scanRecords(length, pos, withHeader, table);
+      c.chunk = c.u8; // do not keep a large chunk alive from the shared module
+      const i32 = c.i32;
+      const status = i32[s];
+      const at = i32[s + 1];
+      // Save where the chunk ended before any handler runs: a handler may throw or decode more.
+      switch (i32[s + 2]) {
+        case PHASE_HEADER:
+          this.#pending ??= new Uint8Array(8);
+          this.#pending.set(chunk.subarray(at));
+          this.#pendingLength = length - at;
+          break;
+        case PHASE_CONTENT:
+          this.#type = i32[s + 3];
+          this.#requestId = i32[s + 4];
+          this.#contentLeft = i32[s + 5];
+          this.#paddingLeft = i32[s + 6];
+          this.#started = i32[s + 7] !== 0;
+          break;
+        case PHASE_PADDING:
+          this.#paddingLeft = i32[s + 6];
+          break;
+      }
+      let events: Int32Array = i32;
+      let k = table >> 2;
+      if (nested) {
+        events = i32.slice(k, k + count * EVENT_WORDS);
+        k = 0;
+      }
+      for (let e = 0; e < count; e++, k += EVENT_WORDS) {
+        const word = events[k];
+        const offset = events[k + 1];
+        onRecord(word & 0xff, word >>> 16, chunk.subarray(offset, offset + events[k + 2]), (word >>> 8) & 0xff);
+      }
+      if (status === SCAN_FULL) {
+        pos = at;
+        withHeader = 0;
+        continue;
+      }
+      if (status === SCAN_BAD_VERSION) {
+        const version = withHeader === 1 && at < pos ? c.u8[c.HEADER] : chunk[at];
+        throw new FastCGIError("BAD_VERSION", `FastCGI record header has version ${version}, expected 1`);
+      }
+      return;
+    }
+  }
+}

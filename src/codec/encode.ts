@@ -1,0 +1,279 @@
+/**
+ * Record and name-value encoders. Plain TypeScript: the work is writing a few header bytes and
+ * turning strings into bytes, which JS must do anyway (measured against WASM in bench/RESULTS.md).
+ * Every record is padded to a multiple of 8 bytes; content over 65535 bytes is always split into
+ * several records, never truncated to 16 bits.
+ * @module
+ */
+
+import {
+  FCGI_HEADER_LEN,
+  FCGI_MAX_CONTENT_LENGTH,
+  FCGI_NULL_REQUEST_ID,
+  FCGI_VERSION_1,
+  RecordType,
+} from "../protocol/constants.ts";
+import type { Bytesish } from "./types.ts";
+
+/**
+ * Content per record when a stream is split: the largest multiple of 8 below 65536, so that every
+ * record but the last needs no padding and the data goes out as views, never copied.
+ */
+const STREAM_RECORD_CONTENT = FCGI_MAX_CONTENT_LENGTH & ~7;
+/** Longest name or value a 31-bit pair length can declare. */
+const MAX_PAIR_LENGTH = 0x7fffffff;
+/** Never written: the source of padding pieces. */
+const ZEROS = new Uint8Array(8);
+const utf8 = new TextEncoder();
+
+function padding(contentLength: number): number {
+  return -contentLength & 7;
+}
+
+function checkRequestId(requestId: number): void {
+  if (!Number.isInteger(requestId) || requestId < 0 || requestId > 0xffff) {
+    throw new RangeError(`requestId must be an integer in 0..65535, got ${requestId}`);
+  }
+}
+
+function checkByte(value: number, what: string): void {
+  if (!Number.isInteger(value) || value < 0 || value > 0xff) {
+    throw new RangeError(`${what} must be an integer in 0..255, got ${value}`);
+  }
+}
+
+function writeHeader(out: Uint8Array, at: number, type: number, requestId: number, contentLength: number, paddingLength: number): void {
+  out[at] = FCGI_VERSION_1;
+  out[at + 1] = type;
+  out[at + 2] = requestId >>> 8;
+  out[at + 3] = requestId & 0xff;
+  out[at + 4] = contentLength >>> 8;
+  out[at + 5] = contentLength & 0xff;
+  out[at + 6] = paddingLength;
+  out[at + 7] = 0;
+}
+
+/**
+ * One record: header, content (at most 65535 bytes) and padding to a multiple of 8, in one buffer.
+ *
+ * @example
+ * ```ts
+ * socket.write(encodeRecord(RecordType.STDOUT, 1, new TextEncoder().encode("Status: 204\r\n\r\n")));
+ * ```
+ */
+export function encodeRecord(type: number, requestId: number, content?: Uint8Array): Uint8Array {
+  checkByte(type, "type");
+  checkRequestId(requestId);
+  const length = content === undefined ? 0 : content.length;
+  if (length > FCGI_MAX_CONTENT_LENGTH) {
+    throw new RangeError(`record content is ${length} bytes, more than ${FCGI_MAX_CONTENT_LENGTH}; use encodeStream`);
+  }
+  const pad = padding(length);
+  const out = new Uint8Array(FCGI_HEADER_LEN + length + pad);
+  writeHeader(out, 0, type, requestId, length, pad);
+  if (content !== undefined) out.set(content, FCGI_HEADER_LEN);
+  return out;
+}
+
+/**
+ * Appends `data` to `out` as records of a stream (STDOUT, STDERR, STDIN, DATA, PARAMS): one header
+ * per record, the data itself as views (never copied), split into records of at most 65535 bytes,
+ * padded to 8. Empty data appends nothing (an empty record would end the stream: see
+ * {@link encodeStreamEnd}).
+ *
+ * @example
+ * ```ts
+ * const pieces: Uint8Array[] = [];
+ * encodeStream(RecordType.STDOUT, 1, body, pieces);
+ * pieces.push(encodeStreamEnd(RecordType.STDOUT, 1));
+ * for (const piece of pieces) socket.write(piece);
+ * ```
+ */
+export function encodeStream(type: number, requestId: number, data: Uint8Array, out: Uint8Array[]): void {
+  checkByte(type, "type");
+  checkRequestId(requestId);
+  const length = data.length;
+  for (let at = 0; at < length; at += STREAM_RECORD_CONTENT) {
+    const n = Math.min(STREAM_RECORD_CONTENT, length - at);
+    const pad = padding(n);
+    const header = new Uint8Array(FCGI_HEADER_LEN);
+    writeHeader(header, 0, type, requestId, n, pad);
+    out.push(header, at === 0 && n === length ? data : data.subarray(at, at + n));
+    if (pad > 0) out.push(ZEROS.subarray(0, pad));
+  }
+}
+
+/** The empty record that ends a stream (STDOUT, STDERR, STDIN, DATA, PARAMS). */
+export function encodeStreamEnd(type: number, requestId: number): Uint8Array {
+  return encodeRecord(type, requestId);
+}
+
+/**
+ * BEGIN_REQUEST: role (RESPONDER, AUTHORIZER, FILTER) and flags (FCGI_KEEP_CONN).
+ *
+ * @example
+ * ```ts
+ * encodeBeginRequest(1, Role.RESPONDER, FCGI_KEEP_CONN);
+ * ```
+ */
+export function encodeBeginRequest(requestId: number, role: number, flags: number): Uint8Array {
+  if (!Number.isInteger(role) || role < 0 || role > 0xffff) throw new RangeError(`role must be an integer in 0..65535, got ${role}`);
+  checkByte(flags, "flags");
+  const content = new Uint8Array(8);
+  content[0] = role >>> 8;
+  content[1] = role & 0xff;
+  content[2] = flags;
+  return encodeRecord(RecordType.BEGIN_REQUEST, requestId, content);
+}
+
+/** ABORT_REQUEST: the web server gives up on the request. */
+export function encodeAbortRequest(requestId: number): Uint8Array {
+  return encodeRecord(RecordType.ABORT_REQUEST, requestId);
+}
+
+/**
+ * END_REQUEST: the application's exit status (as an unsigned 32-bit number) and protocolStatus.
+ *
+ * @example
+ * ```ts
+ * encodeEndRequest(1, 0, ProtocolStatus.REQUEST_COMPLETE);
+ * ```
+ */
+export function encodeEndRequest(requestId: number, appStatus: number, protocolStatus: number): Uint8Array {
+  if (!Number.isInteger(appStatus) || appStatus < -0x80000000 || appStatus > 0xffffffff) {
+    throw new RangeError(`appStatus must be a 32-bit integer, got ${appStatus}`);
+  }
+  checkByte(protocolStatus, "protocolStatus");
+  const content = new Uint8Array(8);
+  const status = appStatus >>> 0;
+  content[0] = status >>> 24;
+  content[1] = (status >>> 16) & 0xff;
+  content[2] = (status >>> 8) & 0xff;
+  content[3] = status & 0xff;
+  content[4] = protocolStatus;
+  return encodeRecord(RecordType.END_REQUEST, requestId, content);
+}
+
+/** UNKNOWN_TYPE: the answer to a management record of a type the application does not know. */
+export function encodeUnknownType(type: number): Uint8Array {
+  checkByte(type, "type");
+  const content = new Uint8Array(8);
+  content[0] = type;
+  return encodeRecord(RecordType.UNKNOWN_TYPE, FCGI_NULL_REQUEST_ID, content);
+}
+
+// A string as pair bytes: latin1 if every code unit fits a byte, else UTF-8.
+function isLatin1(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0xff) return false;
+  return true;
+}
+
+function toBytes(value: Bytesish): Uint8Array | string {
+  if (typeof value !== "string") return value;
+  return isLatin1(value) ? value : utf8.encode(value);
+}
+
+function lengthSize(length: number): number {
+  if (length > MAX_PAIR_LENGTH) throw new RangeError(`a name or value of ${length} bytes exceeds 2^31 - 1`);
+  return length < 128 ? 1 : 4;
+}
+
+function writeLength(out: Uint8Array, at: number, length: number): number {
+  if (length < 128) {
+    out[at] = length;
+    return at + 1;
+  }
+  out[at] = (length >>> 24) | 0x80;
+  out[at + 1] = (length >>> 16) & 0xff;
+  out[at + 2] = (length >>> 8) & 0xff;
+  out[at + 3] = length & 0xff;
+  return at + 4;
+}
+
+function writeBytes(out: Uint8Array, at: number, value: Uint8Array | string): number {
+  if (typeof value !== "string") {
+    out.set(value, at);
+    return at + value.length;
+  }
+  for (let i = 0; i < value.length; i++) out[at + i] = value.charCodeAt(i);
+  return at + value.length;
+}
+
+/**
+ * Name-value pairs as bytes (no record framing): the content of a PARAMS stream or of a
+ * GET_VALUES / GET_VALUES_RESULT record. Strings are latin1 when every character fits a byte,
+ * else UTF-8; pass a Uint8Array for exact bytes.
+ *
+ * @example
+ * ```ts
+ * encodePairs([["REQUEST_METHOD", "GET"], ["SCRIPT_FILENAME", new TextEncoder().encode("/srv/é.php")]]);
+ * ```
+ */
+export function encodePairs(pairs: Iterable<readonly [Bytesish, Bytesish]>): Uint8Array {
+  const parts: (Uint8Array | string)[] = [];
+  let size = 0;
+  for (const [name, value] of pairs) {
+    const n = toBytes(name);
+    const v = toBytes(value);
+    size += lengthSize(n.length) + lengthSize(v.length) + n.length + v.length;
+    parts.push(n, v);
+  }
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (let i = 0; i < parts.length; i += 2) {
+    const n = parts[i];
+    const v = parts[i + 1];
+    at = writeLength(out, at, n.length);
+    at = writeLength(out, at, v.length);
+    at = writeBytes(out, at, n);
+    at = writeBytes(out, at, v);
+  }
+  return out;
+}
+
+// Frames `content` as a stream of `type` records (split, padded) followed by the empty record.
+function frameStream(type: number, requestId: number, content: Uint8Array): Uint8Array {
+  const records = Math.ceil(content.length / STREAM_RECORD_CONTENT);
+  const last = content.length - (records - 1) * STREAM_RECORD_CONTENT;
+  const size = records * FCGI_HEADER_LEN + content.length + (records > 0 ? padding(last) : 0) + FCGI_HEADER_LEN;
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (let from = 0; from < content.length; from += STREAM_RECORD_CONTENT) {
+    const n = Math.min(STREAM_RECORD_CONTENT, content.length - from);
+    const pad = padding(n);
+    writeHeader(out, at, type, requestId, n, pad);
+    out.set(content.subarray(from, from + n), at + FCGI_HEADER_LEN);
+    at += FCGI_HEADER_LEN + n + pad;
+  }
+  writeHeader(out, at, type, requestId, 0, 0);
+  return out;
+}
+
+/**
+ * A whole PARAMS stream in one buffer: the pairs in as many PARAMS records as they need, then the
+ * empty PARAMS record that ends the stream.
+ *
+ * @example
+ * ```ts
+ * socket.write(encodeParams(1, Object.entries({ REQUEST_METHOD: "GET", SCRIPT_FILENAME: "/srv/index.php" })));
+ * ```
+ */
+export function encodeParams(requestId: number, pairs: Iterable<readonly [Bytesish, Bytesish]>): Uint8Array {
+  checkRequestId(requestId);
+  return frameStream(RecordType.PARAMS, requestId, encodePairs(pairs));
+}
+
+/**
+ * GET_VALUES: asks the application for the values of these names (FCGI_MAX_CONNS, FCGI_MAX_REQS,
+ * FCGI_MPXS_CONNS). One management record, so the names must fit in 65535 bytes.
+ */
+export function encodeGetValues(names: Iterable<Bytesish>): Uint8Array {
+  const pairs: [Bytesish, Bytesish][] = [];
+  for (const name of names) pairs.push([name, ""]);
+  return encodeRecord(RecordType.GET_VALUES, FCGI_NULL_REQUEST_ID, encodePairs(pairs));
+}
+
+/** GET_VALUES_RESULT: the application's answer to GET_VALUES. One management record. */
+export function encodeGetValuesResult(pairs: Iterable<readonly [Bytesish, Bytesish]>): Uint8Array {
+  return encodeRecord(RecordType.GET_VALUES_RESULT, FCGI_NULL_REQUEST_ID, encodePairs(pairs));
+}

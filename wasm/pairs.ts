@@ -1,0 +1,97 @@
+// The name-value pair scanner (PARAMS, GET_VALUES, GET_VALUES_RESULT): reads the length bytes of
+// each pair, checks both lengths against the limits before anything is sliced, and reports where
+// the name and the value lie in the stream. Incremental: a pair may straddle windows anywhere,
+// even inside its length bytes; the scanner's state lives in STATE between calls (JS saves and
+// restores it per decoder, since many decoders share this module).
+
+import { PAIR_WINDOW, STATE, PAIRS, PAIR_SIZE } from "./layout";
+import { lookupName } from "./vocab";
+
+// STATE slots: i32 at 0 phase, 4 length bytes still needed, 8 length accumulated so far,
+// 12 nameLength, 16 pairStart (stream offset of the pair's first length byte); i64 at 24 body bytes
+// left (a name and a value of 2^31 - 1 bytes each sum past 32 bits).
+export const PAIR_NAME_LENGTH: i32 = 0;
+const PAIR_NAME_LENGTH_MORE: i32 = 1;
+const PAIR_VALUE_LENGTH: i32 = 2;
+const PAIR_VALUE_LENGTH_MORE: i32 = 3;
+const PAIR_BODY: i32 = 4;
+
+// Errors, returned as negative counts.
+export const PAIR_NAME_TOO_LONG: i32 = -1;
+export const PAIR_VALUE_TOO_LONG: i32 = -2;
+export const PAIR_PARAMS_TOO_LARGE: i32 = -3;
+
+/** nameId of a name that straddles two windows: JS looks it up from its own copy of the bytes. */
+const NAME_UNRESOLVED: i32 = -2;
+
+/**
+ * Scans `length` bytes in PAIR_WINDOW, which sit at stream offset `base`. Writes one entry per pair
+ * whose two lengths became known (nameOffset, nameLength, valueOffset, valueLength, nameId) to
+ * PAIRS and returns the count, or a negative PAIR_* error. Offsets are stream offsets.
+ * Name and value limits are at most 2^31 - 1 (JS clamps them: a 31-bit length never exceeds that);
+ * the total limit is a double so that any JS number, Infinity included, compares exactly.
+ */
+export function scanPairs(length: i32, base: i32, maxNameLength: i32, maxValueLength: i32, maxTotalBytes: f64): i32 {
+  let phase = load<i32>(STATE, 0);
+  let need = load<i32>(STATE, 4);
+  let acc = load<u32>(STATE, 8);
+  let nameLength = load<i32>(STATE, 12);
+  let pairStart = load<i32>(STATE, 16);
+  let left = load<i64>(STATE, 24);
+  let i = 0;
+  let n = 0;
+  while (true) {
+    let valueLength = -1;
+    if (phase == PAIR_NAME_LENGTH) {
+      if (i == length) break;
+      const b = <u32>load<u8>(PAIR_WINDOW + i++);
+      if (b < 0x80) { nameLength = b; phase = PAIR_VALUE_LENGTH; }
+      else { acc = b & 0x7f; need = 3; phase = PAIR_NAME_LENGTH_MORE; }
+    } else if (phase == PAIR_NAME_LENGTH_MORE) {
+      while (need > 0 && i < length) { acc = (acc << 8) | <u32>load<u8>(PAIR_WINDOW + i++); need--; }
+      if (need > 0) break;
+      nameLength = <i32>acc;
+      phase = PAIR_VALUE_LENGTH;
+    } else if (phase == PAIR_VALUE_LENGTH) {
+      if (i == length) break;
+      const b = <u32>load<u8>(PAIR_WINDOW + i++);
+      if (b < 0x80) valueLength = b;
+      else { acc = b & 0x7f; need = 3; phase = PAIR_VALUE_LENGTH_MORE; }
+    } else if (phase == PAIR_VALUE_LENGTH_MORE) {
+      while (need > 0 && i < length) { acc = (acc << 8) | <u32>load<u8>(PAIR_WINDOW + i++); need--; }
+      if (need > 0) break;
+      valueLength = <i32>acc;
+    } else {
+      // PAIR_BODY: name and value bytes are only skipped; JS keeps its own copy of the stream.
+      const skip = <i32>min(left, <i64>(length - i));
+      i += skip;
+      left -= skip;
+      if (left > 0) break;
+      phase = PAIR_NAME_LENGTH;
+      pairStart = base + i;
+    }
+    if (valueLength >= 0) {
+      // Both lengths known: check before anything is sliced. The sums are done in doubles (exact
+      // below 2^53): two lengths near 2^31 must not wrap around (libfcgi CVE-2025-23016).
+      if (nameLength > maxNameLength) return PAIR_NAME_TOO_LONG;
+      if (valueLength > maxValueLength) return PAIR_VALUE_TOO_LONG;
+      const nameOffset = base + i;
+      if (<f64>nameOffset + <f64>nameLength + <f64>valueLength > maxTotalBytes) return PAIR_PARAMS_TOO_LARGE;
+      const e = PAIRS + <usize>(n++ * PAIR_SIZE);
+      store<i32>(e, nameOffset, 0);
+      store<i32>(e, nameLength, 4);
+      store<i32>(e, nameOffset + nameLength, 8);
+      store<i32>(e, valueLength, 12);
+      store<i32>(e, nameLength <= length - i ? lookupName(PAIR_WINDOW + i, nameLength) : NAME_UNRESOLVED, 16);
+      left = <i64>nameLength + <i64>valueLength;
+      phase = PAIR_BODY;
+    }
+  }
+  store<i32>(STATE, phase, 0);
+  store<i32>(STATE, need, 4);
+  store<u32>(STATE, acc, 8);
+  store<i32>(STATE, nameLength, 12);
+  store<i32>(STATE, pairStart, 16);
+  store<i64>(STATE, left, 24);
+  return n;
+}
