@@ -11,4 +11,28 @@
 export * from "./src/protocol/constants.ts";
 export { FastCGIError } from "./src/errors.ts";
 export type { FastCGIErrorCode, FastCGIErrorDetails } from "./src/errors.ts";
+
+// The codec: record and name-value decoders (WASM), encoders.
 export * from "./src/codec/types.ts";
+export { RecordDecoder } from "./src/codec/decoder.ts";
+export { PairDecoder, Params } from "./src/codec/pairs.ts";
+export {
+  encodeAbortRequest,
+  encodeBeginRequest,
+  encodeEndRequest,
+  encodeGetValues,
+  encodeGetValuesResult,
+  encodePairs,
+  encodeParams,
+  encodeRecord,
+  encodeStream,
+  encodeStreamEnd,
+  encodeUnknownType,
+} from "./src/codec/encode.ts";
+
+// The sans-IO protocol core.
+export { AppConnection, CORE_REJECT_APP_STATUS } from "./src/protocol/app_connection.ts";
+export type { AppConnectionOptions, AppEvent } from "./src/protocol/app_connection.ts";
+
+// Sockets.
+export type { Connection, ConnectionHandlers, Listener, ListenOptions, Runtime, SocketAddress } from "./src/runtime/types.ts";
