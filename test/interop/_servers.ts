@@ -1,0 +1,437 @@
+// Harness for the interop tests: starts real web servers (nginx, Apache httpd, lighttpd) and
+// `fcgi serve` on loopback, from temporary configs built around the README snippets in examples/.
+// Not a test file itself: importing it has no side effects.
+import { spawn, type ChildProcess } from "node:child_process";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { tmpdir } from "node:os";
+import { delimiter, join } from "node:path";
+import { cliCommand, inCI, repoRoot } from "../_support/env.ts";
+
+/** How long a server or app may take to accept connections; generous, the machine is shared. */
+export const START_TIMEOUT_MS = 30_000;
+
+/** A process the harness started; stop() ends it (SIGTERM, then SIGKILL) and waits for its exit. */
+export interface Service {
+  readonly name: string;
+  readonly pid: number;
+  /** stdout + stderr captured so far (and the server's own error log, for web servers). */
+  logs(): string;
+  stop(): Promise<void>;
+}
+
+/** A web server listening on 127.0.0.1. */
+export interface WebServer extends Service {
+  /** `http://127.0.0.1:PORT` for each listening port, in the order asked for. */
+  readonly urls: string[];
+}
+
+/** A fresh temporary directory; remove it with removeDir() at the end. */
+export function makeTempDir(prefix: string = "fcgi-interop-"): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** Removes a directory made by makeTempDir(), ignoring errors (a server may still hold a file). */
+export function removeDir(dir: string): void {
+  try {
+    rmSync(dir, { recursive: true, force: true });
+  } catch {
+    // best effort
+  }
+}
+
+/** A free TCP port on 127.0.0.1, found by binding port 0 and closing again. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      server.close(() => (port ? resolve(port) : reject(new Error("no port"))));
+    });
+  });
+}
+
+/** The path of an executable found on PATH or in the sbin folders, or undefined. */
+export function findBinary(name: string): string | undefined {
+  const dirs = [...(process.env.PATH ?? "").split(delimiter), "/usr/sbin", "/usr/local/sbin", "/sbin"];
+  for (const dir of dirs) {
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
+  }
+  return undefined;
+}
+
+/**
+ * Whether a test file can run its web server: the binary's path, and a `skip` reason for
+ * describe() when it is missing locally. In CI a missing binary is not skipped: `path` stays
+ * undefined and the `before` hook fails through mustHave().
+ */
+export function webServerBinary(name: string, path: string | undefined = findBinary(name)): { path: string | undefined; skip: string | false } {
+  return { path, skip: path || inCI ? false : `${name} is not installed (skipped outside CI)` };
+}
+
+/** The binary's path, or an error saying it is required (used in CI, where nothing may be skipped). */
+export function mustHave(path: string | undefined, name: string): string {
+  if (!path) throw new Error(`${name} is not installed, and CI requires every interop server`);
+  return path;
+}
+
+/** Polls `check` until it resolves true, or throws after `timeoutMs` naming `what`. */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number = START_TIMEOUT_MS): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(50);
+  }
+}
+
+/** `promise`, or a rejection naming `what` if it has not settled within `ms`. */
+export function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** Resolves after `ms` milliseconds. */
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** True if something accepts a connection at `address` ("host:port" or a Unix socket path). */
+export function canConnect(address: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = address.startsWith("/") ? connect(address) : connect(portOf(address), hostOf(address));
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), 2000);
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+function hostOf(address: string): string {
+  return address.slice(0, address.lastIndexOf(":"));
+}
+function portOf(address: string): number {
+  return Number(address.slice(address.lastIndexOf(":") + 1));
+}
+
+/**
+ * Spawns a long-running process and resolves once `ready()` is true. Fails early, with the
+ * captured output, if the process exits first. `extraLog` names files (e.g. error logs) to add
+ * to logs().
+ */
+export async function startProcess(
+  name: string,
+  command: string,
+  args: readonly string[],
+  ready: () => Promise<boolean>,
+  options: { cwd?: string; env?: Record<string, string>; extraLog?: string[]; timeoutMs?: number } = {},
+): Promise<Service> {
+  const child: ChildProcess = spawn(command, args, {
+    cwd: options.cwd ?? repoRoot,
+    env: { ...process.env, ...options.env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let output = "";
+  let exited: string | undefined;
+  child.stdout?.on("data", (d) => (output += d));
+  child.stderr?.on("data", (d) => (output += d));
+  const exit = new Promise<void>((resolve) => {
+    child.once("exit", (code, signal) => {
+      exited = `exited with ${signal ?? code}`;
+      resolve();
+    });
+    child.once("error", (error) => {
+      exited = `failed to start: ${error.message}`;
+      resolve();
+    });
+  });
+  const logs = () => {
+    let text = output;
+    for (const file of options.extraLog ?? []) {
+      try {
+        text += `\n--- ${file}\n${readFileSync(file, "latin1")}`;
+      } catch {
+        // not written yet
+      }
+    }
+    return text;
+  };
+  const service: Service = {
+    name,
+    get pid() {
+      return child.pid ?? -1;
+    },
+    logs,
+    async stop() {
+      if (exited) return;
+      child.kill("SIGTERM");
+      const timer = { id: undefined as ReturnType<typeof setTimeout> | undefined };
+      const killed = new Promise<void>((resolve) => {
+        timer.id = setTimeout(() => {
+          child.kill("SIGKILL");
+          resolve();
+        }, 5000);
+      });
+      await Promise.race([exit, killed]);
+      await Promise.race([exit, sleep(2000)]);
+      clearTimeout(timer.id);
+    },
+  };
+  try {
+    await waitFor(`${name} to accept connections`, async () => {
+      if (exited) throw new Error(`${name} ${exited}:\n${logs()}`);
+      return await ready();
+    }, options.timeoutMs);
+  } catch (error) {
+    await service.stop();
+    if (error instanceof Error && !error.message.includes(name + " exited")) {
+      error.message += `\n${name} output:\n${logs()}`;
+    }
+    throw error;
+  }
+  return service;
+}
+
+/**
+ * Starts `fcgi serve <module> --listen <listen>` under the runtime running the tests.
+ * `listen` is "127.0.0.1:PORT" or an absolute Unix socket path.
+ */
+export function startApp(module: string, listen: string, extraArgs: readonly string[] = []): Promise<Service> {
+  const address = listen.startsWith("/") ? `unix:${listen}` : listen;
+  const [command, args] = cliCommand(["serve", module, "--listen", address, ...extraArgs]);
+  return startProcess(`fcgi serve ${module.split("/").pop()}`, command, args, () => canConnect(listen));
+}
+
+/**
+ * The text of a README snippet from examples/ with each `[from, to]` replaced. A `from` that is
+ * no longer in the snippet throws, so the docs and the tests cannot drift apart silently.
+ */
+export function renderExample(file: string, replacements: ReadonlyArray<readonly [string, string]>): string {
+  let text = readFileSync(join(repoRoot, "examples", file), "utf8");
+  for (const [from, to] of replacements) {
+    if (!text.includes(from)) {
+      throw new Error(`examples/${file} no longer contains ${JSON.stringify(from)}: update test/interop with the snippet`);
+    }
+    text = text.split(from).join(to);
+  }
+  return text;
+}
+
+// ---------------------------------------------------------------------------------------------
+// nginx
+
+/**
+ * Starts nginx in the foreground with `http` as the body of its `http {}` block. Every path
+ * nginx writes (pid, logs, temp files) stays inside `dir`; the stock fastcgi_params is copied
+ * there so snippets can `include fastcgi_params;` as users do.
+ */
+export async function startNginx(binary: string, dir: string, http: string, ports: readonly number[]): Promise<WebServer> {
+  const params = ["/etc/nginx/fastcgi_params", "/usr/local/nginx/conf/fastcgi_params", "/usr/local/etc/nginx/fastcgi_params"]
+    .find((p) => existsSync(p));
+  if (!params) throw new Error("nginx's fastcgi_params file was not found");
+  copyFileSync(params, join(dir, "fastcgi_params"));
+  const conf = join(dir, "nginx.conf");
+  const errorLog = join(dir, "nginx-error.log");
+  writeFileSync(conf, `# generated by test/interop/_servers.ts
+daemon off;
+master_process on;
+user root;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${errorLog} warn;
+events { worker_connections 512; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/client_body;
+  fastcgi_temp_path ${dir}/fastcgi_temp;
+  proxy_temp_path ${dir}/proxy_temp;
+  scgi_temp_path ${dir}/scgi_temp;
+  uwsgi_temp_path ${dir}/uwsgi_temp;
+${http}
+}
+`);
+  const service = await startProcess("nginx", binary, ["-p", dir + "/", "-c", conf, "-e", errorLog], async () => {
+    for (const port of ports) if (!(await canConnect(`127.0.0.1:${port}`))) return false;
+    return true;
+  }, { cwd: dir, extraLog: [errorLog] });
+  return { ...bind(service), urls: ports.map((p) => `http://127.0.0.1:${p}`) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Apache httpd
+
+/** Where Debian keeps Apache's modules; the harness loads them with LoadModule lines. */
+const APACHE_MODULE_DIRS = ["/usr/lib/apache2/modules", "/usr/lib/httpd/modules", "/usr/local/apache2/modules"];
+
+/** Finds the Apache binary (Debian: apache2, elsewhere httpd). */
+export function findApache(): string | undefined {
+  return findBinary("apache2") ?? findBinary("httpd");
+}
+
+/**
+ * Starts Apache httpd in the foreground (mpm_event) with `config` appended to a minimal server
+ * config; `modules` are loaded from the system module folder (e.g. "proxy", "proxy_fcgi").
+ * Workers run as www-data (or nobody): httpd refuses to run them as root.
+ */
+export async function startApache(binary: string, dir: string, config: string, port: number, modules: readonly string[]): Promise<WebServer> {
+  const moduleDir = APACHE_MODULE_DIRS.find((d) => existsSync(join(d, "mod_proxy.so")));
+  if (!moduleDir) throw new Error("Apache's module folder (mod_proxy.so) was not found");
+  const loads = ["mpm_event", "authz_core", ...modules]
+    .map((m) => `LoadModule ${m}_module ${moduleDir}/mod_${m}.so`).join("\n");
+  const user = existsSync("/etc/passwd") && readFileSync("/etc/passwd", "utf8").includes("\nwww-data:") ? "www-data" : "nobody";
+  const group = user === "www-data" ? "www-data" : "nogroup";
+  const conf = join(dir, "httpd.conf");
+  const errorLog = join(dir, "apache-error.log");
+  writeFileSync(conf, `# generated by test/interop/_servers.ts
+ServerRoot "${dir}"
+ServerName 127.0.0.1
+Listen 127.0.0.1:${port}
+PidFile "${dir}/httpd.pid"
+ErrorLog "${errorLog}"
+LogLevel warn
+DefaultRuntimeDir "${dir}"
+Mutex file:${dir} default
+User ${user}
+Group ${group}
+${loads}
+StartServers 1
+ServerLimit 1
+ThreadsPerChild 25
+MaxRequestWorkers 25
+${config}
+`);
+  const service = await startProcess("apache", binary, ["-f", conf, "-DFOREGROUND"], () => canConnect(`127.0.0.1:${port}`), {
+    cwd: dir,
+    extraLog: [errorLog],
+  });
+  return { ...bind(service), urls: [`http://127.0.0.1:${port}`] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// lighttpd
+
+/**
+ * Starts lighttpd in the foreground (-D) with `config` appended to a minimal server config
+ * bound to 127.0.0.1:port. lighttpd runs as root here (no server.username), which it allows.
+ */
+export async function startLighttpd(binary: string, dir: string, config: string, port: number): Promise<WebServer> {
+  const conf = join(dir, "lighttpd.conf");
+  const errorLog = join(dir, "lighttpd-error.log");
+  const docroot = join(dir, "docroot");
+  mkdirSync(docroot, { recursive: true });
+  writeFileSync(conf, `# generated by test/interop/_servers.ts
+server.document-root = "${docroot}"
+server.bind = "127.0.0.1"
+server.port = ${port}
+server.pid-file = "${dir}/lighttpd.pid"
+server.errorlog = "${errorLog}"
+server.upload-dirs = ( "${dir}" )
+${config}
+`);
+  const service = await startProcess("lighttpd", binary, ["-D", "-f", conf], () => canConnect(`127.0.0.1:${port}`), {
+    cwd: dir,
+    extraLog: [errorLog],
+  });
+  return { ...bind(service), urls: [`http://127.0.0.1:${port}`] };
+}
+
+// Spreading a Service would copy the pid getter's value once; keep the methods and the live pid.
+function bind(service: Service): Service {
+  return { name: service.name, pid: service.pid, logs: () => service.logs(), stop: () => service.stop() };
+}
+
+// ---------------------------------------------------------------------------------------------
+// A counting TCP relay, to see how many FastCGI connections a web server opens.
+
+/** A TCP relay on 127.0.0.1 in front of `target`. */
+export interface CountingRelay {
+  readonly port: number;
+  /** Connections accepted from the web server. */
+  readonly connections: number;
+  /** Connections the app (target) ended before the web server did. */
+  readonly closedByTarget: number;
+  close(): Promise<void>;
+}
+
+/** Starts a relay that forwards every connection to `target` ("host:port" or a socket path). */
+export function startCountingRelay(target: string): Promise<CountingRelay> {
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  let closedByTarget = 0;
+  const server: Server = createServer((front) => {
+    connections++;
+    const back = target.startsWith("/") ? connect(target) : connect(portOf(target), hostOf(target));
+    sockets.add(front);
+    sockets.add(back);
+    let frontEnded = false;
+    front.once("end", () => (frontEnded = true));
+    back.once("end", () => {
+      if (!frontEnded) closedByTarget++;
+    });
+    front.pipe(back);
+    back.pipe(front);
+    const end = () => {
+      front.destroy();
+      back.destroy();
+      sockets.delete(front);
+      sockets.delete(back);
+    };
+    front.on("error", end).on("close", end);
+    back.on("error", end).on("close", end);
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address();
+      const port = typeof address === "object" && address ? address.port : 0;
+      resolve({
+        port,
+        get connections() {
+          return connections;
+        },
+        get closedByTarget() {
+          return closedByTarget;
+        },
+        close: () =>
+          new Promise<void>((done) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => done());
+          }),
+      });
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP helpers
+
+/** An HTTP answer read to its end. */
+export interface HttpResult {
+  status: number;
+  headers: Headers;
+  body: Uint8Array;
+  /** The body decoded as UTF-8. */
+  text: string;
+}
+
+/** fetch() with a deadline covering the body too, so a hung server fails the test instead of hanging it. */
+export async function fetchWithin(url: string, init: RequestInit = {}, timeoutMs = 30_000): Promise<HttpResult> {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(new Error(`no answer from ${url} within ${timeoutMs} ms`)), timeoutMs);
+  try {
+    const response = await fetch(url, { redirect: "manual", ...init, signal: controller.signal });
+    const body = new Uint8Array(await response.arrayBuffer());
+    return { status: response.status, headers: response.headers, body, text: new TextDecoder().decode(body) };
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,0 +1,100 @@
+// fcgi serve behind a real Apache httpd (mod_proxy_fcgi), configured with the README snippet
+// (examples/apache.conf): the responder role with GET, POST and bodies both ways.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { sourcePath } from "../_support/env.ts";
+import { patternBytes, sha256 } from "./app.ts";
+import {
+  type Service,
+  type WebServer,
+  fetchWithin,
+  findApache,
+  freePort,
+  makeTempDir,
+  mustHave,
+  removeDir,
+  renderExample,
+  startApache,
+  startApp,
+  webServerBinary,
+} from "./_servers.ts";
+
+const apacheBinary = webServerBinary("apache2 (httpd)", findApache());
+const MiB = 1024 * 1024;
+
+describe("fcgi serve behind Apache httpd (mod_proxy_fcgi)", { skip: apacheBinary.skip, timeout: 120_000 }, () => {
+  let dir = "";
+  const services: Service[] = [];
+  let base = "";
+
+  before(async () => {
+    const binary = mustHave(apacheBinary.path, "apache2 (httpd)");
+    dir = makeTempDir();
+    const appAddress = `127.0.0.1:${await freePort()}`;
+    services.push(await startApp(sourcePath("test/interop/app.ts"), appAddress));
+    const config = renderExample("apache.conf", [["fcgi://127.0.0.1:9000/", `fcgi://${appAddress}/`]]);
+    const apache: WebServer = await startApache(binary, dir, config, await freePort(), ["proxy", "proxy_fcgi"]);
+    services.push(apache);
+    base = apache.urls[0];
+  });
+
+  after(async () => {
+    for (const service of services.reverse()) await service.stop();
+    if (dir) removeDir(dir);
+  });
+
+  function why(): string {
+    return services.map((s) => `--- ${s.name}\n${s.logs()}`).join("\n");
+  }
+
+  it("answers a GET with a query string and request headers", async () => {
+    const r = await fetchWithin(`${base}/echo?name=Ada%20Lovelace&x=1&x=2`, { headers: { "x-test": "apache" } });
+    assert.equal(r.status, 200, why());
+    const echo = JSON.parse(r.text);
+    assert.equal(echo.method, "GET");
+    assert.equal(echo.path, "/echo");
+    assert.deepEqual(echo.query, { name: "Ada Lovelace", x: "2" });
+    assert.equal(echo.test, "apache");
+  });
+
+  it("decodes a urlencoded form POST", async () => {
+    const r = await fetchWithin(`${base}/form`, { method: "POST", body: new URLSearchParams({ name: "Ada", note: "a & b = c ✓" }) });
+    assert.equal(r.status, 200, why());
+    assert.deepEqual(JSON.parse(r.text), { name: "Ada", note: "a & b = c ✓" });
+  });
+
+  it("passes a JSON POST and the handler's status back", async () => {
+    const r = await fetchWithin(`${base}/json`, { method: "POST", body: JSON.stringify({ a: [1, 2] }), headers: { "content-type": "application/json" } });
+    assert.equal(r.status, 201, why());
+    assert.deepEqual(JSON.parse(r.text), { got: { a: [1, 2] } });
+  });
+
+  it("streams a 4 MiB upload and a 4 MiB download intact", async () => {
+    const body = patternBytes(4 * MiB + 1);
+    body[0] = 255;
+    const up = await fetchWithin(`${base}/upload`, { method: "POST", body }, 60_000);
+    assert.equal(up.status, 200, why());
+    assert.deepEqual(JSON.parse(up.text), { bytes: body.length, sha256: sha256(body) });
+    const down = await fetchWithin(`${base}/download?bytes=${4 * MiB + 1}`, {}, 60_000);
+    assert.equal(down.status, 200, why());
+    assert.equal(sha256(down.body), sha256(patternBytes(4 * MiB + 1)));
+  });
+
+  it("sends status codes, redirects and several cookies", async () => {
+    const missing = await fetchWithin(`${base}/status?code=404`);
+    assert.equal(missing.status, 404, why());
+    assert.equal(missing.text, "status 404\n");
+    const moved = await fetchWithin(`${base}/redirect?code=301`);
+    assert.equal(moved.status, 301);
+    assert.match(moved.headers.get("location") ?? "", /\/echo\?from=redirect$/);
+    const cookies = await fetchWithin(`${base}/cookies`);
+    assert.deepEqual(cookies.headers.getSetCookie(), ["a=1; Path=/", "b=2; HttpOnly", "c=3, with comma; Max-Age=60"]);
+  });
+
+  it("answers many requests in a row over reused connections (enablereuse=on)", async () => {
+    for (let i = 0; i < 10; i++) {
+      const r = await fetchWithin(`${base}/echo?i=${i}`);
+      assert.equal(JSON.parse(r.text).query.i, String(i), why());
+    }
+  });
+});

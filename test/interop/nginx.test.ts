@@ -1,0 +1,229 @@
+// fcgi serve behind a real nginx, configured with the README snippet (examples/nginx.conf):
+// requests, bodies both ways, status codes, redirects, cookies, FCGI_KEEP_CONN on and off,
+// over TCP and over a Unix socket.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Role } from "../../src/protocol/constants.ts";
+import { sourcePath } from "../_support/env.ts";
+import { patternBytes, sha256 } from "./app.ts";
+import {
+  type CountingRelay,
+  type Service,
+  type WebServer,
+  fetchWithin,
+  freePort,
+  makeTempDir,
+  mustHave,
+  removeDir,
+  renderExample,
+  startApp,
+  startCountingRelay,
+  startNginx,
+  webServerBinary,
+  withTimeout,
+} from "./_servers.ts";
+
+const nginxBinary = webServerBinary("nginx");
+const MiB = 1024 * 1024;
+
+/** The README snippet with its upstream, listen port and (optionally) keep_conn rewritten. */
+function site(name: string, upstream: string, port: number, keepConn = true): string {
+  const replacements: Array<[string, string]> = [
+    ["fcgi_app", name],
+    ["server 127.0.0.1:9000;", `server ${upstream};`],
+    ["listen 8080;", `listen 127.0.0.1:${port};`],
+  ];
+  if (!keepConn) replacements.push(["fastcgi_keep_conn on;", "fastcgi_keep_conn off;"]);
+  return renderExample("nginx.conf", replacements);
+}
+
+describe("fcgi serve behind nginx", { skip: nginxBinary.skip, timeout: 180_000 }, () => {
+  let dir = "";
+  const services: Service[] = [];
+  const relays: CountingRelay[] = [];
+  let nginx: WebServer;
+  let tcp = "", unix = "", keepOn = "", keepOff = "";
+  let keepOnRelay: CountingRelay, keepOffRelay: CountingRelay;
+
+  before(async () => {
+    const binary = mustHave(nginxBinary.path, "nginx");
+    dir = makeTempDir();
+    const module = sourcePath("test/interop/app.ts");
+    const appAddress = `127.0.0.1:${await freePort()}`;
+    const socket = join(dir, "app.sock");
+    // Started together (startup dominates), but each one that did start is stopped in after().
+    const started = await Promise.allSettled([startApp(module, appAddress), startApp(module, socket)]);
+    for (const s of started) if (s.status === "fulfilled") services.push(s.value);
+    for (const s of started) if (s.status === "rejected") throw s.reason;
+    keepOnRelay = await startCountingRelay(appAddress);
+    keepOffRelay = await startCountingRelay(appAddress);
+    relays.push(keepOnRelay, keepOffRelay);
+    const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
+    nginx = await startNginx(binary, dir, [
+      site("app_tcp", appAddress, ports[0]),
+      site("app_unix", `unix:${socket}`, ports[1]),
+      site("app_keep_on", `127.0.0.1:${keepOnRelay.port}`, ports[2]),
+      site("app_keep_off", `127.0.0.1:${keepOffRelay.port}`, ports[3], false),
+    ].join("\n"), ports);
+    services.push(nginx);
+    [tcp, unix, keepOn, keepOff] = nginx.urls;
+  });
+
+  after(async () => {
+    for (const relay of relays) await relay.close();
+    for (const service of services.reverse()) await service.stop();
+    if (dir) removeDir(dir);
+  });
+
+  // If a test fails, the logs say why (nginx's error log names the upstream problem).
+  function why(): string {
+    return services.map((s) => `--- ${s.name}\n${s.logs()}`).join("\n");
+  }
+
+  for (const [transport, base] of [["TCP", () => tcp], ["a Unix socket", () => unix]] as const) {
+    it(`answers a GET with a query string over ${transport}`, async () => {
+      const r = await fetchWithin(`${base()}/echo?name=Ada%20Lovelace&lang=en&empty=`, { headers: { "x-test": "yes" } });
+      assert.equal(r.status, 200, why());
+      assert.match(r.headers.get("content-type") ?? "", /^application\/json/);
+      assert.deepEqual(JSON.parse(r.text), {
+        method: "GET",
+        path: "/echo",
+        query: { name: "Ada Lovelace", lang: "en", empty: "" },
+        test: "yes",
+        contentType: null,
+        body: "",
+        keepConn: true,
+        role: Role.RESPONDER,
+      });
+    });
+
+    it(`streams a 10 MiB upload to the handler intact over ${transport}`, async () => {
+      const body = patternBytes(10 * MiB);
+      body[12345] = 7; // not just the pattern the app would produce itself
+      const r = await fetchWithin(`${base()}/upload`, { method: "POST", body, headers: { "content-type": "application/octet-stream" } }, 60_000);
+      assert.equal(r.status, 200, why());
+      assert.deepEqual(JSON.parse(r.text), { bytes: body.length, sha256: sha256(body) });
+    });
+
+    it(`streams a 10 MiB download to the client intact over ${transport}`, async () => {
+      const size = 10 * MiB + 3; // not a multiple of anything the layers below use
+      const r = await fetchWithin(`${base()}/download?bytes=${size}`, {}, 60_000);
+      assert.equal(r.status, 200, why());
+      assert.equal(r.body.length, size);
+      assert.equal(sha256(r.body), sha256(patternBytes(size)));
+    });
+  }
+
+  it("decodes a urlencoded form POST", async () => {
+    const form = new URLSearchParams({ name: "Ada Lovelace", note: "a & b = c", check: "✓ café" });
+    const r = await fetchWithin(`${tcp}/form`, { method: "POST", body: form });
+    assert.equal(r.status, 200, why());
+    assert.deepEqual(JSON.parse(r.text), { name: "Ada Lovelace", note: "a & b = c", check: "✓ café" });
+  });
+
+  it("decodes a multipart form POST with a file", async () => {
+    const form = new FormData();
+    form.append("title", "report");
+    form.append("file", new Blob([patternBytes(70_000)]), "data.bin");
+    const r = await fetchWithin(`${tcp}/form`, { method: "POST", body: form });
+    assert.equal(r.status, 200, why());
+    assert.deepEqual(JSON.parse(r.text), { title: "report", file: "file:data.bin:70000" });
+  });
+
+  it("passes the request body and its content type to the handler", async () => {
+    const r = await fetchWithin(`${tcp}/echo`, { method: "PUT", body: "plain words", headers: { "content-type": "text/plain" } });
+    assert.equal(r.status, 200, why());
+    const echo = JSON.parse(r.text);
+    assert.equal(echo.method, "PUT");
+    assert.equal(echo.body, "plain words");
+    assert.equal(echo.contentType, "text/plain");
+  });
+
+  it("answers HEAD with the headers and no body", async () => {
+    const r = await fetchWithin(`${tcp}/echo`, { method: "HEAD" });
+    assert.equal(r.status, 200, why());
+    assert.equal(r.body.length, 0);
+  });
+
+  it("sends the handler's status codes to the client", async () => {
+    for (const code of [200, 201, 204, 400, 404, 418, 500, 503]) {
+      const r = await fetchWithin(`${tcp}/status?code=${code}`);
+      assert.equal(r.status, code, `status ${code}\n${why()}`);
+      assert.equal(r.text, code === 204 ? "" : `status ${code}\n`);
+    }
+  });
+
+  it("answers an unknown route with the handler's 404, not nginx's", async () => {
+    const r = await fetchWithin(`${tcp}/nowhere`);
+    assert.equal(r.status, 404);
+    assert.equal(r.text, "no such route\n");
+  });
+
+  it("passes redirects with their Location on", async () => {
+    for (const code of [301, 302, 303, 307, 308]) {
+      const r = await fetchWithin(`${tcp}/redirect?code=${code}`);
+      assert.equal(r.status, code, why());
+      assert.equal(new URL(r.headers.get("location") ?? "", tcp).pathname + new URL(r.headers.get("location") ?? "", tcp).search, "/echo?from=redirect");
+    }
+  });
+
+  it("passes several Set-Cookie headers on as separate headers", async () => {
+    const r = await fetchWithin(`${tcp}/cookies`);
+    assert.equal(r.status, 200, why());
+    assert.deepEqual(r.headers.getSetCookie(), ["a=1; Path=/", "b=2; HttpOnly", "c=3, with comma; Max-Age=60"]);
+  });
+
+  it("keeps the FastCGI connection open for further requests with fastcgi_keep_conn on", async () => {
+    const before = { connections: keepOnRelay.connections, closedByApp: keepOnRelay.closedByTarget };
+    const upload = patternBytes(MiB);
+    for (let i = 0; i < 4; i++) {
+      const hello = await fetchWithin(`${keepOn}/echo?i=${i}`);
+      assert.equal(JSON.parse(hello.text).query.i, String(i), why());
+      assert.equal(JSON.parse(hello.text).keepConn, true, "the app sees FCGI_KEEP_CONN");
+      const up = await fetchWithin(`${keepOn}/upload`, { method: "POST", body: upload });
+      assert.equal(JSON.parse(up.text).sha256, sha256(upload));
+      const down = await fetchWithin(`${keepOn}/download?bytes=${MiB}`);
+      assert.equal(sha256(down.body), sha256(upload));
+    }
+    assert.equal(keepOnRelay.closedByTarget - before.closedByApp, 0, `the app closed a kept connection\n${why()}`);
+    // 12 requests, one at a time. Usually one connection; a second one is legitimate: a response
+    // with Content-Length may reach the client before nginx has read END_REQUEST, and the next
+    // request can then find the first connection not yet back in nginx's keepalive cache.
+    const opened = keepOnRelay.connections - before.connections;
+    assert.ok(opened >= 1 && opened <= 2, `nginx opened ${opened} connections for 12 sequential requests\n${why()}`);
+  });
+
+  it("answers every request on its own connection with fastcgi_keep_conn off", async () => {
+    const before = keepOffRelay.connections;
+    for (let i = 0; i < 5; i++) {
+      const r = await fetchWithin(`${keepOff}/echo?i=${i}`);
+      assert.equal(r.status, 200, why());
+      assert.equal(JSON.parse(r.text).query.i, String(i));
+      assert.equal(JSON.parse(r.text).keepConn, false, "the app sees no FCGI_KEEP_CONN");
+    }
+    const up = await fetchWithin(`${keepOff}/upload`, { method: "POST", body: patternBytes(MiB) });
+    assert.equal(JSON.parse(up.text).bytes, MiB);
+    assert.equal(keepOffRelay.connections - before, 6);
+  });
+
+  it("keeps serving after a client goes away in the middle of a download", async () => {
+    for (const base of [keepOn, tcp]) {
+      const controller = new AbortController();
+      const response = await withTimeout(fetch(`${base}/download?bytes=${64 * MiB}`, { signal: controller.signal }), 30_000, "download headers");
+      const reader = response.body!.getReader();
+      const first = await withTimeout(reader.read(), 30_000, "first download chunk");
+      assert.ok(first.value && first.value.length > 0);
+      controller.abort();
+      await reader.cancel().catch(() => {});
+      const r = await fetchWithin(`${base}/echo?after=abort`);
+      assert.equal(r.status, 200, why());
+      assert.equal(JSON.parse(r.text).query.after, "abort");
+    }
+  });
+
+  it("answers concurrent requests", async () => {
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => fetchWithin(`${keepOn}/echo?n=${i}`)));
+    results.forEach((r, i) => assert.equal(JSON.parse(r.text).query.n, String(i), why()));
+  });
+});
