@@ -69,6 +69,8 @@ export async function respond(request: Request, context: RequestContext): Promis
         body: await request.text(),
         keepConn: context.keepConn,
         role: context.role,
+        // httpoxy: a `Proxy:` request header must never become the process's HTTP_PROXY.
+        envProxy: process.env.HTTP_PROXY ?? null,
       });
     case "/form": {
       const form = await request.formData();
@@ -95,6 +97,11 @@ export async function respond(request: Request, context: RequestContext): Promis
       headers.append("set-cookie", "c=3, with comma; Max-Age=60");
       return new Response("three cookies\n", { headers });
     }
+    case "/throw":
+      throw new Error("the handler failed on purpose");
+    case "/crlf":
+      // A header value smuggling a second header; it must not reach the client as one.
+      return new Response("crlf\n", { headers: { "x-bad": "a\r\nx-injected: yes" } });
     case "/hits":
       return Response.json({ hits: ++hits });
     case "/params":

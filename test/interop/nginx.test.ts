@@ -95,6 +95,7 @@ describe("fcgi serve behind nginx", { skip: nginxBinary.skip, timeout: 180_000 }
         body: "",
         keepConn: true,
         role: Role.RESPONDER,
+        envProxy: process.env.HTTP_PROXY ?? null,
       });
     });
 
@@ -172,6 +173,35 @@ describe("fcgi serve behind nginx", { skip: nginxBinary.skip, timeout: 180_000 }
     const r = await fetchWithin(`${tcp}/cookies`);
     assert.equal(r.status, 200, why());
     assert.deepEqual(r.headers.getSetCookie(), ["a=1; Path=/", "b=2; HttpOnly", "c=3, with comma; Max-Age=60"]);
+  });
+
+  it("passes a long query string (params longer than 127 bytes, and than 4 KiB) intact", async () => {
+    const long = "é".repeat(300) + "x".repeat(5000);
+    const r = await fetchWithin(`${tcp}/echo?long=${encodeURIComponent(long)}&short=1`);
+    assert.equal(r.status, 200, why());
+    assert.deepEqual(JSON.parse(r.text).query, { long, short: "1" });
+  });
+
+  it("answers 500 when the handler throws, and keeps serving", async () => {
+    const r = await fetchWithin(`${tcp}/throw`);
+    assert.equal(r.status, 500, why());
+    assert.doesNotMatch(r.text, /on purpose/, "the error text stays in the log, not in the answer");
+    const next = await fetchWithin(`${tcp}/echo?after=throw`);
+    assert.equal(JSON.parse(next.text).query.after, "throw");
+  });
+
+  it("never lets a CR/LF in a header value become a header", async () => {
+    const r = await fetchWithin(`${tcp}/crlf`);
+    assert.equal(r.headers.get("x-injected"), null, why());
+    assert.ok(r.status === 500 || r.status === 200, `status ${r.status}`);
+    const next = await fetchWithin(`${tcp}/echo?after=crlf`);
+    assert.equal(JSON.parse(next.text).query.after, "crlf");
+  });
+
+  it("does not put a Proxy request header into the app's environment (httpoxy)", async () => {
+    const r = await fetchWithin(`${tcp}/echo`, { headers: { proxy: "http://httpoxy.invalid:1" } });
+    assert.equal(r.status, 200, why());
+    assert.notEqual(JSON.parse(r.text).envProxy, "http://httpoxy.invalid:1");
   });
 
   it("keeps the FastCGI connection open for further requests with fastcgi_keep_conn on", async () => {
