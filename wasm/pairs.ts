@@ -9,7 +9,9 @@ import { lookupName } from "./vocab";
 
 // STATE slots: i32 at 0 phase, 4 length bytes still needed, 8 length accumulated so far,
 // 12 nameLength, 16 pairStart (stream offset of the pair's first length byte); i64 at 24 body bytes
-// left (a name and a value of 2^31 - 1 bytes each sum past 32 bits).
+// left (a name and a value of 2^31 - 1 bytes each sum past 32 bits); i32 at 32, written by the
+// scan: 1 if every byte of the window is ASCII (JS then decodes the whole stream with one
+// TextDecoder call instead of building strings byte by byte).
 export const PAIR_NAME_LENGTH: i32 = 0;
 const PAIR_NAME_LENGTH_MORE: i32 = 1;
 const PAIR_VALUE_LENGTH: i32 = 2;
@@ -26,8 +28,8 @@ const NAME_UNRESOLVED: i32 = -2;
 
 /**
  * Scans `length` bytes in PAIR_WINDOW, which sit at stream offset `base`. Writes one entry per pair
- * whose two lengths became known (nameOffset, nameLength, valueOffset, valueLength, nameId) to
- * PAIRS and returns the count, or a negative PAIR_* error. Offsets are stream offsets.
+ * whose two lengths became known (nameOffset, nameLength, valueLength, nameId; the value follows
+ * the name) to PAIRS and returns the count, or a negative PAIR_* error. Offsets are stream offsets.
  * Name and value limits are at most 2^31 - 1 (JS clamps them: a 31-bit length never exceeds that);
  * the total limit is a double so that any JS number, Infinity included, compares exactly.
  */
@@ -43,10 +45,22 @@ export function scanPairs(length: i32, base: i32, maxNameLength: i32, maxValueLe
   while (true) {
     let valueLength = -1;
     if (phase == PAIR_NAME_LENGTH) {
-      if (i == length) break;
-      const b = <u32>load<u8>(PAIR_WINDOW + i++);
-      if (b < 0x80) { nameLength = b; phase = PAIR_VALUE_LENGTH; }
-      else { acc = b & 0x7f; need = 3; phase = PAIR_NAME_LENGTH_MORE; }
+      if (length - i >= 8) {
+        // The usual case: both lengths (at most 4 + 4 bytes) lie in the window; no state machine.
+        const p = PAIR_WINDOW + <usize>i;
+        const b = <u32>load<u8>(p);
+        if (b < 0x80) { nameLength = b; i += 1; }
+        else { nameLength = <i32>(bswap<u32>(load<u32>(p)) & 0x7fffffff); i += 4; }
+        const q = PAIR_WINDOW + <usize>i;
+        const c = <u32>load<u8>(q);
+        if (c < 0x80) { valueLength = c; i += 1; }
+        else { valueLength = <i32>(bswap<u32>(load<u32>(q)) & 0x7fffffff); i += 4; }
+      } else {
+        if (i == length) break;
+        const b = <u32>load<u8>(PAIR_WINDOW + i++);
+        if (b < 0x80) { nameLength = b; phase = PAIR_VALUE_LENGTH; }
+        else { acc = b & 0x7f; need = 3; phase = PAIR_NAME_LENGTH_MORE; }
+      }
     } else if (phase == PAIR_NAME_LENGTH_MORE) {
       while (need > 0 && i < length) { acc = (acc << 8) | <u32>load<u8>(PAIR_WINDOW + i++); need--; }
       if (need > 0) break;
@@ -62,7 +76,7 @@ export function scanPairs(length: i32, base: i32, maxNameLength: i32, maxValueLe
       if (need > 0) break;
       valueLength = <i32>acc;
     } else {
-      // PAIR_BODY: name and value bytes are only skipped; JS keeps its own copy of the stream.
+      // PAIR_BODY, continued from an earlier window: the bytes are only skipped (JS keeps a copy).
       const skip = <i32>min(left, <i64>(length - i));
       i += skip;
       left -= skip;
@@ -78,13 +92,22 @@ export function scanPairs(length: i32, base: i32, maxNameLength: i32, maxValueLe
       const nameOffset = base + i;
       if (<f64>nameOffset + <f64>nameLength + <f64>valueLength > maxTotalBytes) return PAIR_PARAMS_TOO_LARGE;
       const e = PAIRS + <usize>(n++ * PAIR_SIZE);
+      const rest = length - i;
       store<i32>(e, nameOffset, 0);
       store<i32>(e, nameLength, 4);
-      store<i32>(e, nameOffset + nameLength, 8);
-      store<i32>(e, valueLength, 12);
-      store<i32>(e, nameLength <= length - i ? lookupName(PAIR_WINDOW + i, nameLength) : NAME_UNRESOLVED, 16);
-      left = <i64>nameLength + <i64>valueLength;
-      phase = PAIR_BODY;
+      store<i32>(e, valueLength, 8);
+      store<i32>(e, nameLength <= rest ? lookupName(PAIR_WINDOW + i, nameLength) : NAME_UNRESOLVED, 12);
+      const body = <i64>nameLength + <i64>valueLength;
+      if (body <= <i64>rest) {
+        i += <i32>body;
+        phase = PAIR_NAME_LENGTH;
+        pairStart = base + i;
+      } else {
+        left = body - <i64>rest;
+        i = length;
+        phase = PAIR_BODY;
+        break;
+      }
     }
   }
   store<i32>(STATE, phase, 0);
@@ -93,5 +116,20 @@ export function scanPairs(length: i32, base: i32, maxNameLength: i32, maxValueLe
   store<i32>(STATE, nameLength, 12);
   store<i32>(STATE, pairStart, 16);
   store<i64>(STATE, left, 24);
+  store<i32>(STATE, ascii(PAIR_WINDOW, length), 32);
   return n;
+}
+
+// 1 if no byte of the n bytes at p has its top bit set. Eight bytes at a time; the window has
+// spare bytes past its end, and the last word is masked so they never count.
+function ascii(p: usize, n: i32): i32 {
+  let any: u64 = 0;
+  let i = 0;
+  for (; i + 32 <= n; i += 32) {
+    any |= load<u64>(p + i) | load<u64>(p + i, 8) | load<u64>(p + i, 16) | load<u64>(p + i, 24);
+  }
+  for (; i + 8 <= n; i += 8) any |= load<u64>(p + i);
+  const rest = n - i;
+  if (rest > 0) any |= load<u64>(p + i) & ((<u64>1 << (<u64>rest << 3)) - 1);
+  return (any & 0x8080808080808080) == 0 ? 1 : 0;
 }

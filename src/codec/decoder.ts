@@ -24,6 +24,9 @@ const EVENT_WORDS = 3;
  */
 let depth = 0;
 
+/** The content of every empty record: nothing to view, so no view is made (two per request). */
+const EMPTY = new Uint8Array(0);
+
 /**
  * Decodes a FastCGI record stream incrementally. Keep one per connection: the state of a record
  * that straddles chunks lives here, while the WebAssembly module is shared by all decoders.
@@ -78,6 +81,7 @@ export class RecordDecoder {
 
   #decode(chunk: Uint8Array, onRecord: RecordHandler): void {
     const length = chunk.length;
+    if (length === 0) return;
     let pos = 0;
     // The record in progress continues: hand out its content straight from JS.
     if (this.#contentLeft > 0) {
@@ -86,7 +90,7 @@ export class RecordDecoder {
       const flags = (this.#started ? 0 : PIECE_START) | (this.#contentLeft === 0 ? PIECE_END : 0);
       this.#started = true;
       pos = n;
-      onRecord(this.#type, this.#requestId, n === length ? chunk : chunk.subarray(0, n), flags);
+      onRecord(this.#type, this.#requestId, n === length ? chunk : new Uint8Array(chunk.buffer, chunk.byteOffset, n), flags);
       if (pos === length) return;
     }
     if (this.#paddingLeft > 0) {
@@ -148,10 +152,14 @@ export class RecordDecoder {
         events = i32.slice(k, k + count * EVENT_WORDS);
         k = 0;
       }
+      // new Uint8Array(buffer, offset, length) is a view like subarray(), at half the cost on V8.
+      const buffer = chunk.buffer;
+      const byteOffset = chunk.byteOffset;
       for (let e = 0; e < count; e++, k += EVENT_WORDS) {
         const word = events[k];
-        const offset = events[k + 1];
-        onRecord(word & 0xff, word >>> 16, chunk.subarray(offset, offset + events[k + 2]), (word >>> 8) & 0xff);
+        const contentLength = events[k + 2];
+        const content = contentLength === 0 ? EMPTY : new Uint8Array(buffer, byteOffset + events[k + 1], contentLength);
+        onRecord(word & 0xff, word >>> 16, content, (word >>> 8) & 0xff);
       }
       if (status === SCAN_FULL) {
         pos = at;
