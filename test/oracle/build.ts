@@ -90,7 +90,7 @@ export function stream(type: number, requestId: number, data: string | Uint8Arra
 }
 
 /** A name-value length: one byte below 128 unless `wide`, else four bytes big-endian with the top bit set. */
-export function pairLength(n: number, wide = n > 127): Uint8Array {
+export function pairLength(n: number, wide: boolean = n > 127): Uint8Array {
   if (!wide) {
     if (n > 127) throw new RangeError("one-byte length over 127");
     return Uint8Array.of(n);

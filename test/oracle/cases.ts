@@ -206,7 +206,9 @@ export function chunking(r: Prng, profile: Profile, length: number, edges: reado
   if (roll === 0 || length === 0) sizes.push(length);
   else if (roll === 1 && (length <= 96 || profile === "fuzz") && length <= 4096) for (let i = 0; i < length; i++) sizes.push(1);
   else if (roll <= 3) {
-    const size = r.pick([2, 3, 7, 8, 9, 15, 16, 17, 64, 1000, r.range(1, 300)]);
+    let size = r.pick([2, 3, 7, 8, 9, 15, 16, 17, 64, 1000, r.range(1, 300)]);
+    // Keep the number of decode calls sane on big streams.
+    if (length / size > 2000) size = Math.ceil(length / r.range(100, 2000));
     for (let at = 0; at < length; at += size) sizes.push(Math.min(size, length - at));
   } else {
     const cuts = new Set<number>();

@@ -150,7 +150,7 @@ export class OraclePairDecoder {
         this.checked = false;
       }
     } finally {
-      this.pending = this.pending.slice(at);
+      if (at > 0) this.pending = this.pending.slice(at);
       this.offset += at;
     }
   }
