@@ -3,7 +3,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { InputBody } from "../src/app/body.ts";
 import { cgiOutput } from "../src/app/cgi.ts";
-import { FastCGIGlobalRequest, headersFromParams, kAbort, LightRequest } from "../src/app/request.ts";
+import { FastCGIGlobalRequest, headersFromParams, LightRequest } from "../src/app/request.ts";
 import { LightResponse } from "../src/app/response.ts";
 import { requestURL } from "../src/app/url.ts";
 
@@ -94,10 +94,10 @@ test("the signal fires on abort, whether it was taken before or after", () => {
   const early = light({});
   const signal = early.signal;
   assert.equal(signal.aborted, false);
-  (early as unknown as LightRequest)[kAbort](new Error("gone"));
+  LightRequest.abort(early as unknown as LightRequest, new Error("gone"));
   assert.equal(signal.aborted, true);
   const late = light({});
-  (late as unknown as LightRequest)[kAbort](new Error("gone"));
+  LightRequest.abort(late as unknown as LightRequest, new Error("gone"));
   assert.equal(late.signal.aborted, true);
   assert.equal((late.signal.reason as Error).message, "gone");
 });

@@ -20,11 +20,6 @@ const NativeResponse: typeof Response = globalThis.Response;
 
 const textDecoder = new TextDecoder();
 
-/** Marks a lightweight request aborted (internal to the app layer). */
-export const kAbort: unique symbol = Symbol("fcgi.abort");
-/** Builds a real Request for a lightweight one, moving the body to it (internal). */
-export const kToNative: unique symbol = Symbol("fcgi.toNative");
-const kShadow: unique symbol = Symbol("fcgi.shadow");
 
 /**
  * The global Request replacement installed by `overrideGlobalObjects`: a real Request subclass
@@ -32,7 +27,7 @@ const kShadow: unique symbol = Symbol("fcgi.shadow");
  */
 export class FastCGIGlobalRequest extends NativeRequest {
   constructor(input: RequestInfo | URL, init?: RequestInit) {
-    if (input instanceof LightRequest) input = input[kToNative]();
+    if (input instanceof LightRequest) input = LightRequest.toNative(input);
     if (init?.body != null && typeof (init.body as ReadableStream).getReader === "function") {
       // A stream body needs duplex "half"; Request objects passed as init carry none.
       init = { ...init, duplex: "half" } as RequestInit;
@@ -162,25 +157,27 @@ export class LightRequest {
     return nativeRequest(this.#method, this.#url, new Headers(this.headers), copyBody, this.signal);
   }
 
-  /** A real Request for this one; the body moves to it, as when `new Request(request)` is given this one. */
-  [kToNative](): Request {
-    if (this.bodyUsed || this.body?.locked) throw new TypeError("Request: body is unusable");
-    const body = this.body;
-    this.#transferred = body !== null;
-    return nativeRequest(this.#method, this.#url, this.headers, body, this.signal);
+  // Static, so that handlers do not see these as members of their Request.
+
+  /** A real Request for a lightweight one; the body moves to it, as `new Request(request)` does. */
+  static toNative(request: LightRequest): Request {
+    if (request.bodyUsed || request.body?.locked) throw new TypeError("Request: body is unusable");
+    const body = request.body;
+    request.#transferred = body !== null;
+    return nativeRequest(request.#method, request.#url, request.headers, body, request.signal);
   }
 
   /** Marks the request aborted; the signal fires now if it was handed out, else when it is. */
-  [kAbort](reason: unknown): void {
-    if (this.#aborted) return;
-    this.#aborted = true;
-    this.#reason = reason;
-    this.#controller?.abort(reason);
+  static abort(request: LightRequest, reason: unknown): void {
+    if (request.#aborted) return;
+    request.#aborted = true;
+    request.#reason = reason;
+    request.#controller?.abort(reason);
   }
 
   /** A real Request without the body, for the members only a real one knows (cache, mode, ...). */
-  [kShadow](): Request {
-    return (this.#shadow ??= new NativeRequest(this.#url, { headers: this.headers }));
+  static shadow(request: LightRequest): Request {
+    return (request.#shadow ??= new NativeRequest(request.#url, { headers: request.headers }));
   }
 
   #readAll(): Promise<Uint8Array> {
@@ -223,7 +220,7 @@ for (const name of Object.getOwnPropertyNames(NativeRequest.prototype)) {
       configurable: true,
       enumerable: descriptor.enumerable,
       get(this: LightRequest) {
-        return (this[kShadow]() as unknown as Record<string, unknown>)[name];
+        return (LightRequest.shadow(this) as unknown as Record<string, unknown>)[name];
       },
     });
   } else if (typeof descriptor.value === "function") {
@@ -231,7 +228,7 @@ for (const name of Object.getOwnPropertyNames(NativeRequest.prototype)) {
       configurable: true,
       writable: true,
       value(this: LightRequest, ...args: unknown[]) {
-        return (this[kShadow]() as unknown as Record<string, (...a: unknown[]) => unknown>)[name](...args);
+        return (LightRequest.shadow(this) as unknown as Record<string, (...a: unknown[]) => unknown>)[name](...args);
       },
     });
   }

@@ -1,0 +1,301 @@
+/**
+ * One accepted socket: feeds its bytes to the sans-IO AppConnection, turns the events into
+ * request tasks, writes their output, and decides when to stop reading (backpressure), when
+ * to time out, and when to close.
+ *
+ * Flow control: the socket is paused only when some request holds too much unread input AND
+ * no other request on the connection still needs input to arrive. Otherwise it keeps being
+ * read, so one request that does not read its body never stalls the others; such a request
+ * is ended once its unread input passes maxBufferedBytes (see RequestTask).
+ * @module
+ */
+import { FastCGIError } from "../errors.ts";
+import { AppConnection, type AppEvent } from "../protocol/app_connection.ts";
+import type { Connection, ConnectionHandlers } from "../runtime/types.ts";
+import type { ResolvedOptions, ServerLog } from "./options.ts";
+import { RequestTask, type TaskHost } from "./task.ts";
+import type { SocketInfo } from "./types.ts";
+
+/** What a connection needs from its server. */
+export interface ConnectionServer {
+  readonly options: ResolvedOptions;
+  readonly log: ServerLog;
+  /** No new requests: connections close once idle. */
+  readonly closing: boolean;
+  /** Counts a request in; false when FCGI_MAX_REQS are running (or the server is closing). */
+  admit(): boolean;
+  /** Counts a request out. */
+  release(): void;
+  /** The connection closed. */
+  closed(connection: AppSocket): void;
+}
+
+/** Why a connection has a deadline, if it has one. */
+type Deadline = "params" | "idle" | "closing" | null;
+
+/** How long a closing connection may wait for the peer to close its side before it is cut. */
+const CLOSING_GRACE = 5000;
+
+/** The application side of one socket. */
+export class AppSocket implements TaskHost {
+  readonly options: ResolvedOptions;
+  readonly log: ServerLog;
+  readonly socket: SocketInfo;
+  readonly peer: string;
+  /** When the current deadline expires (Date.now() ms), 0 for none. */
+  deadline = 0;
+  deadlineKind: Deadline = null;
+
+  readonly #server: ConnectionServer;
+  readonly #core: AppConnection;
+  readonly #tasks = new Map<number, RequestTask>();
+  #connection: Connection | undefined;
+  #closed = false;
+  #ending = false;
+  #paused = false;
+  #writable = true;
+  #drainWaiters: (() => void)[] = [];
+  #processing = false;
+  #flushQueued = false;
+
+  constructor(server: ConnectionServer, connection: Connection) {
+    this.#server = server;
+    this.options = server.options;
+    this.log = server.log;
+    this.#connection = connection;
+    this.socket = {
+      remoteAddress: connection.remoteAddress,
+      remotePort: connection.remotePort,
+      localAddress: connection.localAddress,
+      localPort: connection.localPort,
+    };
+    this.peer = connection.remoteAddress ? `${connection.remoteAddress}:${connection.remotePort}` : "unix socket peer";
+    const options = server.options;
+    this.#core = new AppConnection({
+      multiplex: options.multiplex,
+      roles: {
+        responder: options.handlers[1] !== undefined,
+        authorizer: options.handlers[2] !== undefined,
+        filter: options.handlers[3] !== undefined,
+      },
+      admit: () => server.admit(),
+      release: () => server.release(),
+      values: { FCGI_MAX_CONNS: options.maxConnections, FCGI_MAX_REQS: options.maxRequests, FCGI_MPXS_CONNS: options.multiplex },
+      pairLimits: { maxTotalBytes: options.maxParamsBytes, maxValueLength: options.maxParamsBytes },
+    });
+    this.#setDeadline("params");
+  }
+
+  /** The handlers to give the runtime adapter. */
+  handlers(): ConnectionHandlers {
+    return {
+      onData: (chunk) => this.#onData(chunk),
+      onDrain: () => this.#onDrain(),
+      onClose: (error) => this.#onClose(error),
+    };
+  }
+
+  /** Requests running on this connection. */
+  get activeRequests(): number {
+    return this.#tasks.size;
+  }
+
+  /** Closes once idle (graceful server close): at once if no request runs. */
+  closeWhenIdle(): void {
+    if (this.#tasks.size === 0) this.#end();
+  }
+
+  /** Closes now: running requests are aborted. */
+  destroy(reason: string): void {
+    if (this.#closed) return;
+    this.#connection?.destroy(new FastCGIError("CONNECTION_CLOSED", reason));
+    // Adapters report onClose; this makes sure the tasks are let go even if one does not.
+    this.#onClose();
+  }
+
+  /** Called by the server's sweeper when the deadline has passed. */
+  expire(): void {
+    if (this.#closed || this.deadline === 0) return;
+    if (this.deadlineKind === "params") {
+      this.log.warn("paramsTimeout", `${this.peer}: no complete PARAMS within paramsTimeout (${this.options.paramsTimeout} ms): closing`);
+      this.destroy("paramsTimeout");
+    } else if (this.deadlineKind === "closing") {
+      this.destroy("the peer did not close its side");
+    } else {
+      this.log.warn("idleTimeout", `${this.peer}: idle for idleTimeout (${this.options.idleTimeout} ms): closing`);
+      this.#end();
+    }
+  }
+
+  // ---- TaskHost ------------------------------------------------------------------------------
+
+  stdout(requestId: number, data: Uint8Array): void {
+    if (this.#closed) return;
+    this.#core.stdout(requestId, data);
+    this.#flushSoon();
+  }
+
+  stderr(requestId: number, data: Uint8Array): void {
+    if (this.#closed) return;
+    this.#core.stderr(requestId, data);
+    this.#flushSoon();
+  }
+
+  endRequest(task: RequestTask, appStatus: number): void {
+    if (task.ended) return;
+    task.ended = true;
+    this.#tasks.delete(task.requestId);
+    if (this.#closed) return;
+    this.#core.endRequest(task.requestId, appStatus);
+    this.#flushSoon();
+    if (this.#tasks.size === 0 && !this.#ending) this.#setDeadline("idle");
+    this.updateFlow();
+  }
+
+  writable(): Promise<void> | undefined {
+    if (this.#writable || this.#closed) return undefined;
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  updateFlow(): void {
+    if (this.#closed || !this.#connection) return;
+    let blocked = false;
+    let flowing = false;
+    for (const task of this.#tasks.values()) {
+      if (task.blocked) blocked = true;
+      else if (task.needsInput) flowing = true;
+    }
+    const pause = blocked && !flowing;
+    if (pause !== this.#paused) {
+      this.#paused = pause;
+      if (pause) this.#connection.pause();
+      else this.#connection.resume();
+    }
+  }
+
+  othersNeedInput(task: RequestTask): boolean {
+    for (const other of this.#tasks.values()) {
+      if (other !== task && other.needsInput && !other.blocked) return true;
+    }
+    return false;
+  }
+
+  // ---- socket events -------------------------------------------------------------------------
+
+  #onData(chunk: Uint8Array): void {
+    if (this.#closed || this.#ending) return;
+    // The first bytes after an idle spell start a request: its PARAMS now have a deadline.
+    if (this.deadlineKind === "idle") this.#setDeadline("params");
+    this.#processing = true;
+    try {
+      this.#core.receive(chunk);
+      this.#drainEvents();
+    } finally {
+      this.#processing = false;
+    }
+    this.#flush();
+    this.updateFlow();
+  }
+
+  #onDrain(): void {
+    this.#writable = true;
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  #onClose(error?: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.deadline = 0;
+    this.deadlineKind = null;
+    this.#connection = undefined;
+    const reason = new FastCGIError("CONNECTION_CLOSED", error ? `the connection closed: ${error.message}` : "the connection closed", { cause: error });
+    for (const task of [...this.#tasks.values()]) task.abort(reason);
+    this.#tasks.clear();
+    // Every request the core still holds (running, or still in PARAMS) is counted out.
+    this.#core.dispose();
+    this.#onDrain();
+    this.#server.closed(this);
+  }
+
+  #drainEvents(): void {
+    for (let event = this.#core.nextEvent(); event !== null; event = this.#core.nextEvent()) {
+      this.#event(event);
+    }
+  }
+
+  #event(event: AppEvent): void {
+    switch (event.type) {
+      case "request": {
+        const task = new RequestTask(this, event.requestId, event.role, event.keepConn, event.params);
+        this.#tasks.set(event.requestId, task);
+        this.deadline = 0;
+        this.deadlineKind = null;
+        task.start();
+        return;
+      }
+      case "stdin":
+        return this.#tasks.get(event.requestId)?.onStdin(event.data);
+      case "stdinEnd":
+        return this.#tasks.get(event.requestId)?.onStdinEnd();
+      case "data":
+        return this.#tasks.get(event.requestId)?.onData(event.data);
+      case "dataEnd":
+        return this.#tasks.get(event.requestId)?.onDataEnd();
+      case "abort": {
+        const task = this.#tasks.get(event.requestId);
+        if (task) task.abort(new FastCGIError("ABORTED", "the web server aborted the request (ABORT_REQUEST)", { requestId: event.requestId }));
+        else this.#core.endRequest(event.requestId, 0);
+        return;
+      }
+      case "rejected":
+        this.log.warn(`rejected:${event.protocolStatus}`, `${this.peer} request ${event.requestId} refused: ${event.reason}`);
+        return;
+      case "error":
+        this.log.warn("protocol", `${this.peer}: ${event.error.message}: closing`);
+        return;
+    }
+  }
+
+  #flushSoon(): void {
+    if (this.#processing || this.#flushQueued) return;
+    this.#flushQueued = true;
+    queueMicrotask(() => {
+      this.#flushQueued = false;
+      this.#flush();
+    });
+  }
+
+  /** Writes what the core queued; closes when the core wants it closed. */
+  #flush(): void {
+    const connection = this.#connection;
+    if (this.#closed || !connection) return;
+    const output = this.#core.takeOutput();
+    if (output.length > 0 && !connection.write(output)) this.#writable = false;
+    if (this.#core.closeWanted) this.#end();
+    else if (this.#server.closing && this.#tasks.size === 0) this.#end();
+  }
+
+  #end(): void {
+    if (this.#closed || this.#ending) return;
+    this.#ending = true;
+    // A peer that never closes its side must not hold the connection (and its count) forever.
+    this.deadlineKind = "closing";
+    this.deadline = Date.now() + CLOSING_GRACE;
+    // Anything still queued goes out first; end() flushes before closing.
+    const output = this.#core.takeOutput();
+    if (output.length > 0) this.#connection?.write(output);
+    for (const task of [...this.#tasks.values()]) {
+      task.abort(new FastCGIError("CONNECTION_CLOSED", "the connection is closing", { requestId: task.requestId }));
+    }
+    const rest = this.#core.takeOutput();
+    if (rest.length > 0) this.#connection?.write(rest);
+    this.#connection?.end();
+  }
+
+  #setDeadline(kind: "params" | "idle"): void {
+    this.deadlineKind = kind;
+    this.deadline = Date.now() + (kind === "params" ? this.options.paramsTimeout : this.options.idleTimeout);
+  }
+}

@@ -1,0 +1,19 @@
+/**
+ * The application side of fcgi: serve() and accept(), and the types handlers see.
+ * @module
+ */
+export { serve } from "./serve.ts";
+export { accept } from "./accept.ts";
+export type { Exchange, Exchanges, AcceptOptions } from "./accept.ts";
+export { DEFAULT_LIMITS } from "./options.ts";
+export type {
+  Handler,
+  Limits,
+  ListenAddress,
+  Logger,
+  RequestContext,
+  ServeOptions,
+  Server,
+  SocketInfo,
+  StderrWriter,
+} from "./types.ts";

@@ -1,0 +1,116 @@
+/**
+ * serve() options with every default filled in, and the log wrapper that keeps a limit hit
+ * under attack from flooding the log.
+ * @module
+ */
+import { Role } from "../protocol/constants.ts";
+import type { Handler, Limits, Logger, ServeOptions } from "./types.ts";
+
+/** Default limits: safe for a server behind nginx, Apache or lighttpd. */
+export const DEFAULT_LIMITS: Readonly<Required<Limits>> = {
+  maxParamsBytes: 1024 * 1024,
+  maxConnections: 1024,
+  maxRequests: 1024,
+  paramsTimeout: 10_000,
+  idleTimeout: 60_000,
+  maxBodyBytes: Infinity,
+  maxBufferedBytes: 1024 * 1024,
+  closeTimeout: 10_000,
+};
+
+/** serve() options after defaults. */
+export interface ResolvedOptions {
+  /** Handlers indexed by role number. */
+  readonly handlers: readonly (Handler | undefined)[];
+  readonly maxParamsBytes: number;
+  readonly maxConnections: number;
+  readonly maxRequests: number;
+  readonly paramsTimeout: number;
+  readonly idleTimeout: number;
+  readonly maxBodyBytes: number;
+  readonly maxBufferedBytes: number;
+  readonly closeTimeout: number;
+  readonly multiplex: boolean;
+  readonly light: boolean;
+}
+
+function limit(options: ServeOptions, name: keyof typeof DEFAULT_LIMITS, min: number): number {
+  const value = options[name];
+  if (value === undefined) return DEFAULT_LIMITS[name];
+  if (typeof value !== "number" || Number.isNaN(value) || value < min) {
+    throw new RangeError(`serve: ${name} must be a number >= ${min}, not ${String(value)}`);
+  }
+  return value;
+}
+
+/** Fills in defaults and checks the values. */
+export function resolveOptions(options: ServeOptions): ResolvedOptions {
+  const handlers: (Handler | undefined)[] = [];
+  for (const [role, handler] of [[Role.RESPONDER, options.fetch], [Role.AUTHORIZER, options.authorize], [Role.FILTER, options.filter]] as const) {
+    if (handler !== undefined && typeof handler !== "function") throw new TypeError(`serve: the handler for role ${role} is not a function`);
+    handlers[role] = handler;
+  }
+  if (!handlers.some((h) => h !== undefined)) throw new TypeError("serve: give at least one of fetch, authorize, filter");
+  return {
+    handlers,
+    maxParamsBytes: limit(options, "maxParamsBytes", 64),
+    maxConnections: Math.floor(limit(options, "maxConnections", 1)),
+    maxRequests: Math.floor(limit(options, "maxRequests", 1)),
+    paramsTimeout: limit(options, "paramsTimeout", 1),
+    idleTimeout: limit(options, "idleTimeout", 1),
+    maxBodyBytes: limit(options, "maxBodyBytes", 0),
+    maxBufferedBytes: limit(options, "maxBufferedBytes", 1024),
+    closeTimeout: limit(options, "closeTimeout", 0),
+    multiplex: options.multiplex ?? true,
+    light: options.overrideGlobalObjects ?? true,
+  };
+}
+
+/** The default logger: warnings and errors to stderr, prefixed "fcgi: ". */
+export const consoleLogger: Logger = {
+  info: (message) => console.error(`fcgi: ${message}`),
+  warn: (message) => console.error(`fcgi: ${message}`),
+  error: (message) => console.error(`fcgi: ${message}`),
+};
+
+const silent: Logger = { info() {}, warn() {}, error() {} };
+
+/**
+ * A logger that lets through the first line of each kind per second and then one summary
+ * line, so hundreds of refused connections cost a couple of lines, not hundreds.
+ */
+export class ServerLog {
+  readonly #logger: Logger;
+  readonly #windows = new Map<string, { until: number; suppressed: number }>();
+
+  constructor(logger: Logger | null | undefined) {
+    this.#logger = logger === null ? silent : logger ?? consoleLogger;
+  }
+
+  /** A line that always goes out. */
+  info(message: string): void {
+    this.#logger.info(message);
+  }
+
+  /** An error line that always goes out. */
+  error(message: string): void {
+    this.#logger.error(message);
+  }
+
+  /** A warning, rate-limited per `kind`. */
+  warn(kind: string, message: string): void {
+    const now = Date.now();
+    const window = this.#windows.get(kind);
+    if (window && now < window.until) {
+      window.suppressed++;
+      return;
+    }
+    if (window && window.suppressed > 0) {
+      this.#logger.warn(`${message} (and ${window.suppressed} more like it in the last second)`);
+    } else {
+      this.#logger.warn(message);
+    }
+    this.#windows.set(kind, { until: now + 1000, suppressed: 0 });
+    if (this.#windows.size > 64) this.#windows.clear();
+  }
+}

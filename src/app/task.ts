@@ -1,0 +1,331 @@
+/**
+ * One request on its way through the application: its input streams, its Request and context,
+ * the handler call, and the CGI output of the Response, pumped with backpressure.
+ * @module
+ */
+import type { Params } from "../codec/pairs.ts";
+import { FastCGIError } from "../errors.ts";
+import { Role } from "../protocol/constants.ts";
+import { InputBody } from "./body.ts";
+import { cgiOutput, concat, errorOutput, type CgiOutput } from "./cgi.ts";
+import { Context } from "./context.ts";
+import type { ResolvedOptions, ServerLog } from "./options.ts";
+import { headersFromParams, LightRequest, nativeRequest, normalizeMethod } from "./request.ts";
+import type { SocketInfo } from "./types.ts";
+import { LightResponse } from "./response.ts";
+import { requestURL } from "./url.ts";
+
+/** What a request needs from its connection. */
+export interface TaskHost {
+  readonly socket: SocketInfo;
+  readonly options: ResolvedOptions;
+  readonly log: ServerLog;
+  /** Queues STDOUT bytes (not copied: they must stay unchanged). */
+  stdout(requestId: number, data: Uint8Array): void;
+  /** Queues STDERR bytes. */
+  stderr(requestId: number, data: Uint8Array): void;
+  /** Sends END_REQUEST and forgets the request. */
+  endRequest(task: RequestTask, appStatus: number): void;
+  /** Undefined when the socket takes more output now, else a promise for when it does. */
+  writable(): Promise<void> | undefined;
+  /** Re-decides whether the socket should be read (called when input is consumed). */
+  updateFlow(): void;
+  /** True when another request on the connection still waits for input the socket must bring. */
+  othersNeedInput(task: RequestTask): boolean;
+  /** A short name of the connection for log lines. */
+  readonly peer: string;
+}
+
+/** Bodies up to this size go out in the same STDOUT record as the header block. */
+const INLINE_BODY = 16 * 1024;
+
+const textEncoder = new TextEncoder();
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.stack ?? `${error.name}: ${error.message}`;
+  return String(error);
+}
+
+/** The life of one request, from its `request` event to its END_REQUEST. */
+export class RequestTask {
+  readonly requestId: number;
+  readonly role: number;
+  readonly keepConn: boolean;
+  readonly params: Params;
+  readonly stdin: InputBody = new InputBody();
+  readonly data: InputBody | null;
+  /** END_REQUEST was sent (or the connection is gone): nothing more is written. */
+  ended = false;
+
+  readonly #host: TaskHost;
+  readonly #method: string;
+  #light: LightRequest | undefined;
+  #controller: AbortController | undefined;
+  #awaitingBody = false;
+  /** Response bytes went out: a failure can no longer become a 500. */
+  #started = false;
+  #reader: ReadableStreamDefaultReader<unknown> | undefined;
+
+  constructor(host: TaskHost, requestId: number, role: number, keepConn: boolean, params: Params) {
+    this.#host = host;
+    this.requestId = requestId;
+    this.role = role;
+    this.keepConn = keepConn;
+    this.params = params;
+    this.data = role === Role.FILTER ? new InputBody() : null;
+    this.#method = normalizeMethod(params.get("REQUEST_METHOD"));
+    const onConsume = () => host.updateFlow();
+    this.stdin.onConsume = onConsume;
+    if (this.data) this.data.onConsume = onConsume;
+  }
+
+  get socket(): SocketInfo {
+    return this.#host.socket;
+  }
+
+  /** True while the socket must keep bringing input for this request. */
+  get needsInput(): boolean {
+    if (this.ended) return false;
+    return (!this.stdin.ended && !this.stdin.discarding) || (this.data !== null && !this.data.ended && !this.data.discarding);
+  }
+
+  /** True when this request holds more unread input than it should, and no reader waits. */
+  get blocked(): boolean {
+    if (this.ended || this.stdin.waiting || this.data?.waiting) return false;
+    const highWater = Math.min(64 * 1024, this.#host.options.maxBufferedBytes / 4);
+    return this.stdin.buffered > highWater || (this.data !== null && this.data.buffered > highWater);
+  }
+
+  /** Decides about the body and calls the handler (now, or once STDIN shows whether there is one). */
+  start(): void {
+    const { maxBodyBytes } = this.#host.options;
+    const length = this.params.get("CONTENT_LENGTH");
+    const declared = length !== undefined && /^[0-9]+$/.test(length) ? Number(length) : undefined;
+    if (declared !== undefined && declared > maxBodyBytes) {
+      this.#host.log.warn("maxBodyBytes", `${this.#host.peer} request ${this.requestId}: CONTENT_LENGTH ${declared} is over maxBodyBytes (${maxBodyBytes}): 413`);
+      this.#endWith(413, new FastCGIError("LIMIT_EXCEEDED", "request body too large", { requestId: this.requestId, limit: "maxBodyBytes" }));
+      return;
+    }
+    // Request forbids a body on GET and HEAD; an Authorizer gets none (the core ends its STDIN).
+    if (this.role === Role.AUTHORIZER || this.#method === "GET" || this.#method === "HEAD" || declared === 0) {
+      this.stdin.discard();
+      this.#dispatch(null);
+    } else if (declared !== undefined) {
+      this.#dispatch(this.stdin);
+    } else {
+      // No CONTENT_LENGTH: whether there is a body shows with the first STDIN record.
+      this.#awaitingBody = true;
+    }
+  }
+
+  /** A STDIN piece arrived. */
+  onStdin(data: Uint8Array): void {
+    if (this.ended) return;
+    this.stdin.push(data);
+    if (this.stdin.received > this.#host.options.maxBodyBytes) {
+      const limit = this.#host.options.maxBodyBytes;
+      this.#host.log.warn("maxBodyBytes", `${this.#host.peer} request ${this.requestId}: body over maxBodyBytes (${limit})`);
+      this.#endWith(413, new FastCGIError("LIMIT_EXCEEDED", "request body too large", { requestId: this.requestId, limit: "maxBodyBytes" }));
+      return;
+    }
+    this.#checkBuffered(this.stdin);
+    if (this.#awaitingBody && !this.ended) {
+      this.#awaitingBody = false;
+      this.#dispatch(this.stdin);
+    }
+  }
+
+  /** The empty STDIN record arrived. */
+  onStdinEnd(): void {
+    if (this.ended) return;
+    this.stdin.end();
+    if (this.#awaitingBody) {
+      this.#awaitingBody = false;
+      this.#dispatch(null);
+    }
+  }
+
+  /** A DATA piece arrived (Filter). */
+  onData(data: Uint8Array): void {
+    if (this.ended || !this.data) return;
+    this.data.push(data);
+    this.#checkBuffered(this.data);
+  }
+
+  /** The empty DATA record arrived (Filter). */
+  onDataEnd(): void {
+    this.data?.end();
+  }
+
+  /** ABORT_REQUEST, or the connection is gone: the signal fires and everything is let go. */
+  abort(reason: unknown): void {
+    if (this.ended) return;
+    this.#release(reason);
+    this.#host.endRequest(this, 0);
+  }
+
+  /** The request's signal. */
+  signal(): AbortSignal {
+    if (this.#light) return this.#light.signal;
+    return (this.#controller ??= new AbortController()).signal;
+  }
+
+  /** Queues STDERR bytes while the request lives. */
+  writeStderr(bytes: Uint8Array): void {
+    if (!this.ended) this.#host.stderr(this.requestId, bytes);
+  }
+
+  #dispatch(body: InputBody | null): void {
+    const host = this.#host;
+    const handler = host.options.handlers[this.role];
+    let request: Request;
+    let result: Response | Promise<Response>;
+    try {
+      const url = requestURL(this.params);
+      if (host.options.light) {
+        this.#light = new LightRequest({ method: this.#method, url, params: this.params, body });
+        request = this.#light as unknown as Request;
+      } else {
+        request = nativeRequest(this.#method, url, headersFromParams(this.params), body?.stream() ?? null, this.signal());
+      }
+      // The core only starts requests for roles that have a handler.
+      result = handler!(request, new Context(this));
+    } catch (error) {
+      this.#fail(error);
+      return;
+    }
+    if (result !== null && typeof result === "object" && typeof (result as Promise<Response>).then === "function") {
+      (result as Promise<Response>).then((response) => this.#respond(response), (error) => this.#fail(error));
+    } else {
+      this.#respond(result as Response);
+    }
+  }
+
+  #respond(response: Response): void {
+    if (this.ended) {
+      cancel(response);
+      return;
+    }
+    let output: CgiOutput;
+    try {
+      output = cgiOutput(response, this.#method === "HEAD");
+    } catch (error) {
+      cancel(response);
+      this.#fail(error);
+      return;
+    }
+    this.#started = true;
+    const { head, body } = output;
+    if (body === null) {
+      this.#host.stdout(this.requestId, head);
+      this.#finish(0);
+    } else if (body instanceof Uint8Array) {
+      if (body.byteLength <= INLINE_BODY) {
+        this.#host.stdout(this.requestId, concat(head, body));
+      } else {
+        this.#host.stdout(this.requestId, head);
+        this.#host.stdout(this.requestId, body);
+      }
+      this.#finish(0);
+    } else {
+      this.#host.stdout(this.requestId, head);
+      this.#pump(body).catch(() => {});
+    }
+  }
+
+  /** Streams the body as STDOUT, reading only as fast as the socket drains. */
+  async #pump(body: ReadableStream<unknown>): Promise<void> {
+    const reader = body.getReader();
+    this.#reader = reader;
+    try {
+      for (;;) {
+        const wait = this.#host.writable();
+        if (wait) await wait;
+        if (this.ended) return;
+        const { done, value } = await reader.read();
+        if (this.ended) return;
+        if (done) break;
+        let chunk: Uint8Array;
+        if (value instanceof Uint8Array) chunk = value;
+        else if (typeof value === "string") chunk = textEncoder.encode(value);
+        else throw new TypeError("a response body chunk is not a Uint8Array");
+        this.#host.stdout(this.requestId, chunk);
+      }
+    } catch (error) {
+      if (this.ended) return;
+      this.#host.log.error(`${this.#host.peer} request ${this.requestId}: the response body failed: ${describe(error)}`);
+      this.writeStderr(textEncoder.encode(`response body failed: ${describe(error)}\n`));
+      reader.cancel(error).catch(() => {});
+      this.#finish(1);
+      return;
+    }
+    this.#finish(0);
+  }
+
+  /** The handler threw, rejected, or returned what cannot be sent: 500 if nothing went out yet. */
+  #fail(error: unknown): void {
+    if (this.ended) return;
+    const text = describe(error);
+    this.#host.log.error(`${this.#host.peer} request ${this.requestId} (${this.#method} ${this.params.get("REQUEST_URI") ?? ""}): ${text}`);
+    this.writeStderr(textEncoder.encode(`${text}\n`));
+    if (!this.#started) {
+      this.#started = true;
+      this.#host.stdout(this.requestId, errorOutput(500));
+    }
+    this.#finish(1);
+  }
+
+  /** A limit ended the request: its signal fires, input is dropped, the status goes out if it still can. */
+  #endWith(status: number, reason: FastCGIError): void {
+    if (this.ended) return;
+    this.#release(reason);
+    if (!this.#started) {
+      this.#started = true;
+      this.#host.stdout(this.requestId, errorOutput(status));
+    }
+    this.#host.endRequest(this, 1);
+  }
+
+  /** Over maxBufferedBytes while other requests keep the socket flowing: this one is ended. */
+  #checkBuffered(input: InputBody): void {
+    const cap = this.#host.options.maxBufferedBytes;
+    if (input.buffered <= cap) return;
+    // Over the cap is fine while the socket can pause for this request; it cannot when another
+    // request, or this request's other stream (a Filter reading DATA first), needs input.
+    const other = input === this.stdin ? this.data : this.stdin;
+    if (!this.#host.othersNeedInput(this) && !(other !== null && other.waiting)) return;
+    this.#host.log.warn("maxBufferedBytes", `${this.#host.peer} request ${this.requestId}: over ${cap} unread input bytes while other requests share the connection: ended`);
+    this.#endWith(503, new FastCGIError("LIMIT_EXCEEDED", "the request's unread input exceeded maxBufferedBytes", { requestId: this.requestId, limit: "maxBufferedBytes" }));
+  }
+
+  #finish(appStatus: number): void {
+    if (this.ended) return;
+    const done = new FastCGIError("ABORTED", "the request has ended", { requestId: this.requestId });
+    // A handler that answered without reading its whole body: drop the rest.
+    if (!this.stdin.ended) this.stdin.fail(done);
+    if (this.data && !this.data.ended) this.data.fail(done);
+    this.#host.endRequest(this, appStatus);
+  }
+
+  #release(reason: unknown): void {
+    if (this.#light) LightRequest.abort(this.#light, reason);
+    else if (this.#controller) this.#controller.abort(reason);
+    else (this.#controller = new AbortController()).abort(reason);
+    this.stdin.fail(reason);
+    this.data?.fail(reason);
+    this.#reader?.cancel(reason).catch(() => {});
+    this.#reader = undefined;
+  }
+}
+
+function cancel(response: unknown): void {
+  try {
+    // A lightweight response's body getter would build a real Response just to cancel it.
+    const parts = LightResponse.is(response) ? LightResponse.parts(response) : undefined;
+    const body = parts ? parts.body : (response as Response | null)?.body;
+    if (body instanceof ReadableStream && !body.locked) body.cancel().catch(() => {});
+    return;
+  } catch {
+    // Not a Response, or its body getter threw: nothing to release.
+  }
+}
