@@ -1,12 +1,226 @@
-// Placeholder until the 'serve' command lands; replaced by its owner.
+/**
+ * `fcgi serve <module>`: runs a module's fetch handler (the `deno serve` / Bun default-export
+ * convention) as a FastCGI application. Argument parsing and wiring only.
+ * @module
+ */
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { formatAddress } from "../address.ts";
+import { DEFAULT_LIMITS } from "../app/options.ts";
+import { serve } from "../app/serve.ts";
+import type { Handler, Limits, ServeOptions, Server } from "../app/types.ts";
 import type { Command } from "../cli.ts";
+
+const help = `Usage: fcgi serve <module> [options]
+
+Runs a module as a FastCGI application behind nginx, Apache, lighttpd or spawn-fcgi.
+The module's default export is an object { fetch, authorize?, filter? } (as for
+'deno serve' and Bun) or a function (the fetch handler). Handlers take a Request and
+a context and return a Response. The module path is resolved against the current
+directory.
+
+Options:
+  --listen ADDR              where to listen; repeat for several: HOST:PORT, [IPv6]:PORT,
+                             :PORT (all interfaces) or unix:/PATH. Without --listen the
+                             application uses the listening socket inherited on file
+                             descriptor 0 (FCGI_LISTENSOCK_FILENO), as started by a web
+                             server or spawn-fcgi.
+  --allow LIST               web servers allowed to connect over TCP: IPv4, IPv6 or CIDR,
+                             comma-separated; repeatable. Default: $FCGI_WEB_SERVER_ADDRS,
+                             and when that is unset, any.
+  --socket-mode MODE         octal file mode of Unix sockets created by --listen (e.g. 660).
+  --no-multiplex             one request per connection; a second one on the same
+                             connection gets CANT_MPX_CONN (FCGI_MPXS_CONNS=0).
+  --runtime NAME             socket adapter: node, deno or bun (default: the running one).
+  --no-override-globals      keep the runtime's own Request and Response globals (handlers
+                             then get real Request objects; slower on Node).
+
+Limits (each hit is logged):
+  --max-connections N        simultaneous connections, FCGI_MAX_CONNS (default ${DEFAULT_LIMITS.maxConnections}).
+  --max-requests N           simultaneous requests, FCGI_MAX_REQS; more get OVERLOADED
+                             (default ${DEFAULT_LIMITS.maxRequests}).
+  --max-params-bytes SIZE    PARAMS of one request (default 1M).
+  --max-body-bytes SIZE      request body; over it the answer is 413 (default: no limit).
+  --max-buffered-bytes SIZE  unread input one request may buffer while others share its
+                             connection; over it the request is ended (default 1M).
+  --params-timeout TIME      PARAMS must be complete this soon after a connection opens
+                             or a kept connection wakes up (default 10s).
+  --idle-timeout TIME        a kept-open connection without requests is closed (default 60s).
+  --close-timeout TIME       on SIGINT/SIGTERM, in-flight requests get this long (default 10s).
+
+SIZE is a number of bytes, optionally with k, M or G (powers of 1024). TIME is a number of
+milliseconds, or with ms, s or m.
+
+Output: "fcgi: listening on ADDR" lines and every log line go to stderr; stdout is not used.
+SIGINT or SIGTERM closes gracefully (no new connections, in-flight requests finish) and
+exits with status 0; a second signal exits at once with status 1.
+
+Examples:
+  fcgi serve app.ts --listen 127.0.0.1:9000
+  spawn-fcgi -s /run/app.sock -- /usr/bin/env node dist/src/cli.js serve app.js`;
+
+class UsageError extends Error {}
+
+const SIZE = /^([0-9]+(?:\.[0-9]+)?)([kKmMgG]?)[bB]?$/;
+const TIME = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m)?$/;
+
+function size(flag: string, text: string): number {
+  const m = SIZE.exec(text);
+  if (!m) throw new UsageError(`${flag}: '${text}' is not a size (bytes, or with k, M, G)`);
+  const unit = { "": 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as "" | "k" | "m" | "g"];
+  return Math.floor(Number(m[1]) * unit);
+}
+
+function time(flag: string, text: string): number {
+  const m = TIME.exec(text);
+  if (!m) throw new UsageError(`${flag}: '${text}' is not a duration (ms, or with ms, s, m)`);
+  const unit = m[2] === "s" ? 1000 : m[2] === "m" ? 60_000 : 1;
+  return Number(m[1]) * unit;
+}
+
+function count(flag: string, text: string): number {
+  if (!/^[0-9]+$/.test(text) || Number(text) < 1) throw new UsageError(`${flag}: '${text}' is not a positive whole number`);
+  return Number(text);
+}
+
+/** Parsed `fcgi serve` arguments. */
+interface ServeArgs {
+  module: string;
+  options: Omit<ServeOptions, "fetch" | "authorize" | "filter">;
+}
+
+const LIMIT_FLAGS: Record<string, [keyof Limits, (flag: string, text: string) => number]> = {
+  "--max-connections": ["maxConnections", count],
+  "--max-requests": ["maxRequests", count],
+  "--max-params-bytes": ["maxParamsBytes", size],
+  "--max-body-bytes": ["maxBodyBytes", size],
+  "--max-buffered-bytes": ["maxBufferedBytes", size],
+  "--params-timeout": ["paramsTimeout", time],
+  "--idle-timeout": ["idleTimeout", time],
+  "--close-timeout": ["closeTimeout", time],
+};
+
+function parse(args: string[]): ServeArgs {
+  let module: string | undefined;
+  const listen: string[] = [];
+  const allow: string[] = [];
+  const options: ServeArgs["options"] = {};
+  for (let i = 0; i < args.length; i++) {
+    let arg = args[i]!;
+    let value: string | undefined;
+    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
+    if (eq > 0) {
+      value = arg.slice(eq + 1);
+      arg = arg.slice(0, eq);
+    }
+    const take = (): string => {
+      if (value !== undefined) return value;
+      const next = args[++i];
+      if (next === undefined) throw new UsageError(`${arg} needs a value`);
+      return next;
+    };
+    if (arg === "--listen") listen.push(take());
+    else if (arg === "--allow") allow.push(take());
+    else if (arg === "--socket-mode") {
+      const text = take();
+      if (!/^0?[0-7]{3,4}$/.test(text)) throw new UsageError(`--socket-mode: '${text}' is not an octal mode such as 660`);
+      options.socketMode = parseInt(text, 8);
+    } else if (arg === "--no-multiplex") options.multiplex = false;
+    else if (arg === "--no-override-globals") options.overrideGlobalObjects = false;
+    else if (arg === "--runtime") {
+      const name = take();
+      if (name !== "node" && name !== "deno" && name !== "bun") throw new UsageError(`--runtime: '${name}' is not node, deno or bun`);
+      options.runtime = name;
+    } else if (Object.hasOwn(LIMIT_FLAGS, arg)) {
+      const [key, convert] = LIMIT_FLAGS[arg]!;
+      options[key] = convert(arg, take());
+    } else if (arg.startsWith("-")) throw new UsageError(`unknown option ${arg}`);
+    else if (module === undefined) module = arg;
+    else throw new UsageError(`unexpected argument '${arg}'`);
+  }
+  if (module === undefined) throw new UsageError("the module to serve is missing");
+  if (listen.length > 0) options.listen = listen;
+  if (allow.length > 0) options.allow = allow.join(",");
+  return { module, options };
+}
+
+type Handlers = Pick<ServeOptions, "fetch" | "authorize" | "filter">;
+
+/** The handlers of a module's default export: a function (fetch) or { fetch, authorize, filter }. */
+export function handlersOf(exported: unknown): Handlers {
+  if (typeof exported === "function") return { fetch: exported as Handler };
+  if (exported === null || typeof exported !== "object") {
+    throw new Error("the module has no default export of a fetch function or an object { fetch, authorize, filter }");
+  }
+  const object = exported as Record<string, unknown>;
+  const handlers: Handlers = {};
+  for (const name of ["fetch", "authorize", "filter"] as const) {
+    const handler = object[name];
+    if (handler === undefined) continue;
+    if (typeof handler !== "function") throw new Error(`the default export's ${name} is not a function`);
+    handlers[name] = (handler as Handler).bind(object);
+  }
+  if (!handlers.fetch && !handlers.authorize && !handlers.filter) {
+    throw new Error("the default export has none of fetch, authorize, filter");
+  }
+  return handlers;
+}
+
+async function run(args: string[]): Promise<number> {
+  let parsed: ServeArgs;
+  try {
+    parsed = parse(args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`fcgi serve: ${error.message}\nRun 'fcgi serve --help' for the options.`);
+    return 2;
+  }
+  const url = pathToFileURL(resolve(process.cwd(), parsed.module)).href;
+  let handlers: Handlers;
+  try {
+    const mod = (await import(url)) as { default?: unknown };
+    handlers = handlersOf(mod.default);
+  } catch (error) {
+    console.error(`fcgi serve: cannot load ${parsed.module}: ${error instanceof Error ? error.message : String(error)}`);
+    return 1;
+  }
+  // Signal handlers go in before anything listens: a SIGTERM during startup must not kill the
+  // process the default way, it must close the server once it is up.
+  let stopping: string | undefined;
+  let server: Server | undefined;
+  const stop = (signal: string): void => {
+    if (stopping !== undefined) {
+      console.error(`fcgi: ${signal} again: exiting without waiting`);
+      process.exit(1);
+    }
+    stopping = signal;
+    console.error(`fcgi: ${signal}: closing`);
+    void server?.close();
+  };
+  const onInt = () => stop("SIGINT");
+  const onTerm = () => stop("SIGTERM");
+  process.on("SIGINT", onInt);
+  process.on("SIGTERM", onTerm);
+  try {
+    server = await serve({ ...parsed.options, ...handlers });
+  } catch (error) {
+    process.off("SIGINT", onInt);
+    process.off("SIGTERM", onTerm);
+    throw error;
+  }
+  for (const address of server.addresses) console.error(`fcgi: listening on ${formatAddress(address)}`);
+  if (stopping !== undefined) void server.close();
+  await server.finished;
+  process.off("SIGINT", onInt);
+  process.off("SIGTERM", onTerm);
+  console.error("fcgi: stopped");
+  // A module's own timers or sockets must not keep a stopped server's process alive.
+  process.exit(0);
+}
 
 /** The 'fcgi serve' command. */
 export const command: Command = {
-  summary: "serve",
-  help: "fcgi serve: not implemented yet",
-  run(): Promise<number> {
-    console.error("fcgi serve: not implemented yet");
-    return Promise.resolve(1);
-  },
+  summary: "run a fetch-handler module as a FastCGI application",
+  help,
+  run,
 };
