@@ -69,7 +69,7 @@ test("many small pairs also stop at maxParamsBytes", async () => {
 
 test("hundreds of half-open connections sending 5 bytes do not block others, and paramsTimeout closes them", async () => {
   const { lines, logger } = captureLogger();
-  await withServer({ fetch: hello, logger, paramsTimeout: 400 }, async (port, server) => {
+  await withServer({ fetch: hello, logger, paramsTimeout: 2000 }, async (port, server) => {
     const half: RecordClient[] = [];
     try {
       for (let i = 0; i < 200; i++) {
@@ -77,11 +77,11 @@ test("hundreds of half-open connections sending 5 bytes do not block others, and
         client.write(encodeBeginRequest(1, Role.RESPONDER, 0).subarray(0, 5));
         half.push(client);
       }
-      const started = Date.now();
+      // Served while every half-open connection is still there.
       const result = await fcgiRequest(port, { params: httpParams("/") });
       assert.equal(parseCgi(result.stdout).text, "hello");
-      assert.ok(Date.now() - started < 300, "served at once despite the half-open connections");
-      await Promise.all(half.map((c) => c.waitClosed(3000)));
+      assert.equal(half.filter((c) => c.closed).length, 0, "served before paramsTimeout, not after it cleared the way");
+      await Promise.all(half.map((c) => c.waitClosed(6000)));
       await waitFor(() => server.connections === 0, 2000, "the server to drop them");
       assert.ok(lines.some((l) => l.includes("paramsTimeout")), lines.join("\n"));
       assert.ok(lines.length < 20, `rate-limited log: ${lines.length} lines`);
