@@ -271,11 +271,11 @@ test("pairs: every well-known name the scanner recognises, and near misses of ea
 test("pairs: pieces larger than the WASM pair window, pairs straddling its edges", () => {
   const r = new Prng(21);
   const list: Array<[Uint8Array, Uint8Array]> = [];
-  for (let i = 0; i < 3000; i++) list.push([r.bytes(r.range(0, 30)), r.bytes(r.pick([0, 1, 20, 127, 128, 300]))]);
+  for (let i = 0; i < 1200; i++) list.push([r.bytes(r.range(0, 30)), r.bytes(r.pick([0, 1, 20, 127, 128, 300]))]);
   list.push([latin1("BIG"), r.bytes(65536)]);
   for (let i = 0; i < 100; i++) list.push([latin1(`n${i}`), r.bytes(r.range(0, 200))]);
   const bytes = pairs(list);
-  assert.ok(bytes.length > 3 * 32768);
+  assert.ok(bytes.length > 5 * 32768);
   agree(pairsCase(bytes, [bytes.length]), "whole");
   for (const first of [32767, 32768, 32769, 65535, 65536, 65537, 98304]) agree(pairsCase(bytes, [first, bytes.length - first]), `first piece ${first}`);
   agree(pairsCase(bytes, chunksOf(bytes, 40000).map((x) => x.length)), "40000-byte pieces");
@@ -376,7 +376,7 @@ test("encoders: pairs and PARAMS decode back to the same bytes (latin1 strings a
         switch (r.below(4)) {
           case 0: { const s = String.fromCharCode(...r.bytes(r.pick([0, 1, 127, 128, 300]))); return [s, latin1(s)]; }
           case 1: { const s = `é€${r.below(1000)}𝄞`; return [s, utf8.encode(s)]; }
-          case 2: { const b = r.bytes(r.pick([0, 5, 127, 128, 70000])); return [b, b]; }
+          case 2: { const b = r.bytes(r.chance(0.02) ? 70000 : r.pick([0, 5, 127, 128, 129])); return [b, b]; }
           default: { const s = "x".repeat(r.pick([126, 127, 128, 129])); return [s, latin1(s)]; }
         }
       };
