@@ -1,0 +1,314 @@
+/**
+ * The Bun socket adapter, on `Bun.listen` / `Bun.connect` (TCP and Unix). fd 0 is accepted on
+ * through Bun's `node:net`, since `Bun.listen` cannot adopt an inherited socket.
+ *
+ * Behaviour: Bun's `socket.write` takes what the kernel takes and returns that count, so the rest
+ * waits here in an ordered queue (small chunks merged) and is flushed on Bun's `drain`; `write()`
+ * returns false while anything waits, then `onDrain`. `pause()` calls Bun's `socket.pause()` (reading
+ * stops, TCP pushes back on the peer) and holds any chunk Bun had already read until `resume()`.
+ * TCP_NODELAY on; a connection whose peer ends is ended too, once queued bytes are out.
+ * @module
+ */
+import { adoptUnixPath, asError, claimUnixPath, NO_HANDLERS, probeUnix, releaseUnixPath, socketError, WriteQueue } from "./common.ts";
+import type { Connection, ConnectionHandlers, Listener, ListenOptions, Runtime, SocketAddress } from "./types.ts";
+
+// The slice of Bun's API this file uses (no Bun type package is installed).
+interface BunSocket {
+  data: BunConnection | undefined;
+  readonly remoteAddress?: string;
+  readonly remotePort?: number;
+  readonly localAddress?: string;
+  readonly localPort?: number;
+  write(data: Uint8Array): number;
+  end(): void;
+  terminate(): void;
+  pause?(): void;
+  resume?(): void;
+  setNoDelay?(noDelay: boolean): boolean;
+}
+interface BunSocketHandlers {
+  binaryType: "uint8array";
+  open(socket: BunSocket): void;
+  data(socket: BunSocket, data: Uint8Array): void;
+  drain(socket: BunSocket): void;
+  end(socket: BunSocket): void;
+  error(socket: BunSocket, error: Error): void;
+  close(socket: BunSocket, error?: Error): void;
+  connectError?(socket: BunSocket, error: Error): void;
+}
+type BunTarget = { hostname: string; port: number } | { unix: string };
+interface BunListener {
+  readonly hostname?: string;
+  readonly port?: number;
+  stop(closeActiveConnections?: boolean): void;
+}
+declare const Bun: {
+  listen(options: BunTarget & { socket: BunSocketHandlers; allowHalfOpen?: boolean }): BunListener;
+  connect(options: BunTarget & { socket: BunSocketHandlers; allowHalfOpen?: boolean }): Promise<BunSocket>;
+};
+
+class BunConnection implements Connection {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly #socket: BunSocket;
+  #handlers: ConnectionHandlers = NO_HANDLERS;
+  readonly #queue = new WriteQueue();
+  #needDrain = false;
+  #paused = false;
+  /** Chunks Bun delivered while paused (or before held ones were handed on), in order. */
+  #held: Uint8Array[] = [];
+  #delivering = false;
+  #ending = false;
+  #closed = false;
+  #error: Error | undefined;
+
+  constructor(socket: BunSocket, unixPath: string | undefined) {
+    this.#socket = socket;
+    if (unixPath !== undefined) {
+      this.remoteAddress = "";
+      this.remotePort = 0;
+      this.localAddress = unixPath;
+      this.localPort = 0;
+    } else {
+      this.remoteAddress = socket.remoteAddress ?? "";
+      this.remotePort = socket.remotePort ?? 0;
+      this.localAddress = socket.localAddress ?? "";
+      this.localPort = socket.localPort ?? 0;
+      try {
+        socket.setNoDelay?.(true);
+      } catch {
+        // Not a TCP socket after all: nothing to set.
+      }
+    }
+  }
+
+  attach(handlers: ConnectionHandlers): void {
+    this.#handlers = handlers;
+  }
+
+  /** Bun's `data` event. */
+  received(chunk: Uint8Array): void {
+    if (this.#closed) return;
+    if (this.#paused || this.#held.length > 0) {
+      this.#held.push(chunk);
+      return;
+    }
+    this.#deliver(chunk);
+  }
+
+  #deliver(chunk: Uint8Array): void {
+    try {
+      this.#handlers.onData(chunk);
+    } catch (error) {
+      // A throwing handler is a bug in this connection's code; it must not take the process down.
+      this.destroy(asError(error));
+    }
+  }
+
+  write(chunks: readonly Uint8Array[]): boolean {
+    if (this.#closed || this.#ending) return false;
+    this.#queue.push(chunks);
+    this.#flush();
+    if (this.#queue.empty) return true;
+    this.#needDrain = true;
+    return false;
+  }
+
+  /** Writes queued bytes until the kernel takes less than offered. */
+  #flush(): void {
+    const queue = this.#queue;
+    while (!queue.empty) {
+      const chunk = queue.peek();
+      const written = this.#socket.write(chunk);
+      if (written <= 0) return;
+      queue.consume(written);
+      if (written < chunk.byteLength) return;
+    }
+  }
+
+  /** Bun's `drain` event: the kernel takes bytes again. */
+  drained(): void {
+    if (this.#closed) return;
+    this.#flush();
+    if (!this.#queue.empty) return;
+    if (this.#ending) {
+      this.#socket.end();
+      return;
+    }
+    if (this.#needDrain) {
+      this.#needDrain = false;
+      this.#handlers.onDrain();
+    }
+  }
+
+  pause(): void {
+    if (this.#paused || this.#closed) return;
+    this.#paused = true;
+    this.#socket.pause?.();
+  }
+
+  resume(): void {
+    if (!this.#paused || this.#closed) return;
+    this.#paused = false;
+    this.#socket.resume?.();
+    // Held chunks go out asynchronously, as Node's resume() does: never from inside resume() itself.
+    if (this.#held.length > 0 && !this.#delivering) {
+      this.#delivering = true;
+      queueMicrotask(() => {
+        this.#delivering = false;
+        while (this.#held.length > 0 && !this.#paused && !this.#closed) this.#deliver(this.#held.shift()!);
+      });
+    }
+  }
+
+  end(): void {
+    if (this.#closed || this.#ending) return;
+    this.#ending = true;
+    if (this.#queue.empty) this.#socket.end();
+  }
+
+  destroy(error?: Error): void {
+    if (this.#closed) return;
+    if (error !== undefined) this.#error ??= error;
+    this.#socket.terminate();
+    // terminate() normally reports close itself; this covers a socket Bun had already let go of.
+    this.closed(undefined);
+  }
+
+  /** Bun's `error` event (close follows). */
+  failed(error: Error): void {
+    this.#error ??= error;
+  }
+
+  /** Bun's `close` event. */
+  closed(error: Error | undefined): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue.clear();
+    this.#held = [];
+    const reason = this.#error ?? error;
+    // Never from inside write()/end()/destroy(), and after accept() has returned the handlers.
+    queueMicrotask(() => this.#handlers.onClose(reason));
+  }
+}
+
+function handlers(open: (socket: BunSocket) => void): BunSocketHandlers {
+  return {
+    binaryType: "uint8array",
+    open,
+    data: (socket, data) => socket.data?.received(data),
+    drain: (socket) => socket.data?.drained(),
+    // The peer sent FIN: end too, once the queue is out (allowHalfOpen is on so Bun does not cut it short).
+    end: (socket) => socket.data?.end(),
+    error: (socket, error) => socket.data?.failed(error),
+    close: (socket, error) => socket.data?.closed(error),
+    connectError: () => {},
+  };
+}
+
+function bunTarget(address: SocketAddress): BunTarget {
+  if (address.transport === "tcp") return { hostname: address.hostname, port: address.port };
+  if (address.transport === "unix") return { unix: address.path };
+  throw new TypeError("unreachable: fd addresses are handled before");
+}
+
+function probe(path: string): Promise<boolean> {
+  return probeUnix(async () => {
+    const socket = await Bun.connect({ unix: path, socket: handlers(() => {}) });
+    return { close: () => socket.terminate() };
+  });
+}
+
+async function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: ListenOptions): Promise<Listener> {
+  if (address.transport === "fd") {
+    // Bun.listen cannot adopt a file descriptor; Bun's node:net can.
+    const { nodeRuntime } = await import("./node.ts");
+    return nodeRuntime.listen(address, accept, options);
+  }
+  if (address.transport === "unix") await claimUnixPath(address.path, probe);
+  const unixPath = address.transport === "unix" ? address.path : undefined;
+  let server: BunListener;
+  try {
+    server = Bun.listen({
+      ...bunTarget(address),
+      allowHalfOpen: true,
+      socket: handlers((socket) => {
+        // A TCP peer whose address is already unknown is gone; never let it pass as a Unix peer ("").
+        if (unixPath === undefined && !socket.remoteAddress) {
+          socket.terminate();
+          return;
+        }
+        const connection = new BunConnection(socket, unixPath);
+        socket.data = connection;
+        try {
+          connection.attach(accept(connection));
+        } catch (error) {
+          connection.destroy(asError(error));
+        }
+      }),
+    });
+  } catch (error) {
+    throw socketError("listen", address, error);
+  }
+  let ino: number | undefined;
+  let actual: SocketAddress = address;
+  if (address.transport === "unix") {
+    try {
+      ino = adoptUnixPath(address.path, options?.mode);
+    } catch (error) {
+      server.stop(true);
+      throw socketError("listen", address, error, `cannot set the socket file mode: ${asError(error).message}`);
+    }
+  } else {
+    actual = { transport: "tcp", hostname: server.hostname ?? address.hostname, port: server.port ?? address.port };
+  }
+  let closed = false;
+  return {
+    address: actual,
+    close(): Promise<void> {
+      if (!closed) {
+        closed = true;
+        // false: established connections stay open.
+        server.stop(false);
+        if (address.transport === "unix") releaseUnixPath(address.path, ino);
+      }
+      return Promise.resolve();
+    },
+  };
+}
+
+async function connect(address: SocketAddress, connectionHandlers: ConnectionHandlers): Promise<Connection> {
+  if (address.transport === "fd") throw new TypeError("cannot connect to fd:0: it is a listening socket; connect to a TCP or Unix address");
+  const unixPath = address.transport === "unix" ? address.path : undefined;
+  let connection: BunConnection | undefined;
+  try {
+    await Bun.connect({
+      ...bunTarget(address),
+      allowHalfOpen: true,
+      socket: handlers((socket) => {
+        connection = new BunConnection(socket, unixPath);
+        connection.attach(connectionHandlers);
+        socket.data = connection;
+      }),
+    });
+  } catch (error) {
+    throw socketError("connect", address, error);
+  }
+  if (!connection) throw socketError("connect", address, new Error("Bun reported the connection without opening it"));
+  return connection;
+}
+
+/**
+ * The Bun runtime adapter (`Bun.listen` / `Bun.connect`).
+ *
+ * @example
+ * ```ts
+ * import { bunRuntime } from "./bun.ts";
+ * const listener = await bunRuntime.listen({ transport: "unix", path: "/tmp/app.sock" }, (connection) => ({
+ *   onData: (chunk) => connection.write([chunk]), onDrain: () => {}, onClose: () => {},
+ * }), { mode: 0o660 });
+ * ```
+ */
+export const bunRuntime: Runtime = { name: "bun", listen, connect };

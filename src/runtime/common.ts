@@ -1,0 +1,200 @@
+/**
+ * What the three socket adapters share: error messages that name the address, Unix socket file
+ * handling (stale files, mode, removal), and the write queue of the adapters whose runtime
+ * reports partial writes (Deno, Bun).
+ * @module
+ */
+import { chmodSync, lstatSync, unlinkSync } from "node:fs";
+import { formatAddress } from "../address.ts";
+import type { ConnectionHandlers, SocketAddress } from "./types.ts";
+
+/** An Error with the errno-style code of the failure (ECONNREFUSED, EADDRINUSE, ENOENT, …). */
+export interface SocketError extends Error {
+  /** The errno-style code, or undefined if the runtime gave none. */
+  code: string | undefined;
+}
+
+const REASONS: Record<string, string> = {
+  ECONNREFUSED: "connection refused (nothing listens there)",
+  EADDRINUSE: "address already in use",
+  EADDRNOTAVAIL: "address not available on this machine",
+  ENOENT: "no such socket file",
+  EACCES: "permission denied",
+  EPERM: "permission denied",
+  ETIMEDOUT: "timed out",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+  ENOTSOCK: "not a socket",
+};
+
+/**
+ * Wraps a runtime's listen/connect failure so every adapter reports the same shape:
+ * `connect ECONNREFUSED 127.0.0.1:9000: connection refused (…)`, with `code` and the original as `cause`.
+ */
+export function socketError(op: "listen" | "connect", address: SocketAddress, cause: unknown, reason?: string): SocketError {
+  const raw = (cause as { code?: unknown } | null)?.code;
+  const code = typeof raw === "string" ? raw : undefined;
+  const detail = reason ?? (code !== undefined ? REASONS[code] : undefined) ?? (cause instanceof Error ? cause.message : String(cause));
+  const error = new Error(`${op}${code ? " " + code : ""} ${formatAddress(address)}: ${detail}`, { cause }) as SocketError;
+  error.code = code;
+  return error;
+}
+
+/** The message every adapter gives when fd 0 is not a listening socket. */
+export function notListeningOnFd0(cause: unknown): SocketError {
+  return socketError(
+    "listen",
+    { transport: "fd", fd: 0 },
+    cause,
+    "file descriptor 0 is not a listening socket; the FastCGI convention (FCGI_LISTENSOCK_FILENO) needs a web server " +
+      "or spawn-fcgi to start the application with one. Pass a listen address instead (for example 127.0.0.1:9000 or unix:/run/app.sock)",
+  );
+}
+
+/**
+ * Makes `path` free for a new Unix socket: a stale socket file (nobody accepts on it: `isLive`
+ * says so) is removed; a live one, or a file that is not a socket, is an EADDRINUSE error.
+ */
+export async function claimUnixPath(path: string, isLive: (path: string) => Promise<boolean>): Promise<void> {
+  const address: SocketAddress = { transport: "unix", path };
+  let isSocket: boolean;
+  try {
+    isSocket = lstatSync(path).isSocket();
+  } catch (error) {
+    if ((error as { code?: string }).code === "ENOENT") return;
+    throw socketError("listen", address, error);
+  }
+  const inUse = { code: "EADDRINUSE" };
+  if (!isSocket) throw socketError("listen", address, inUse, "the path exists and is not a socket; not removing it");
+  if (await isLive(path)) throw socketError("listen", address, inUse, "address in use: another process accepts connections on this socket");
+  try {
+    unlinkSync(path);
+  } catch (error) {
+    if ((error as { code?: string }).code !== "ENOENT") throw socketError("listen", address, error);
+  }
+}
+
+/** Probes a Unix socket with `connect`: true if something accepted, false if refused or gone. */
+export async function probeUnix(connect: () => Promise<{ close(): void }>): Promise<boolean> {
+  try {
+    (await connect()).close();
+    return true;
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? ((error as { cause?: { code?: string } }).cause?.code);
+    // Anything but "refused"/"gone" (EACCES, say) leaves the file alone: better an error than deleting a live socket.
+    return !(code === "ECONNREFUSED" || code === "ENOENT");
+  }
+}
+
+/**
+ * After listening on a Unix socket: applies `mode` and returns the file's inode, so closing removes
+ * the file only if it is still ours (another server may have replaced it meanwhile).
+ */
+export function adoptUnixPath(path: string, mode: number | undefined): number | undefined {
+  if (mode !== undefined) chmodSync(path, mode);
+  try {
+    return lstatSync(path).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes the socket file at `path` if it is still the one with inode `ino`. */
+export function releaseUnixPath(path: string, ino: number | undefined): void {
+  try {
+    const stat = lstatSync(path);
+    if (stat.isSocket() && (ino === undefined || stat.ino === ino)) unlinkSync(path);
+  } catch {
+    // Already gone (Node and Deno remove it on close): nothing to do.
+  }
+}
+
+/** Chunks below this size are copied together so one system call sends several of them. */
+const SMALL_CHUNK = 16 * 1024;
+/** The most bytes one merged batch holds. */
+const BATCH = 64 * 1024;
+
+/**
+ * The bytes accepted by `write()` and not yet taken by the kernel, in order. Small chunks (a record
+ * header, a short STDOUT record) are merged on the way out: a syscall per 8-byte header would
+ * dominate; large chunks go out as they are, uncopied.
+ */
+export class WriteQueue {
+  /** Bytes queued. */
+  bytes = 0;
+  #chunks: Uint8Array[] = [];
+  #head = 0;
+
+  /** True when nothing is queued. */
+  get empty(): boolean {
+    return this.#head === this.#chunks.length;
+  }
+
+  /** Appends chunks (the queue keeps references: callers must not change them afterwards). */
+  push(chunks: readonly Uint8Array[]): void {
+    for (const chunk of chunks) {
+      if (chunk.byteLength === 0) continue;
+      this.#chunks.push(chunk);
+      this.bytes += chunk.byteLength;
+    }
+  }
+
+  /** The next bytes to send: the head chunk, or a run of small chunks copied into one. Queue must not be empty. */
+  peek(): Uint8Array {
+    const chunks = this.#chunks;
+    const head = this.#head;
+    const first = chunks[head]!;
+    if (first.byteLength >= SMALL_CHUNK || head + 1 === chunks.length || chunks[head + 1]!.byteLength >= SMALL_CHUNK) return first;
+    let size = 0;
+    let end = head;
+    while (end < chunks.length && chunks[end]!.byteLength < SMALL_CHUNK && size + chunks[end]!.byteLength <= BATCH) size += chunks[end++]!.byteLength;
+    if (end - head === 1) return first;
+    const merged = new Uint8Array(size);
+    let at = 0;
+    for (let i = head; i < end; i++) {
+      merged.set(chunks[i]!, at);
+      at += chunks[i]!.byteLength;
+    }
+    // Replace the run by the merged copy so a partial write of it resumes in the right place.
+    chunks.splice(head, end - head, merged);
+    return merged;
+  }
+
+  /** Records that `count` bytes of what {@link peek} returned were sent. */
+  consume(count: number): void {
+    if (count <= 0) return;
+    const first = this.#chunks[this.#head]!;
+    this.bytes -= count;
+    if (count < first.byteLength) {
+      this.#chunks[this.#head] = first.subarray(count);
+      return;
+    }
+    this.#head++;
+    if (this.#head === this.#chunks.length) {
+      this.#chunks = [];
+      this.#head = 0;
+    } else if (this.#head >= 1024) {
+      this.#chunks = this.#chunks.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Drops everything queued. */
+  clear(): void {
+    this.#chunks = [];
+    this.#head = 0;
+    this.bytes = 0;
+  }
+}
+
+/** Handlers that ignore everything: in place until `accept` has returned the real ones. */
+export const NO_HANDLERS: ConnectionHandlers = {
+  onData() {},
+  onDrain() {},
+  onClose() {},
+};
+
+/** Turns whatever was thrown into an Error. */
+export function asError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
+}

@@ -1,0 +1,313 @@
+/**
+ * The Deno socket adapter, on `Deno.listen` / `Deno.connect` (TCP and Unix). fd 0 is accepted on
+ * through Deno's `node:net`, since `Deno.listen` cannot adopt an inherited socket.
+ *
+ * Behaviour: one read loop per connection, each read into memory the callee then owns; `pause()`
+ * keeps the loop from reading (the kernel buffer fills and TCP pushes back on the peer); writes are
+ * queued in order, small chunks merged, and `write()` returns false above 64 KiB queued until
+ * `onDrain`; TCP_NODELAY on; a connection whose peer ends is ended too.
+ * @module
+ */
+import { adoptUnixPath, asError, claimUnixPath, NO_HANDLERS, probeUnix, releaseUnixPath, socketError, WriteQueue } from "./common.ts";
+import type { Connection, ConnectionHandlers, Listener, ListenOptions, Runtime, SocketAddress } from "./types.ts";
+
+// The slice of the Deno namespace this file uses (no Deno type package is installed).
+interface DenoAddr {
+  transport: string;
+  hostname?: string;
+  port?: number;
+  path?: string | null;
+}
+interface DenoConn {
+  readonly localAddr: DenoAddr;
+  readonly remoteAddr: DenoAddr;
+  read(buffer: Uint8Array): Promise<number | null>;
+  write(data: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  close(): void;
+  setNoDelay?(noDelay?: boolean): void;
+}
+interface DenoListener {
+  readonly addr: DenoAddr;
+  accept(): Promise<DenoConn>;
+  close(): void;
+}
+declare const Deno: {
+  listen(options: { hostname: string; port: number; transport?: "tcp" } | { transport: "unix"; path: string }): DenoListener;
+  connect(options: { hostname: string; port: number; transport?: "tcp" } | { transport: "unix"; path: string }): Promise<DenoConn>;
+};
+
+/** Bytes per read; a read that fills less than half of it is copied out so the rest is reused. */
+const READ_SIZE = 64 * 1024;
+/** Queued bytes above which `write()` returns false. */
+const HIGH_WATER_MARK = 64 * 1024;
+
+class DenoConnection implements Connection {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+  readonly #conn: DenoConn;
+  #handlers: ConnectionHandlers = NO_HANDLERS;
+  readonly #queue = new WriteQueue();
+  #writing = false;
+  #needDrain = false;
+  #paused = false;
+  #wake: (() => void) | undefined;
+  /** The peer ended (read returned EOF). */
+  #readEnded = false;
+  /** end() was called: shut down writing once the queue is flushed. */
+  #ending = false;
+  /** Our FIN was sent. */
+  #writeEnded = false;
+  #closed = false;
+
+  constructor(conn: DenoConn, unixPath: string | undefined) {
+    this.#conn = conn;
+    if (unixPath !== undefined) {
+      this.remoteAddress = "";
+      this.remotePort = 0;
+      this.localAddress = unixPath;
+      this.localPort = 0;
+    } else {
+      this.remoteAddress = conn.remoteAddr.hostname ?? "";
+      this.remotePort = conn.remoteAddr.port ?? 0;
+      this.localAddress = conn.localAddr.hostname ?? "";
+      this.localPort = conn.localAddr.port ?? 0;
+      conn.setNoDelay?.(true);
+    }
+  }
+
+  /** Installs the handlers and starts reading. */
+  attach(handlers: ConnectionHandlers): void {
+    this.#handlers = handlers;
+    if (!this.#closed) void this.#readLoop();
+  }
+
+  async #readLoop(): Promise<void> {
+    let buffer: Uint8Array | undefined;
+    while (!this.#closed) {
+      if (this.#paused) {
+        await new Promise<void>((resolve) => (this.#wake = resolve));
+        continue;
+      }
+      buffer ??= new Uint8Array(READ_SIZE);
+      let count: number | null;
+      try {
+        count = await this.#conn.read(buffer);
+      } catch (error) {
+        // A read cut short by our own close is not an error worth reporting.
+        if (!this.#closed) this.#finish(asError(error));
+        return;
+      }
+      if (count === null) {
+        this.#readEnded = true;
+        if (this.#writeEnded) this.#finish();
+        else this.end();
+        return;
+      }
+      if (count === 0) continue;
+      let chunk: Uint8Array;
+      if (count >= READ_SIZE / 2) {
+        chunk = buffer.subarray(0, count);
+        buffer = undefined;
+      } else {
+        chunk = buffer.slice(0, count);
+      }
+      // pause() may have been called while the read was in flight: hold the chunk until resume().
+      while (this.#paused && !this.#closed) await new Promise<void>((resolve) => (this.#wake = resolve));
+      if (this.#closed) return;
+      try {
+        this.#handlers.onData(chunk);
+      } catch (error) {
+        // A throwing handler is a bug in this connection's code; it must not become an unhandled rejection.
+        this.#finish(asError(error));
+        return;
+      }
+    }
+  }
+
+  write(chunks: readonly Uint8Array[]): boolean {
+    if (this.#closed || this.#ending) return false;
+    this.#queue.push(chunks);
+    if (!this.#writing && !this.#queue.empty) void this.#flush();
+    if (this.#queue.bytes >= HIGH_WATER_MARK) {
+      this.#needDrain = true;
+      return false;
+    }
+    return true;
+  }
+
+  async #flush(): Promise<void> {
+    this.#writing = true;
+    const queue = this.#queue;
+    try {
+      while (!queue.empty && !this.#closed) queue.consume(await this.#conn.write(queue.peek()));
+    } catch (error) {
+      this.#writing = false;
+      if (!this.#closed) this.#finish(asError(error));
+      return;
+    }
+    this.#writing = false;
+    if (this.#closed) return;
+    if (this.#needDrain) {
+      this.#needDrain = false;
+      this.#handlers.onDrain();
+    }
+    if (this.#ending && queue.empty && !this.#writing) void this.#shutdownWrite();
+  }
+
+  async #shutdownWrite(): Promise<void> {
+    if (this.#writeEnded || this.#closed) return;
+    this.#writeEnded = true;
+    try {
+      await this.#conn.closeWrite();
+    } catch (error) {
+      // The peer may have gone already (ENOTCONN): the connection is over either way.
+      this.#finish(this.#readEnded ? undefined : asError(error));
+      return;
+    }
+    if (this.#readEnded) this.#finish();
+  }
+
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  end(): void {
+    if (this.#closed || this.#ending) return;
+    this.#ending = true;
+    if (!this.#writing && this.#queue.empty) void this.#shutdownWrite();
+  }
+
+  destroy(error?: Error): void {
+    this.#finish(error);
+  }
+
+  #finish(error?: Error): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#queue.clear();
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed by the runtime.
+    }
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+    // Never from inside write()/end()/destroy(), and after accept() has returned the handlers.
+    queueMicrotask(() => this.#handlers.onClose(error));
+  }
+}
+
+function probe(path: string): Promise<boolean> {
+  return probeUnix(() => Deno.connect({ transport: "unix", path }));
+}
+
+function denoTarget(address: SocketAddress): { hostname: string; port: number; transport: "tcp" } | { transport: "unix"; path: string } {
+  if (address.transport === "tcp") return { transport: "tcp", hostname: address.hostname, port: address.port };
+  if (address.transport === "unix") return { transport: "unix", path: address.path };
+  throw new TypeError("unreachable: fd addresses are handled before");
+}
+
+async function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: ListenOptions): Promise<Listener> {
+  if (address.transport === "fd") {
+    // Deno.listen cannot adopt a file descriptor (denoland/deno#14006); Deno's node:net can.
+    const { nodeRuntime } = await import("./node.ts");
+    return nodeRuntime.listen(address, accept, options);
+  }
+  if (address.transport === "unix") await claimUnixPath(address.path, probe);
+  let listener: DenoListener;
+  try {
+    listener = Deno.listen(denoTarget(address));
+  } catch (error) {
+    throw socketError("listen", address, error);
+  }
+  let ino: number | undefined;
+  let actual: SocketAddress = address;
+  if (address.transport === "unix") {
+    try {
+      ino = adoptUnixPath(address.path, options?.mode);
+    } catch (error) {
+      listener.close();
+      throw socketError("listen", address, error, `cannot set the socket file mode: ${asError(error).message}`);
+    }
+  } else {
+    actual = { transport: "tcp", hostname: listener.addr.hostname ?? address.hostname, port: listener.addr.port ?? address.port };
+  }
+  const unixPath = address.transport === "unix" ? address.path : undefined;
+  let closed = false;
+
+  const accepting = (async () => {
+    while (!closed) {
+      let conn: DenoConn;
+      try {
+        conn = await listener.accept();
+      } catch {
+        if (closed) return;
+        // EMFILE and friends: back off briefly instead of spinning, then keep accepting.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        continue;
+      }
+      const connection = new DenoConnection(conn, unixPath);
+      try {
+        connection.attach(accept(connection));
+      } catch (error) {
+        connection.destroy(asError(error));
+      }
+    }
+  })();
+
+  return {
+    address: actual,
+    async close(): Promise<void> {
+      if (!closed) {
+        closed = true;
+        try {
+          listener.close();
+        } catch {
+          // Already closed.
+        }
+        if (address.transport === "unix") releaseUnixPath(address.path, ino);
+      }
+      // Deno frees the socket only once the pending accept() has failed: until then the kernel
+      // would still complete handshakes (and reset them), so "closed" means after that.
+      await accepting;
+    },
+  };
+}
+
+async function connect(address: SocketAddress, handlers: ConnectionHandlers): Promise<Connection> {
+  if (address.transport === "fd") throw new TypeError("cannot connect to fd:0: it is a listening socket; connect to a TCP or Unix address");
+  let conn: DenoConn;
+  try {
+    conn = await Deno.connect(denoTarget(address));
+  } catch (error) {
+    throw socketError("connect", address, error);
+  }
+  const connection = new DenoConnection(conn, address.transport === "unix" ? address.path : undefined);
+  connection.attach(handlers);
+  return connection;
+}
+
+/**
+ * The Deno runtime adapter (`Deno.listen` / `Deno.connect`).
+ *
+ * @example
+ * ```ts
+ * import { denoRuntime } from "./deno.ts";
+ * const connection = await denoRuntime.connect({ transport: "unix", path: "/run/php-fpm.sock" }, {
+ *   onData: (chunk) => console.log(chunk.length), onDrain: () => {}, onClose: () => {},
+ * });
+ * ```
+ */
+export const denoRuntime: Runtime = { name: "deno", listen, connect };

@@ -1,0 +1,58 @@
+/**
+ * Picks the socket adapter: the one place that asks which runtime this is. Adapters are loaded
+ * on first use (dynamic import), so Node never parses the Deno or Bun adapter and vice versa;
+ * that is why both functions return a Promise.
+ * @module
+ */
+import type { Runtime } from "./types.ts";
+
+/** The adapters by name. */
+export type RuntimeName = Runtime["name"];
+
+declare const Deno: unknown;
+declare const Bun: unknown;
+
+/** The runtime this code runs on. Deno and Bun also provide `node:net`, so they are checked first. */
+export function currentRuntimeName(): RuntimeName {
+  if (typeof Deno !== "undefined") return "deno";
+  if (typeof Bun !== "undefined") return "bun";
+  return "node";
+}
+
+/**
+ * The adapter for the runtime this code runs on: Deno's and Bun's native sockets there, `node:net` on Node.
+ *
+ * @example
+ * ```ts
+ * const runtime = await detectRuntime();
+ * const listener = await runtime.listen({ transport: "tcp", hostname: "127.0.0.1", port: 9000 }, accept);
+ * ```
+ */
+export function detectRuntime(): Promise<Runtime> {
+  return getRuntime(currentRuntimeName());
+}
+
+/**
+ * The adapter with this name. "node" works on all three runtimes (Deno and Bun implement
+ * `node:net`); "deno" and "bun" need their runtime and reject with an Error elsewhere.
+ *
+ * @example
+ * ```ts
+ * const runtime = await getRuntime("node"); // node:net, even on Bun
+ * ```
+ */
+export async function getRuntime(name: RuntimeName): Promise<Runtime> {
+  const current = currentRuntimeName();
+  switch (name) {
+    case "node":
+      return (await import("./node.ts")).nodeRuntime;
+    case "deno":
+      if (current !== "deno") throw new Error(`the "deno" socket adapter needs Deno; this is ${current} (use "${current}" or "node")`);
+      return (await import("./deno.ts")).denoRuntime;
+    case "bun":
+      if (current !== "bun") throw new Error(`the "bun" socket adapter needs Bun; this is ${current} (use "${current}" or "node")`);
+      return (await import("./bun.ts")).bunRuntime;
+    default:
+      throw new TypeError(`unknown runtime ${JSON.stringify(name)}: expected "node", "deno" or "bun"`);
+  }
+}
