@@ -210,9 +210,11 @@ export class AppSocket implements TaskHost {
     this.deadline = 0;
     this.deadlineKind = null;
     this.#connection = undefined;
-    const reason = new FastCGIError("CONNECTION_CLOSED", error ? `the connection closed: ${error.message}` : "the connection closed", { cause: error });
-    for (const task of [...this.#tasks.values()]) task.abort(reason);
-    this.#tasks.clear();
+    if (this.#tasks.size > 0) {
+      const reason = new FastCGIError("CONNECTION_CLOSED", error ? `the connection closed: ${error.message}` : "the connection closed", { cause: error });
+      for (const task of [...this.#tasks.values()]) task.abort(reason);
+      this.#tasks.clear();
+    }
     // Every request the core still holds (running, or still in PARAMS) is counted out.
     this.#core.dispose();
     this.#onDrain();

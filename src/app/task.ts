@@ -195,10 +195,23 @@ export class RequestTask {
       return;
     }
     if (result !== null && typeof result === "object" && typeof (result as Promise<Response>).then === "function") {
-      (result as Promise<Response>).then((response) => this.#respond(response), (error) => this.#fail(error));
+      (result as Promise<Response>)
+        .then((response) => this.#respond(response), (error) => this.#fail(error))
+        // A bug here must cost this request, not the process (an unhandled rejection ends Node).
+        .catch((error) => this.#broken(error));
     } else {
-      this.#respond(result as Response);
+      try {
+        this.#respond(result as Response);
+      } catch (error) {
+        this.#broken(error);
+      }
     }
+  }
+
+  /** Something failed outside the handler: log it and end the request. */
+  #broken(error: unknown): void {
+    this.#host.log.error(`${this.#host.peer} request ${this.requestId}: internal error: ${describe(error)}`);
+    if (!this.ended) this.#finish(1);
   }
 
   #respond(response: Response): void {
@@ -229,7 +242,7 @@ export class RequestTask {
       this.#finish(0);
     } else {
       this.#host.stdout(this.requestId, head);
-      this.#pump(body).catch(() => {});
+      this.#pump(body).catch((error) => this.#broken(error));
     }
   }
 
@@ -300,10 +313,13 @@ export class RequestTask {
 
   #finish(appStatus: number): void {
     if (this.ended) return;
-    const done = new FastCGIError("ABORTED", "the request has ended", { requestId: this.requestId });
-    // A handler that answered without reading its whole body: drop the rest.
-    if (!this.stdin.ended) this.stdin.fail(done);
-    if (this.data && !this.data.ended) this.data.fail(done);
+    // A handler that answered without reading its whole body: drop the rest, and tell a reader
+    // still waiting. (The error is made only then: building Errors on every request costs.)
+    for (const input of [this.stdin, this.data]) {
+      if (input === null || input.ended) continue;
+      if (input.discarding && !input.waiting) input.end();
+      else input.fail(new FastCGIError("ABORTED", "the request has ended", { requestId: this.requestId }));
+    }
     this.#host.endRequest(this, appStatus);
   }
 
