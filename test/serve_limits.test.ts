@@ -128,6 +128,24 @@ test("idleTimeout closes a kept-open connection that has no request, not one tha
   });
 });
 
+test("a kept connection that wakes up gets paramsTimeout, not idleTimeout, to finish its PARAMS", async () => {
+  await withServer({ fetch: hello, idleTimeout: 10_000, paramsTimeout: 300 }, async (port) => {
+    const client = await RecordClient.connect(port);
+    try {
+      client.send(1, { params: httpParams("/"), keepConn: true });
+      assert.equal(parseCgi((await client.response(1)).stdout).text, "hello");
+      await new Promise((r) => setTimeout(r, 400));
+      assert.equal(client.closed, false, "idle, but well within idleTimeout");
+      client.write(encodeBeginRequest(2, Role.RESPONDER, 1).subarray(0, 5));
+      const woke = Date.now();
+      await client.waitClosed(3000);
+      assert.ok(Date.now() - woke < 2500);
+    } finally {
+      client.destroy();
+    }
+  });
+});
+
 test("maxConnections: connections beyond it are closed at once, and admitted again once there is room", async () => {
   const { lines, logger } = captureLogger();
   await withServer({ fetch: hello, logger, maxConnections: 2 }, async (port, server) => {
