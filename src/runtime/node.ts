@@ -143,10 +143,10 @@ async function listen(address: SocketAddress, accept: (connection: Connection) =
       server.close();
       throw socketError("listen", address, error, `cannot set the socket file mode: ${asError(error).message}`);
     }
-  } else if (bound !== null && typeof bound === "object") {
+  } else if (bound !== null && typeof bound === "object" && typeof (bound as AddressInfo).port === "number") {
     actual = { transport: "tcp", hostname: (bound as AddressInfo).address, port: (bound as AddressInfo).port };
   } else {
-    // fd 0 holding a Unix socket: Node cannot tell its path.
+    // fd 0 holding a Unix socket: the runtime cannot tell its path (Node says null, Bun {}).
     unixPath = typeof bound === "string" ? bound : "";
     actual = { transport: "fd", fd: 0 };
   }
