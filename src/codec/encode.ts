@@ -119,11 +119,13 @@ export function encodeStreamEnd(type: number, requestId: number): Uint8Array {
 export function encodeBeginRequest(requestId: number, role: number, flags: number): Uint8Array {
   if (!Number.isInteger(role) || role < 0 || role > 0xffff) throw new RangeError(`role must be an integer in 0..65535, got ${role}`);
   checkByte(flags, "flags");
-  const content = new Uint8Array(8);
-  content[0] = role >>> 8;
-  content[1] = role & 0xff;
-  content[2] = flags;
-  return encodeRecord(RecordType.BEGIN_REQUEST, requestId, content);
+  checkRequestId(requestId);
+  const out = new Uint8Array(16);
+  writeHeader(out, 0, RecordType.BEGIN_REQUEST, requestId, 8, 0);
+  out[8] = role >>> 8;
+  out[9] = role & 0xff;
+  out[10] = flags;
+  return out;
 }
 
 /** ABORT_REQUEST: the web server gives up on the request. */
@@ -144,22 +146,25 @@ export function encodeEndRequest(requestId: number, appStatus: number, protocolS
     throw new RangeError(`appStatus must be a 32-bit integer, got ${appStatus}`);
   }
   checkByte(protocolStatus, "protocolStatus");
-  const content = new Uint8Array(8);
+  checkRequestId(requestId);
+  const out = new Uint8Array(16);
+  writeHeader(out, 0, RecordType.END_REQUEST, requestId, 8, 0);
   const status = appStatus >>> 0;
-  content[0] = status >>> 24;
-  content[1] = (status >>> 16) & 0xff;
-  content[2] = (status >>> 8) & 0xff;
-  content[3] = status & 0xff;
-  content[4] = protocolStatus;
-  return encodeRecord(RecordType.END_REQUEST, requestId, content);
+  out[8] = status >>> 24;
+  out[9] = (status >>> 16) & 0xff;
+  out[10] = (status >>> 8) & 0xff;
+  out[11] = status & 0xff;
+  out[12] = protocolStatus;
+  return out;
 }
 
 /** UNKNOWN_TYPE: the answer to a management record of a type the application does not know. */
 export function encodeUnknownType(type: number): Uint8Array {
   checkByte(type, "type");
-  const content = new Uint8Array(8);
-  content[0] = type;
-  return encodeRecord(RecordType.UNKNOWN_TYPE, FCGI_NULL_REQUEST_ID, content);
+  const out = new Uint8Array(16);
+  writeHeader(out, 0, RecordType.UNKNOWN_TYPE, FCGI_NULL_REQUEST_ID, 8, 0);
+  out[8] = type;
+  return out;
 }
 
 // A string as pair bytes: latin1 if every code unit fits a byte, else UTF-8.
@@ -199,6 +204,36 @@ function writeBytes(out: Uint8Array, at: number, value: Uint8Array | string): nu
   return at + value.length;
 }
 
+// Name-value pairs prepared for writing: the byte form of each name and value, and the total size.
+interface PreparedPairs {
+  parts: (Uint8Array | string)[];
+  size: number;
+}
+
+function prepare(pairs: Iterable<readonly [Bytesish, Bytesish]>): PreparedPairs {
+  const parts: (Uint8Array | string)[] = [];
+  let size = 0;
+  for (const [name, value] of pairs) {
+    const n = toBytes(name);
+    const v = toBytes(value);
+    size += lengthSize(n.length) + lengthSize(v.length) + n.length + v.length;
+    parts.push(n, v);
+  }
+  return { parts, size };
+}
+
+function writePairs(out: Uint8Array, at: number, parts: readonly (Uint8Array | string)[]): number {
+  for (let i = 0; i < parts.length; i += 2) {
+    const n = parts[i];
+    const v = parts[i + 1];
+    at = writeLength(out, at, n.length);
+    at = writeLength(out, at, v.length);
+    at = writeBytes(out, at, n);
+    at = writeBytes(out, at, v);
+  }
+  return at;
+}
+
 /**
  * Name-value pairs as bytes (no record framing): the content of a PARAMS stream or of a
  * GET_VALUES / GET_VALUES_RESULT record. Strings are latin1 when every character fits a byte,
@@ -210,24 +245,9 @@ function writeBytes(out: Uint8Array, at: number, value: Uint8Array | string): nu
  * ```
  */
 export function encodePairs(pairs: Iterable<readonly [Bytesish, Bytesish]>): Uint8Array {
-  const parts: (Uint8Array | string)[] = [];
-  let size = 0;
-  for (const [name, value] of pairs) {
-    const n = toBytes(name);
-    const v = toBytes(value);
-    size += lengthSize(n.length) + lengthSize(v.length) + n.length + v.length;
-    parts.push(n, v);
-  }
+  const { parts, size } = prepare(pairs);
   const out = new Uint8Array(size);
-  let at = 0;
-  for (let i = 0; i < parts.length; i += 2) {
-    const n = parts[i];
-    const v = parts[i + 1];
-    at = writeLength(out, at, n.length);
-    at = writeLength(out, at, v.length);
-    at = writeBytes(out, at, n);
-    at = writeBytes(out, at, v);
-  }
+  writePairs(out, 0, parts);
   return out;
 }
 
@@ -260,7 +280,19 @@ function frameStream(type: number, requestId: number, content: Uint8Array): Uint
  */
 export function encodeParams(requestId: number, pairs: Iterable<readonly [Bytesish, Bytesish]>): Uint8Array {
   checkRequestId(requestId);
-  return frameStream(RecordType.PARAMS, requestId, encodePairs(pairs));
+  const { parts, size } = prepare(pairs);
+  if (size > STREAM_RECORD_CONTENT) {
+    const content = new Uint8Array(size);
+    writePairs(content, 0, parts);
+    return frameStream(RecordType.PARAMS, requestId, content);
+  }
+  // The usual case, one PARAMS record: written in place, one allocation.
+  const pad = padding(size);
+  const out = new Uint8Array(FCGI_HEADER_LEN + size + pad + (size > 0 ? FCGI_HEADER_LEN : 0));
+  if (size > 0) writeHeader(out, 0, RecordType.PARAMS, requestId, size, pad);
+  writePairs(out, FCGI_HEADER_LEN, parts);
+  writeHeader(out, out.length - FCGI_HEADER_LEN, RecordType.PARAMS, requestId, 0, 0);
+  return out;
 }
 
 /**
