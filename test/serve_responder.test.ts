@@ -314,3 +314,33 @@ test("a handler answering slowly does not hold up other connections", async () =
     assert.equal(parseCgi((await pending).stdout).text, "done");
   });
 });
+
+test("a proxying handler can pass its request on: fetch(request) and new Request(url, request) keep method, headers and body", async () => {
+  const { createServer } = await import("node:http");
+  const upstream = createServer((req, res) => {
+    let body = "";
+    req.on("data", (d) => (body += d));
+    req.on("end", () => res.end(`${req.method} ${req.url} ${req.headers["x-trace"]} ${body}`));
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+  const upstreamPort = (upstream.address() as { port: number }).port;
+  const fetchHandler: Handler = async (request) => {
+    if (request.url.includes("/rewrite")) {
+      const target = new URL(request.url);
+      target.pathname = "/rewritten";
+      return await fetch(new Request(target, request));
+    }
+    return await fetch(request);
+  };
+  try {
+    await withServer({ fetch: fetchHandler }, async (port) => {
+      const params = (uri: string) => httpParams(uri, { REQUEST_METHOD: "POST", CONTENT_LENGTH: "7", HTTP_HOST: `127.0.0.1:${upstreamPort}`, HTTP_X_TRACE: "t1" });
+      const direct = await fcgiRequest(port, { params: params("/direct?a=1"), stdin: "payload" });
+      assert.equal(parseCgi(direct.stdout).text, "POST /direct?a=1 t1 payload");
+      const rewritten = await fcgiRequest(port, { params: params("/rewrite"), stdin: "payload" });
+      assert.equal(parseCgi(rewritten.stdout).text, "POST /rewritten t1 payload");
+    });
+  } finally {
+    await new Promise((resolve) => upstream.close(resolve));
+  }
+});

@@ -28,8 +28,11 @@ const textDecoder = new TextDecoder();
 export class FastCGIGlobalRequest extends NativeRequest {
   constructor(input: RequestInfo | URL, init?: RequestInit) {
     if (input instanceof LightRequest) input = LightRequest.toNative(input);
-    if (init?.body != null && typeof (init.body as ReadableStream).getReader === "function") {
-      // A stream body needs duplex "half"; Request objects passed as init carry none.
+    if (init instanceof LightRequest) {
+      // `new Request(url, request)`: its members live on the prototype, so spell them out.
+      init = LightRequest.asInit(init);
+    } else if (init?.body != null && typeof (init.body as ReadableStream).getReader === "function" && !("duplex" in init)) {
+      // A stream body needs duplex "half", which plain init objects usually lack.
       init = { ...init, duplex: "half" } as RequestInit;
     }
     super(input, init);
@@ -165,6 +168,15 @@ export class LightRequest {
     const body = request.body;
     request.#transferred = body !== null;
     return nativeRequest(request.#method, request.#url, request.headers, body, request.signal);
+  }
+
+  /** A lightweight request as a RequestInit (for `new Request(url, request)`); the body moves. */
+  static asInit(request: LightRequest): RequestInit {
+    if (request.bodyUsed || request.body?.locked) throw new TypeError("Request: body is unusable");
+    const body = request.body;
+    request.#transferred = body !== null;
+    const forbidden = FORBIDDEN_METHOD.test(request.#method);
+    return { method: forbidden ? "GET" : request.#method, headers: request.headers, body: forbidden ? null : body, signal: request.signal, duplex: "half" } as RequestInit;
   }
 
   /** Marks the request aborted; the signal fires now if it was handed out, else when it is. */

@@ -5,7 +5,7 @@
  * by {@link installGlobalObjects} (the `overrideGlobalObjects` option of `serve()`).
  * @module
  */
-import { FastCGIGlobalRequest, NativeRequest } from "./request.ts";
+import { FastCGIGlobalRequest, LightRequest, NativeRequest } from "./request.ts";
 
 /** The Response constructor as the runtime defined it, before any override. */
 export const NativeResponse: typeof Response = globalThis.Response;
@@ -238,7 +238,8 @@ let installed = false;
  * Replaces the global `Request` and `Response` with the lightweight-aware versions, as Hono's
  * Node adapter does: `new Response("hi")` in a handler then builds a {@link LightResponse}
  * that the CGI writer sends without a stream, and `new Request(request)` accepts the
- * lightweight requests handlers receive. Idempotent; never undone (other code may hold them).
+ * lightweight requests handlers receive, and so does `fetch(request)`. Idempotent; never undone
+ * (other code may hold them).
  */
 export function installGlobalObjects(): void {
   if (installed) return;
@@ -247,6 +248,13 @@ export function installGlobalObjects(): void {
     Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
   define("Request", FastCGIGlobalRequest);
   define("Response", LightResponse);
+  // fetch(request) with a lightweight request (a proxying handler) must reach fetch as a real one.
+  const fetch = globalThis.fetch;
+  if (typeof fetch === "function") {
+    define("fetch", function (this: unknown, input: RequestInfo | URL, init?: RequestInit): Promise<Response> {
+      return fetch.call(this, input instanceof LightRequest ? LightRequest.toNative(input) : input, init);
+    });
+  }
 }
 
 /** True when the globals were replaced. */
