@@ -12,7 +12,7 @@ export const ALL_INTERFACES = "0.0.0.0";
  * Parses a socket address as web server configurations write it.
  *
  * - `host:port` and `1.2.3.4:port`: TCP on that host.
- * - `[::1]:port`: TCP on an IPv6 address (the brackets are required).
+ * - `[::1]:port`: TCP on an IPv6 address (the brackets are required; a zone as in `[fe80::1%eth0]` is kept).
  * - `:port` or `port`: TCP on every IPv4 interface ({@link ALL_INTERFACES}); write `[::]:port` for IPv6 too.
  * - `unix:/path` or `/path`: a Unix socket.
  * - `fd:0`: the listening socket inherited on file descriptor 0 (FCGI_LISTENSOCK_FILENO).
@@ -50,7 +50,11 @@ export function parseAddress(text: string): SocketAddress {
     hostname = input.slice(1, close);
     if (input[close + 1] !== ":") throw bad("missing :port after the IPv6 address");
     portText = input.slice(close + 2);
-    if (parseIPv6(hostname) === null) throw bad(`${JSON.stringify(hostname)} is not an IPv6 address`);
+    // A zone (fe80::1%eth0) picks the interface of a link-local address; the address part must be valid.
+    const zone = hostname.indexOf("%");
+    if (parseIPv6(zone < 0 ? hostname : hostname.slice(0, zone)) === null || zone === hostname.length - 1) {
+      throw bad(`${JSON.stringify(hostname)} is not an IPv6 address`);
+    }
   } else {
     const colon = input.lastIndexOf(":");
     if (colon < 0) throw bad("missing :port");

@@ -11,6 +11,7 @@ test("host:port, [v6]:port, :port, a bare port, unix: paths and fd:0 parse to so
   assert.deepEqual(parseAddress("[::1]:9000"), { transport: "tcp", hostname: "::1", port: 9000 });
   assert.deepEqual(parseAddress("[::]:0"), { transport: "tcp", hostname: "::", port: 0 });
   assert.deepEqual(parseAddress("[::ffff:127.0.0.1]:80"), { transport: "tcp", hostname: "::ffff:127.0.0.1", port: 80 });
+  assert.deepEqual(parseAddress("[fe80::1%eth0]:9000"), { transport: "tcp", hostname: "fe80::1%eth0", port: 9000 });
   assert.deepEqual(parseAddress(":9000"), { transport: "tcp", hostname: "0.0.0.0", port: 9000 });
   assert.deepEqual(parseAddress("9000"), { transport: "tcp", hostname: ALL_INTERFACES, port: 9000 });
   assert.deepEqual(parseAddress(" 127.0.0.1:65535 "), { transport: "tcp", hostname: "127.0.0.1", port: 65535 });
@@ -38,6 +39,8 @@ test("malformed addresses are refused with a message naming the input and the re
     ["[::1:9000", /missing \]/],
     ["[::g]:9000", /not an IPv6 address/],
     ["[127.0.0.1]:9000", /not an IPv6 address/],
+    ["[fe80::1%]:9000", /not an IPv6 address/],
+    ["[%eth0]:9000", /not an IPv6 address/],
     ["bad host:80", /not a hostname/],
     ["a..b:80", /not a hostname/],
     ["-x:80", /not a hostname/],

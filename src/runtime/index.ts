@@ -2,6 +2,18 @@
  * Picks the socket adapter: the one place that asks which runtime this is. Adapters are loaded
  * on first use (dynamic import), so Node never parses the Deno or Bun adapter and vice versa;
  * that is why both functions return a Promise.
+ *
+ * What every adapter does beyond the interface's words:
+ * - `onDrain` and `onClose` are never called from inside `write()`, `end()` or `destroy()`;
+ *   `onClose` gets the error given to `destroy(error)`, or the socket's own (ECONNRESET, EPIPE).
+ * - `write()` after `end()`/`destroy()`/close drops the bytes and returns false.
+ * - A handler that throws (or an `accept` callback) destroys that connection only, with that error.
+ * - A peer that ends its side makes the connection end too, after queued bytes are flushed.
+ * - Listen and connect failures are Errors with an errno-style `code` and the address in the message.
+ * - Unix sockets: a stale socket file is replaced, a live one is EADDRINUSE, a non-socket file is
+ *   never removed; `mode` is applied after bind; the file is removed on close if still ours.
+ * - fd 0 (FCGI_LISTENSOCK_FILENO) goes through `node:net` on all three runtimes; the Listener's
+ *   address is then the real TCP address, or `{ transport: "fd", fd: 0 }` for a Unix socket.
  * @module
  */
 import type { Runtime } from "./types.ts";
