@@ -344,3 +344,20 @@ test("a proxying handler can pass its request on: fetch(request) and new Request
     await new Promise((resolve) => upstream.close(resolve));
   }
 });
+
+test("STDIN beyond CONTENT_LENGTH is not body, and a STDIN shorter than CONTENT_LENGTH fails the body read", async () => {
+  const fetch: Handler = async (request) => {
+    try {
+      return new Response(`body: ${await request.text()}`);
+    } catch (error) {
+      return new Response(`failed: ${(error as Error).message}`, { status: 400 });
+    }
+  };
+  await withServer({ fetch }, async (port) => {
+    const long = await fcgiRequest(port, { params: httpParams("/", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "5" }), stdin: "12345EXTRA" });
+    assert.equal(parseCgi(long.stdout).text, "body: 12345");
+    const short = parseCgi((await fcgiRequest(port, { params: httpParams("/", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "50" }), stdin: "only this" })).stdout);
+    assert.equal(short.status, 400);
+    assert.match(short.text, /STDIN ended after 9 of the 50 bytes/);
+  });
+});

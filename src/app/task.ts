@@ -62,6 +62,8 @@ export class RequestTask {
   #light: LightRequest | undefined;
   #controller: AbortController | undefined;
   #awaitingBody = false;
+  /** CONTENT_LENGTH, when given as a number: STDIN carries at most this much (FastCGI §6.2). */
+  #declared: number | undefined;
   /** Response bytes went out: a failure can no longer become a 500. */
   #started = false;
   #reader: ReadableStreamDefaultReader<unknown> | undefined;
@@ -101,6 +103,7 @@ export class RequestTask {
     const { maxBodyBytes } = this.#host.options;
     const length = this.params.get("CONTENT_LENGTH");
     const declared = length !== undefined && /^[0-9]+$/.test(length) ? Number(length) : undefined;
+    this.#declared = declared;
     if (declared !== undefined && declared > maxBodyBytes) {
       this.#host.log.warn("maxBodyBytes", `${this.#host.peer} request ${this.requestId}: CONTENT_LENGTH ${declared} is over maxBodyBytes (${maxBodyBytes}): 413`);
       this.#endWith(413, new FastCGIError("LIMIT_EXCEEDED", "request body too large", { requestId: this.requestId, limit: "maxBodyBytes" }));
@@ -121,6 +124,12 @@ export class RequestTask {
   /** A STDIN piece arrived. */
   onStdin(data: Uint8Array): void {
     if (this.ended) return;
+    const declared = this.#declared;
+    if (declared !== undefined && this.stdin.received + data.byteLength > declared) {
+      // Bytes past CONTENT_LENGTH are not part of the body.
+      data = data.subarray(0, Math.max(0, declared - this.stdin.received));
+      if (data.byteLength === 0) return;
+    }
     this.stdin.push(data);
     if (this.stdin.received > this.#host.options.maxBodyBytes) {
       const limit = this.#host.options.maxBodyBytes;
@@ -138,7 +147,13 @@ export class RequestTask {
   /** The empty STDIN record arrived. */
   onStdinEnd(): void {
     if (this.ended) return;
-    this.stdin.end();
+    const declared = this.#declared;
+    if (declared !== undefined && this.stdin.received < declared && !this.stdin.discarding) {
+      // A body cut short (the client went away mid-upload) must not read as a complete one.
+      this.stdin.fail(new FastCGIError("ABORTED", `STDIN ended after ${this.stdin.received} of the ${declared} bytes CONTENT_LENGTH announced`, { requestId: this.requestId }));
+    } else {
+      this.stdin.end();
+    }
     if (this.#awaitingBody) {
       this.#awaitingBody = false;
       this.#dispatch(null);
