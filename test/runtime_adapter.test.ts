@@ -295,6 +295,29 @@ for (const name of ADAPTERS) {
     });
   }
 
+  test(`${name}: fifty connections at once each get back exactly their own bytes; empty writes send nothing`, async () => {
+    const runtime = await get();
+    const server = await echoServer(runtime, LOOPBACK);
+    const clients: Array<{ connection: Connection; peer: Peer; data: Uint8Array }> = [];
+    try {
+      for (let i = 0; i < 50; i++) {
+        const peer = new Peer();
+        const connection = await runtime.connect(server.listener.address, peer);
+        clients.push({ connection, peer, data: pattern(10_000 + i * 997, i) });
+      }
+      for (const { connection, data } of clients) {
+        assert.equal(connection.write([]), true);
+        assert.equal(connection.write([new Uint8Array(0)]), true);
+        connection.write([data.subarray(0, 5000), new Uint8Array(0), data.subarray(5000)]);
+      }
+      await Promise.all(clients.map(({ peer, data }) => peer.received(data.byteLength)));
+      await sleep(50);
+      for (const { peer, data } of clients) assertChunksEqual(peer.chunks, data);
+    } finally {
+      await cleanup(server.listener, ...clients.map((c) => c.connection));
+    }
+  });
+
   test(`${name}: 32 MiB each way at once in multi-chunk writes: write returns false, onDrain follows, every byte arrives in order in chunks never reused`, async () => {
     const runtime = await get();
     const size = 32 << 20;
