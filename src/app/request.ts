@@ -20,7 +20,6 @@ const NativeResponse: typeof Response = globalThis.Response;
 
 const textDecoder = new TextDecoder();
 
-
 /**
  * The global Request replacement installed by `overrideGlobalObjects`: a real Request subclass
  * that accepts a lightweight request as its input, so `new Request(request, init)` keeps working.
