@@ -93,9 +93,8 @@ test("multiplexed: a slow response on one request does not delay another request
     try {
       client.send(1, { params: httpParams("/slow"), keepConn: true });
       client.send(2, { params: httpParams("/fast"), keepConn: true });
-      const started = Date.now();
       assert.equal(parseCgi((await client.response(2)).stdout).text, "fast");
-      assert.ok(Date.now() - started < 500, "the fast answer did not wait for the slow one");
+      assert.ok(!client.pending.some((r) => r.requestId === 1 && r.type === RecordType.END_REQUEST), "the fast answer did not wait for the slow one");
       assert.equal(parseCgi((await client.response(1)).stdout).text, ".".repeat(50));
     } finally {
       client.destroy();
