@@ -92,25 +92,32 @@ export class ServerLog {
     this.#logger.info(message);
   }
 
-  /** An error line that always goes out. */
-  error(message: string): void {
-    this.#logger.error(message);
+  /**
+   * An error, rate-limited per `kind`. (A failing handler's full message also goes to the web
+   * server on FCGI_STDERR, for every request.)
+   */
+  error(kind: string, message: string): void {
+    if (this.#admit(kind)) this.#logger.error(this.#suffix(kind, message));
   }
 
   /** A warning, rate-limited per `kind`. */
   warn(kind: string, message: string): void {
-    const now = Date.now();
+    if (this.#admit(kind)) this.#logger.warn(this.#suffix(kind, message));
+  }
+
+  #admit(kind: string): boolean {
     const window = this.#windows.get(kind);
-    if (window && now < window.until) {
+    if (window && Date.now() < window.until) {
       window.suppressed++;
-      return;
+      return false;
     }
-    if (window && window.suppressed > 0) {
-      this.#logger.warn(`${message} (and ${window.suppressed} more like it in the last second)`);
-    } else {
-      this.#logger.warn(message);
-    }
-    this.#windows.set(kind, { until: now + 1000, suppressed: 0 });
-    if (this.#windows.size > 64) this.#windows.clear();
+    return true;
+  }
+
+  #suffix(kind: string, message: string): string {
+    const suppressed = this.#windows.get(kind)?.suppressed ?? 0;
+    if (this.#windows.size >= 64) this.#windows.clear();
+    this.#windows.set(kind, { until: Date.now() + 1000, suppressed: 0 });
+    return suppressed > 0 ? `${message} (and ${suppressed} more like it in the last second)` : message;
   }
 }

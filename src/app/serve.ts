@@ -175,7 +175,7 @@ class AppServer implements Server, ConnectionServer {
   async #close(): Promise<void> {
     this.closing = true;
     const listenersClosed = Promise.all(this.listeners.map((l) => l.close().catch((error: unknown) => {
-      this.log.error(`closing the listener on ${formatAddress(l.address)}: ${error instanceof Error ? error.message : String(error)}`);
+      this.log.error("listener", `closing the listener on ${formatAddress(l.address)}: ${error instanceof Error ? error.message : String(error)}`);
     })));
     for (const socket of [...this.#sockets]) socket.closeWhenIdle();
     if (this.#sockets.size > 0) {

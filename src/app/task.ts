@@ -225,7 +225,7 @@ export class RequestTask {
 
   /** Something failed outside the handler: log it and end the request. */
   #broken(error: unknown): void {
-    this.#host.log.error(`${this.#host.peer} request ${this.requestId}: internal error: ${describe(error)}`);
+    this.#host.log.error("internal", `${this.#host.peer} request ${this.requestId}: internal error: ${describe(error)}`);
     if (!this.ended) this.#finish(1);
   }
 
@@ -281,7 +281,7 @@ export class RequestTask {
       }
     } catch (error) {
       if (this.ended) return;
-      this.#host.log.error(`${this.#host.peer} request ${this.requestId}: the response body failed: ${describe(error)}`);
+      this.#host.log.error("body", `${this.#host.peer} request ${this.requestId}: the response body failed: ${describe(error)}`);
       this.writeStderr(textEncoder.encode(`response body failed: ${describe(error)}\n`));
       reader.cancel(error).catch(() => {});
       this.#finish(1);
@@ -294,7 +294,7 @@ export class RequestTask {
   #fail(error: unknown): void {
     if (this.ended) return;
     const text = describe(error);
-    this.#host.log.error(`${this.#host.peer} request ${this.requestId} (${this.#method} ${this.params.get("REQUEST_URI") ?? ""}): ${text}`);
+    this.#host.log.error("handler", `${this.#host.peer} request ${this.requestId} (${this.#method} ${this.params.get("REQUEST_URI") ?? ""}): ${text}`);
     this.writeStderr(textEncoder.encode(`${text}\n`));
     if (!this.#started) {
       this.#started = true;
