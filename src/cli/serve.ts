@@ -7,6 +7,7 @@ import { resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { formatAddress } from "../address.ts";
 import { DEFAULT_LIMITS } from "../app/options.ts";
+import { installGlobalObjects } from "../app/response.ts";
 import { serve } from "../app/serve.ts";
 import type { Handler, Limits, ServeOptions, Server } from "../app/types.ts";
 import type { Command } from "../cli.ts";
@@ -175,6 +176,8 @@ async function run(args: string[]): Promise<number> {
     console.error(`fcgi serve: ${error.message}\nRun 'fcgi serve --help' for the options.`);
     return 2;
   }
+  // Before the module loads, so that a Response class it captures at import is the fast one.
+  if (parsed.options.overrideGlobalObjects !== false) installGlobalObjects();
   const url = pathToFileURL(resolve(process.cwd(), parsed.module)).href;
   let handlers: Handlers;
   try {
