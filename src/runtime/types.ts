@@ -2,6 +2,11 @@
  * What the protocol layers need from a runtime's sockets, and nothing more. Each runtime
  * adapter (node.ts, deno.ts, bun.ts) implements this; nothing outside src/runtime/ asks which
  * runtime it is on.
+ *
+ * Every adapter also guarantees: `onClose` and `onDrain` are never called from inside `write`,
+ * `end` or `destroy`; `onClose` receives the error given to `destroy(error)`; `write()` after
+ * `end()` or close drops the bytes and returns false; a handler that throws destroys only its own
+ * connection; failures carry an errno-style `code`.
  * @module
  */
 
