@@ -148,17 +148,21 @@ function median(xs: number[]): number {
   return s[s.length >> 1];
 }
 
-/** Median seconds per call of `fn` over `runs` runs, after two warm-up runs. */
-function time(fn: () => unknown): number {
-  fn();
-  fn();
-  const times: number[] = [];
+/**
+ * Median seconds per call of each function over `runs` rounds, after two warm-up calls each. The
+ * functions take turns within each round, so a load that drifts (a shared machine) hits both alike.
+ */
+function timeTogether(fns: (() => unknown)[]): number[] {
+  for (const fn of fns) fn(), fn();
+  const times = fns.map(() => [] as number[]);
   for (let r = 0; r < runs; r++) {
-    const t0 = performance.now();
-    fn();
-    times.push((performance.now() - t0) / 1000);
+    fns.forEach((fn, i) => {
+      const t0 = performance.now();
+      fn();
+      times[i].push((performance.now() - t0) / 1000);
+    });
   }
-  return median(times);
+  return times.map(median);
 }
 
 const runtime = typeof Deno !== "undefined"
@@ -175,9 +179,8 @@ interface Row {
 }
 const rows: Row[] = [];
 function measure(workload: string, unit: string, amount: number, fn: (d: Decoders) => unknown): void {
-  const w = amount / time(() => fn(wasm));
-  const o = amount / time(() => fn(oracle));
-  rows.push({ workload, unit, wasm: w, oracle: o });
+  const [w, o] = timeTogether([() => fn(wasm), () => fn(oracle)]);
+  rows.push({ workload, unit, wasm: amount / w, oracle: amount / o });
 }
 
 const mb = requestStream.length / 1e6;

@@ -6,7 +6,7 @@
  */
 
 import { FastCGIError } from "../errors.ts";
-import { PIECE_END, PIECE_START, type RecordHandler } from "./types.ts";
+import { PIECE_END, PIECE_START, PIECE_WHOLE, type RecordHandler } from "./types.ts";
 import { heap } from "./wasm.ts";
 
 // Values of the STATE slots written by scanRecords (wasm/records.ts).
@@ -117,6 +117,11 @@ export class RecordDecoder {
       withHeader = 1;
     } else if (pos === length) {
       return;
+    } else if (length - pos >= 8 && chunk[pos] === 1 && pos + 8 + ((chunk[pos + 4] << 8) | chunk[pos + 5]) >= length) {
+      // The rest of the chunk is one header and content running to its end: the shape of every
+      // chunk of a long body. There is nothing to scan, so no WASM call (and no copy) is needed.
+      this.#lastRecord(chunk, pos, onRecord);
+      return;
     }
     const nested = depth > 1;
     const table = nested ? c.EVENTS + c.MAX_EVENTS * EVENT_WORDS * 4 : c.EVENTS;
@@ -172,5 +177,24 @@ export class RecordDecoder {
       }
       return;
     }
+  }
+
+  // Decodes the header at `pos`, whose content reaches the end of the chunk (or beyond).
+  #lastRecord(chunk: Uint8Array, pos: number, onRecord: RecordHandler): void {
+    const type = chunk[pos + 1];
+    const requestId = (chunk[pos + 2] << 8) | chunk[pos + 3];
+    const contentLength = (chunk[pos + 4] << 8) | chunk[pos + 5];
+    const start = pos + 8;
+    const available = chunk.length - start;
+    this.#paddingLeft = chunk[pos + 6];
+    if (contentLength === available) {
+      onRecord(type, requestId, available === 0 ? EMPTY : new Uint8Array(chunk.buffer, chunk.byteOffset + start, available), PIECE_WHOLE);
+      return;
+    }
+    this.#type = type;
+    this.#requestId = requestId;
+    this.#contentLeft = contentLength - available;
+    this.#started = available > 0;
+    if (available > 0) onRecord(type, requestId, new Uint8Array(chunk.buffer, chunk.byteOffset + start, available), PIECE_START);
   }
 }
