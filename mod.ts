@@ -34,5 +34,10 @@ export {
 export { AppConnection, CORE_REJECT_APP_STATUS } from "./src/protocol/app_connection.ts";
 export type { AppConnectionOptions, AppEvent } from "./src/protocol/app_connection.ts";
 
-// Sockets.
+// The application side: serve(), accept().
+export * from "./src/app/mod.ts";
+
+// Sockets: the runtime adapters and address parsing.
+export { detectRuntime, getRuntime } from "./src/runtime/index.ts";
+export { AllowList, formatAddress, parseAddress, parseAllowList } from "./src/address.ts";
 export type { Connection, ConnectionHandlers, Listener, ListenOptions, Runtime, SocketAddress } from "./src/runtime/types.ts";
