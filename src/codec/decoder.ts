@@ -16,6 +16,8 @@ const PHASE_HEADER = 1;
 const PHASE_CONTENT = 2;
 const PHASE_PADDING = 3;
 const EVENT_WORDS = 3;
+/** Records with at least this much content are decoded by JS header by header (see #longRecords). */
+const LONG_RECORD = 4096;
 
 /**
  * How many decode() calls are running, outermost first. A record handler may decode another
@@ -115,13 +117,9 @@ export class RecordDecoder {
       this.#pendingLength = 0;
       pos += need;
       withHeader = 1;
-    } else if (pos === length) {
-      return;
-    } else if (length - pos >= 8 && chunk[pos] === 1 && pos + 8 + ((chunk[pos + 4] << 8) | chunk[pos + 5]) >= length) {
-      // The rest of the chunk is one header and content running to its end: the shape of every
-      // chunk of a long body. There is nothing to scan, so no WASM call (and no copy) is needed.
-      this.#lastRecord(chunk, pos, onRecord);
-      return;
+    } else {
+      pos = this.#longRecords(chunk, pos, onRecord);
+      if (pos === length) return;
     }
     const nested = depth > 1;
     const table = nested ? c.EVENTS + c.MAX_EVENTS * EVENT_WORDS * 4 : c.EVENTS;
@@ -179,22 +177,37 @@ export class RecordDecoder {
     }
   }
 
-  // Decodes the header at `pos`, whose content reaches the end of the chunk (or beyond).
-  #lastRecord(chunk: Uint8Array, pos: number, onRecord: RecordHandler): void {
-    const type = chunk[pos + 1];
-    const requestId = (chunk[pos + 2] << 8) | chunk[pos + 3];
-    const contentLength = (chunk[pos + 4] << 8) | chunk[pos + 5];
-    const start = pos + 8;
-    const available = chunk.length - start;
-    this.#paddingLeft = chunk[pos + 6];
-    if (contentLength === available) {
-      onRecord(type, requestId, available === 0 ? EMPTY : new Uint8Array(chunk.buffer, chunk.byteOffset + start, available), PIECE_WHOLE);
-      return;
+  /**
+   * Decodes, from `pos`, the records a scan would not help with: long ones (a body arriving in
+   * records of up to 64 KiB) and one whose content runs to the end of the chunk. Each costs one
+   * header read here, where a scan would cost a WASM call and a copy. Stops at the first short
+   * record (the scanner's job) and returns where it stopped, or the chunk length when it is done.
+   */
+  #longRecords(chunk: Uint8Array, pos: number, onRecord: RecordHandler): number {
+    const length = chunk.length;
+    while (length - pos >= 8 && chunk[pos] === 1) {
+      const contentLength = (chunk[pos + 4] << 8) | chunk[pos + 5];
+      const start = pos + 8;
+      const available = length - start;
+      if (contentLength < available && contentLength < LONG_RECORD) break;
+      const type = chunk[pos + 1];
+      const requestId = (chunk[pos + 2] << 8) | chunk[pos + 3];
+      const paddingLength = chunk[pos + 6];
+      if (contentLength > available) {
+        this.#type = type;
+        this.#requestId = requestId;
+        this.#contentLeft = contentLength - available;
+        this.#paddingLeft = paddingLength;
+        this.#started = available > 0;
+        if (available > 0) onRecord(type, requestId, new Uint8Array(chunk.buffer, chunk.byteOffset + start, available), PIECE_START);
+        return length;
+      }
+      const end = start + contentLength + paddingLength;
+      if (end > length) this.#paddingLeft = end - length;
+      onRecord(type, requestId, contentLength === 0 ? EMPTY : new Uint8Array(chunk.buffer, chunk.byteOffset + start, contentLength), PIECE_WHOLE);
+      if (end >= length) return length;
+      pos = end;
     }
-    this.#type = type;
-    this.#requestId = requestId;
-    this.#contentLeft = contentLength - available;
-    this.#started = available > 0;
-    if (available > 0) onRecord(type, requestId, new Uint8Array(chunk.buffer, chunk.byteOffset + start, available), PIECE_START);
+    return pos;
   }
 }
