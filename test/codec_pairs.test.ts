@@ -263,3 +263,21 @@ test("the decoder keeps its own copy: reused piece memory and many interleaved d
     assert.deepEqual(list(params), [["REQUEST_URI", `/${k}`], [`NAME${k}`, text(40 * k + 3, String(k))], ["HTTP_HOST", `h${k}`]]);
   }
 });
+
+test("a stream of tiny pairs pushed a byte at a time costs linear time, up to its limit", () => {
+  // 2^18 bytes of empty pairs (2 bytes each) in 1-byte pieces: 131072 pairs from 262144 pushes.
+  // Anything quadratic in pairs or pushes would take minutes here.
+  const limit = 1 << 18;
+  const decoder = new PairDecoder({ maxTotalBytes: limit });
+  const zero = Uint8Array.of(0);
+  const started = performance.now();
+  for (let i = 0; i < limit; i++) decoder.push(zero);
+  assert.throws(() => decoder.push(zero), (e) => e instanceof FastCGIError && e.code === "PARAMS_TOO_LARGE");
+  const elapsed = performance.now() - started;
+  assert.ok(elapsed < 20_000, `took ${elapsed.toFixed(0)} ms`);
+  const fresh = new PairDecoder({ maxTotalBytes: limit });
+  for (let i = 0; i < limit; i++) fresh.push(zero);
+  const params = fresh.end();
+  assert.equal(params.size, limit / 2);
+  assert.equal(params.get(""), "");
+});

@@ -26,7 +26,7 @@ export const EVENTS: usize = memory.data(MAX_EVENTS * EVENT_SIZE * 2, 16);
 export const PAIR_WINDOW_SIZE: i32 = 32768;
 /** The pair window, with spare bytes for 8-byte loads near its end. */
 export const PAIR_WINDOW: usize = memory.data(PAIR_WINDOW_SIZE + 16, 16);
-/** Bytes per pair entry: four i32 (nameOffset, nameLength, valueLength, nameId). */
-export const PAIR_SIZE: i32 = 16;
+/** Bytes per pair entry: three i32 (valueOffset, valueLength, name id or -(nameLength + 1)). */
+export const PAIR_SIZE: i32 = 12;
 /** Pair table: a window of n bytes holds at most n / 2 pairs (each takes at least two length bytes), plus one. */
 export const PAIRS: usize = memory.data((PAIR_WINDOW_SIZE / 2 + 1) * PAIR_SIZE, 16);

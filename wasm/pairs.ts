@@ -23,23 +23,31 @@ export const PAIR_NAME_TOO_LONG: i32 = -1;
 export const PAIR_VALUE_TOO_LONG: i32 = -2;
 export const PAIR_PARAMS_TOO_LARGE: i32 = -3;
 
-/** nameId of a name that straddles two windows: JS looks it up from its own copy of the bytes. */
-const NAME_UNRESOLVED: i32 = -2;
 
 /**
- * Scans `length` bytes in PAIR_WINDOW, which sit at stream offset `base`. Writes one entry per pair
- * whose two lengths became known (nameOffset, nameLength, valueLength, nameId; the value follows
- * the name) to PAIRS and returns the count, or a negative PAIR_* error. Offsets are stream offsets.
+ * Scans `length` bytes in PAIR_WINDOW, which sit at stream offset `base`, continuing from the state
+ * in STATE if `resume` is 1 (else from a pair boundary). Writes one entry per pair whose two
+ * lengths became known to PAIRS: valueOffset (a stream offset), valueLength, and the well-known
+ * name's id, or -(nameLength + 1) for any other name (it ends where the value begins; a name the
+ * window cuts is reported this way too, and JS looks it up). Returns the count, or a PAIR_* error.
  * Name and value limits are at most 2^31 - 1 (JS clamps them: a 31-bit length never exceeds that);
  * the total limit is a double so that any JS number, Infinity included, compares exactly.
  */
-export function scanPairs(length: i32, base: i32, maxNameLength: i32, maxValueLength: i32, maxTotalBytes: f64): i32 {
-  let phase = load<i32>(STATE, 0);
-  let need = load<i32>(STATE, 4);
-  let acc = load<u32>(STATE, 8);
-  let nameLength = load<i32>(STATE, 12);
-  let pairStart = load<i32>(STATE, 16);
-  let left = load<i64>(STATE, 24);
+export function scanPairs(length: i32, base: i32, maxNameLength: i32, maxValueLength: i32, maxTotalBytes: f64, resume: i32): i32 {
+  let phase = PAIR_NAME_LENGTH;
+  let need = 0;
+  let acc: u32 = 0;
+  let nameLength = 0;
+  let pairStart = base;
+  let left: i64 = 0;
+  if (resume) {
+    phase = load<i32>(STATE, 0);
+    need = load<i32>(STATE, 4);
+    acc = load<u32>(STATE, 8);
+    nameLength = load<i32>(STATE, 12);
+    pairStart = load<i32>(STATE, 16);
+    left = load<i64>(STATE, 24);
+  }
   let i = 0;
   let n = 0;
   while (true) {
@@ -93,10 +101,10 @@ export function scanPairs(length: i32, base: i32, maxNameLength: i32, maxValueLe
       if (<f64>nameOffset + <f64>nameLength + <f64>valueLength > maxTotalBytes) return PAIR_PARAMS_TOO_LARGE;
       const e = PAIRS + <usize>(n++ * PAIR_SIZE);
       const rest = length - i;
-      store<i32>(e, nameOffset, 0);
-      store<i32>(e, nameLength, 4);
-      store<i32>(e, valueLength, 8);
-      store<i32>(e, nameLength <= rest ? lookupName(PAIR_WINDOW + i, nameLength) : NAME_UNRESOLVED, 12);
+      const id = nameLength <= rest ? lookupName(PAIR_WINDOW + i, nameLength) : -1;
+      store<i32>(e, nameOffset + nameLength, 0);
+      store<i32>(e, valueLength, 4);
+      store<i32>(e, id >= 0 ? id : -1 - nameLength, 8);
       const body = <i64>nameLength + <i64>valueLength;
       if (body <= <i64>rest) {
         i += <i32>body;

@@ -16,12 +16,11 @@ const DEFAULT_MAX_TOTAL_BYTES = 1024 * 1024;
 /** A 31-bit length never exceeds this, so larger name/value limits are the same as this one. */
 const MAX_LENGTH = 0x7fffffff;
 
-// Results and entry layout of scanPairs (wasm/pairs.ts): nameOffset, nameLength, valueLength, nameId.
+// Results and entry layout of scanPairs (wasm/pairs.ts): valueOffset, valueLength, and the name's
+// id (>= 0) if it is well-known, else -(nameLength + 1) (the name ends where the value begins).
 const PAIR_NAME_TOO_LONG = -1;
 const PAIR_VALUE_TOO_LONG = -2;
-const PAIR_WORDS = 4;
-const NAME_UNKNOWN = -1;
-const NAME_UNRESOLVED = -2;
+const PAIR_WORDS = 3;
 
 // Well-known name -> id (the scanner's vocabulary, wasm/vocab.ts), for lookups by name.
 let wellKnownIds: Map<string, number> | undefined;
@@ -90,8 +89,10 @@ export class PairDecoder {
   #text = "";
   #total = 0;
   /** The pairs found so far, PAIR_WORDS numbers each. */
-  #table: number[] = [];
-  // The scanner's state between pushes (STATE slots of wasm/pairs.ts); all zero between pairs.
+  #table: number[] = EMPTY_TABLE;
+  #used = 0;
+  // The scanner's state between pushes (STATE slots of wasm/pairs.ts), kept only inside a pair:
+  // phase 0 is a pair boundary, where the scanner needs nothing but the stream offset.
   #phase = 0;
   #need = 0;
   #acc = 0;
@@ -150,11 +151,14 @@ export class PairDecoder {
       this.#fail("PAIR_TRUNCATED", "name-value stream ends inside a pair");
     }
     const table = this.#table;
+    if (table.length > this.#used) table.length = this.#used;
     if (this.#split) {
+      // A name the scanner saw only part of was reported as unknown: look those up here.
       const ids = nameIds(heap());
       for (let k = 0; k < table.length; k += PAIR_WORDS) {
-        if (table[k + 3] === NAME_UNRESOLVED) {
-          table[k + 3] = ids.get(this.#text.substring(table[k], table[k] + table[k + 1])) ?? NAME_UNKNOWN;
+        if (table[k + 2] < 0) {
+          const id = ids.get(this.#text.substring(table[k] + table[k + 2] + 1, table[k]));
+          if (id !== undefined) table[k + 2] = id;
         }
       }
     }
@@ -168,28 +172,47 @@ export class PairDecoder {
   #scan(c: Codec, length: number, base: number): boolean {
     const i32 = c.i32;
     const s = c.STATE >> 2;
-    i32[s] = this.#phase;
-    i32[s + 1] = this.#need;
-    i32[s + 2] = this.#acc;
-    i32[s + 3] = this.#nameLength;
-    i32[s + 4] = this.#pairStart;
-    i32[s + 6] = this.#leftLow;
-    i32[s + 7] = this.#leftHigh;
-    const n = c.scanPairs(length, base, this.#maxNameLength, this.#maxValueLength, this.#maxTotalBytes);
+    const resume = this.#phase !== 0;
+    if (resume) {
+      i32[s] = this.#phase;
+      i32[s + 1] = this.#need;
+      i32[s + 2] = this.#acc;
+      i32[s + 3] = this.#nameLength;
+      i32[s + 4] = this.#pairStart;
+      i32[s + 6] = this.#leftLow;
+      i32[s + 7] = this.#leftHigh;
+    }
+    const n = c.scanPairs(length, base, this.#maxNameLength, this.#maxValueLength, this.#maxTotalBytes, resume ? 1 : 0);
     if (n < 0) {
       if (n === PAIR_NAME_TOO_LONG) this.#fail("NAME_TOO_LONG", `parameter name longer than maxNameLength (${this.#maxNameLength})`, "maxNameLength");
       if (n === PAIR_VALUE_TOO_LONG) this.#fail("VALUE_TOO_LONG", `parameter value longer than maxValueLength (${this.#maxValueLength})`, "maxValueLength");
       this.#fail("PARAMS_TOO_LARGE", `name-value stream exceeds maxTotalBytes (${this.#maxTotalBytes})`, "maxTotalBytes");
     }
     this.#phase = i32[s];
-    this.#need = i32[s + 1];
-    this.#acc = i32[s + 2];
-    this.#nameLength = i32[s + 3];
-    this.#pairStart = i32[s + 4];
-    this.#leftLow = i32[s + 6];
-    this.#leftHigh = i32[s + 7];
-    const table = this.#table;
-    for (let k = c.PAIRS >> 2, end = k + n * PAIR_WORDS; k < end; k++) table.push(i32[k]);
+    if (this.#phase !== 0) {
+      this.#need = i32[s + 1];
+      this.#acc = i32[s + 2];
+      this.#nameLength = i32[s + 3];
+      this.#pairStart = i32[s + 4];
+      this.#leftLow = i32[s + 6];
+      this.#leftHigh = i32[s + 7];
+    }
+    if (n > 0) {
+      // Into a plain array sized up front (several times cheaper than push() or a typed array,
+      // whose allocation alone costs hundreds of nanoseconds on Deno), doubled when it fills.
+      const from = c.PAIRS >> 2;
+      const words = n * PAIR_WORDS;
+      const used = this.#used;
+      let table = this.#table;
+      if (used + words > table.length) {
+        const old = table;
+        table = new Array(used === 0 ? words : Math.max(used + words, 2 * used));
+        for (let k = 0; k < used; k++) table[k] = old[k];
+        this.#table = table;
+      }
+      for (let k = 0; k < words; k++) table[used + k] = i32[from + k];
+      this.#used = used + words;
+    }
     return i32[s + 8] !== 0;
   }
 
@@ -198,6 +221,8 @@ export class PairDecoder {
     throw this.#failed;
   }
 }
+
+const EMPTY_TABLE: number[] = [];
 
 /**
  * The name-value pairs of a PARAMS (or GET_VALUES) stream, in stream order, duplicates included.
@@ -217,8 +242,9 @@ export class Params {
 
   /**
    * Wraps what a {@link PairDecoder} collected; use {@link PairDecoder.end} rather than this.
-   * `text` is the stream, one character per byte; `table` holds four numbers per pair:
-   * nameOffset, nameLength, valueLength (the value follows the name) and the well-known name id or -1.
+   * `text` is the stream, one character per byte; `table` holds three numbers per pair: the
+   * value's offset and length, and the well-known name's id or -(nameLength + 1) (the name ends
+   * where the value begins).
    */
   constructor(text: string, table: readonly number[]) {
     this.#text = text;
@@ -230,8 +256,7 @@ export class Params {
     const k = this.#find(name);
     if (k < 0) return undefined;
     const t = this.#table;
-    const at = t[k] + t[k + 1];
-    return this.#text.substring(at, at + t[k + 2]);
+    return this.#text.substring(t[k], t[k] + t[k + 1]);
   }
 
   /** The exact bytes of the last pair's value with this name (a new copy), or undefined. */
@@ -239,9 +264,8 @@ export class Params {
     const k = this.#find(name);
     if (k < 0) return undefined;
     const t = this.#table;
-    const at = t[k] + t[k + 1];
-    const out = new Uint8Array(t[k + 2]);
-    for (let i = 0; i < out.length; i++) out[i] = this.#text.charCodeAt(at + i);
+    const out = new Uint8Array(t[k + 1]);
+    for (let i = 0; i < out.length; i++) out[i] = this.#text.charCodeAt(t[k] + i);
     return out;
   }
 
@@ -258,10 +282,7 @@ export class Params {
   /** [name, value] of every pair, in stream order. */
   *entries(): IterableIterator<[string, string]> {
     const t = this.#table;
-    for (let k = 0; k < t.length; k += PAIR_WORDS) {
-      const at = t[k] + t[k + 1];
-      yield [this.#name(k), this.#text.substring(at, at + t[k + 2])];
-    }
+    for (let k = 0; k < t.length; k += PAIR_WORDS) yield [this.#name(k), this.#text.substring(t[k], t[k] + t[k + 1])];
   }
 
   /** The name of every pair, in stream order. */
@@ -285,8 +306,8 @@ export class Params {
 
   #name(k: number): string {
     const t = this.#table;
-    const id = t[k + 3];
-    return id >= 0 ? heap().names[id] : this.#text.substring(t[k], t[k] + t[k + 1]);
+    const code = t[k + 2];
+    return code >= 0 ? heap().names[code] : this.#text.substring(t[k] + code + 1, t[k]);
   }
 
   // Index in the table of the last pair named `name`, or -1.
@@ -295,15 +316,15 @@ export class Params {
     const id = (wellKnownIds ?? nameIds(heap())).get(name);
     if (id !== undefined) {
       for (let k = t.length - PAIR_WORDS; k >= 0; k -= PAIR_WORDS) {
-        if (t[k + 3] === id) return k;
+        if (t[k + 2] === id) return k;
       }
       return -1;
     }
     // Not a well-known name: compare with the names the scanner did not recognise.
     const text = this.#text;
-    const length = name.length;
+    const code = -1 - name.length;
     for (let k = t.length - PAIR_WORDS; k >= 0; k -= PAIR_WORDS) {
-      if (t[k + 3] === NAME_UNKNOWN && t[k + 1] === length && text.startsWith(name, t[k])) return k;
+      if (t[k + 2] === code && text.startsWith(name, t[k] - name.length)) return k;
     }
     return -1;
   }
