@@ -1,0 +1,297 @@
+/**
+ * The app-server question: how fast is `fcgi serve` behind nginx, next to Go's net/http/fcgi and
+ * npm node-fastcgi? wrk → nginx → app over a Unix socket, nginx configured with the README snippet
+ * (examples/nginx.conf: `fastcgi_keep_conn on` and an upstream `keepalive` block).
+ *
+ * Three loads per app: "hello" (a 13-byte answer), a 1 MiB download, and a 64 MiB upload, during
+ * which the app's peak RSS growth is read from /proc (VmHWM reset through clear_refs first).
+ * fcgi runs under Node, Deno and Bun through its CLI, exactly as users start it. Several rounds,
+ * apps interleaved within each round; medians are printed with ratios to Go.
+ *
+ * ```sh
+ * node scripts/run-ts.mjs bench/nginx.ts [--runs 3] [--seconds 5] [--only fcgi-node,go]
+ * ```
+ * Needs nginx, wrk and Debian's golang-go (the Go program is stdlib only; it is built offline).
+ * Linux only (reads /proc).
+ * @module
+ */
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { repoRoot } from "../test/_support/env.ts";
+import {
+  type Service,
+  canConnect,
+  fetchWithin,
+  findBinary,
+  freePort,
+  makeTempDir,
+  removeDir,
+  renderExample,
+  startNginx,
+  startProcess,
+} from "../test/interop/_servers.ts";
+
+const MiB = 1024 * 1024;
+
+function option(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
+}
+const RUNS = Number(option("runs", "3"));
+const SECONDS = Number(option("seconds", "5"));
+const ONLY = option("only", "").split(",").filter(Boolean);
+const HELLO_CONNECTIONS = 32;
+const DOWNLOAD_CONNECTIONS = 16;
+const UPLOAD_CONNECTIONS = 2;
+const UPLOAD_BYTES = 64 * MiB;
+
+// The fcgi app, as a user would write it: one fetch handler, three routes. Written to the temp
+// folder as plain JavaScript so every runtime loads the same file.
+const FCGI_APP = `
+const download = new Uint8Array(${MiB});
+for (let i = 0; i < download.length; i++) download[i] = i & 255;
+export default {
+  async fetch(request) {
+    const path = new URL(request.url).pathname;
+    if (path === "/hello") return new Response("Hello, World!", { headers: { "content-type": "text/plain" } });
+    if (path === "/download") return new Response(download, { headers: { "content-type": "application/octet-stream" } });
+    if (path === "/upload") {
+      let n = 0;
+      for await (const chunk of request.body) n += chunk.byteLength;
+      return new Response(String(n), { headers: { "content-type": "text/plain" } });
+    }
+    return new Response("not found", { status: 404 });
+  },
+};
+`;
+
+// The same app on node-fastcgi (its http-like API).
+const NODE_FASTCGI_APP = (socket: string) => `
+const fcgi = require(${JSON.stringify(join(repoRoot, "node_modules", "node-fastcgi"))});
+const download = Buffer.alloc(${MiB});
+for (let i = 0; i < download.length; i++) download[i] = i & 255;
+try { require("fs").unlinkSync(${JSON.stringify(socket)}); } catch {}
+fcgi.createServer((req, res) => {
+  const path = req.url.split("?")[0];
+  if (path === "/hello") { res.writeHead(200, { "content-type": "text/plain" }); res.end("Hello, World!"); return; }
+  if (path === "/download") { res.writeHead(200, { "content-type": "application/octet-stream" }); res.end(download); return; }
+  if (path === "/upload") {
+    let n = 0;
+    req.on("data", (c) => { n += c.length; });
+    req.on("end", () => { res.writeHead(200, { "content-type": "text/plain" }); res.end(String(n)); });
+    return;
+  }
+  res.writeHead(404); res.end("not found");
+}).listen(${JSON.stringify(socket)});
+`;
+
+interface Contestant {
+  name: string;
+  /** The command that starts the app on `socket`. */
+  start(socket: string): [string, string[]];
+}
+
+interface Sample {
+  hello: number;
+  download: number;
+  /** Upload throughput in MiB/s. */
+  upload: number;
+  /** Peak RSS growth during the upload load, MiB. */
+  uploadRss: number;
+  errors: string[];
+}
+
+function run(command: string, args: string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): string {
+  const r = spawnSync(command, args, { encoding: "utf8", cwd: options.cwd ?? repoRoot, env: options.env ?? process.env, timeout: 600_000 });
+  if (r.status !== 0) throw new Error(`${command} ${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`);
+  return r.stdout + r.stderr;
+}
+
+function version(command: string, args: string[]): string {
+  const r = spawnSync(command, args, { encoding: "utf8" });
+  return `${r.stdout ?? ""}${r.stderr ?? ""}`.trim().split("\n")[0] || "unknown";
+}
+
+// /proc/<pid>/status fields in KiB.
+function procStatus(pid: number, field: "VmHWM" | "VmRSS"): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  if (!m) throw new Error(`no ${field} for pid ${pid}`);
+  return Number(m[1]);
+}
+
+interface WrkResult {
+  requestsPerSecond: number;
+  errors: string[];
+}
+
+// Asynchronous, so the harness keeps draining the app's and nginx's output pipes meanwhile.
+function wrk(url: string, connections: number, seconds: number, script?: string): Promise<WrkResult> {
+  const args = ["-t", "1", "-c", String(connections), "-d", `${seconds}s`, "--timeout", "30s"];
+  if (script) args.push("-s", script);
+  return new Promise((resolve, reject) => {
+    const child = spawn("wrk", [...args, url], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.stderr.on("data", (d) => (out += d));
+    const timer = setTimeout(() => child.kill("SIGKILL"), (seconds + 60) * 1000);
+    child.once("error", reject);
+    child.once("close", () => {
+      clearTimeout(timer);
+      const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+      if (!rps) return reject(new Error(`wrk printed no Requests/sec:\n${out}`));
+      const errors: string[] = [];
+      const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+      if (non2xx) errors.push(`${non2xx[1]} non-2xx answers from ${url}`);
+      const socketErrors = /Socket errors: (.*)/.exec(out);
+      if (socketErrors) errors.push(`socket errors from ${url}: ${socketErrors[1]}`);
+      resolve({ requestsPerSecond: Number(rps[1]), errors });
+    });
+  });
+}
+
+// Every app must answer the three routes alike before its numbers count.
+async function checkRoutes(base: string): Promise<void> {
+  const hello = await fetchWithin(`${base}/hello`);
+  if (hello.status !== 200 || hello.text !== "Hello, World!") throw new Error(`/hello answered ${hello.status} ${hello.text}`);
+  const download = await fetchWithin(`${base}/download`);
+  if (download.status !== 200 || download.body.length !== MiB) throw new Error(`/download answered ${download.status}, ${download.body.length} bytes`);
+  const upload = await fetchWithin(`${base}/upload`, { method: "POST", body: new Uint8Array(100_003) });
+  if (upload.status !== 200 || upload.text !== "100003") throw new Error(`/upload answered ${upload.status} ${upload.text}`);
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+}
+
+async function measure(contestant: Contestant, dir: string, nginxBinary: string, uploadScript: string): Promise<Sample> {
+  const socket = join(dir, `${contestant.name}.sock`);
+  const [command, args] = contestant.start(socket);
+  const services: Service[] = [];
+  try {
+    const app = await startProcess(contestant.name, command, args, () => canConnect(socket));
+    services.push(app);
+    const port = await freePort();
+    const http = renderExample("nginx.conf", [
+      ["server 127.0.0.1:9000;", `server unix:${socket};`],
+      ["keepalive 8;", `keepalive ${HELLO_CONNECTIONS};`],
+      ["listen 8080;", `listen 127.0.0.1:${port};`],
+    ]);
+    const nginx = await startNginx(nginxBinary, dir, http, [port]);
+    services.push(nginx);
+    const base = nginx.urls[0];
+
+    const errors: string[] = [];
+    const sample: Sample = { hello: 0, download: 0, upload: 0, uploadRss: NaN, errors };
+    try {
+      await checkRoutes(base);
+      await wrk(`${base}/hello`, HELLO_CONNECTIONS, 1); // warm-up (JIT, connection pool)
+      const hello = await wrk(`${base}/hello`, HELLO_CONNECTIONS, SECONDS);
+      sample.hello = hello.requestsPerSecond;
+      errors.push(...hello.errors);
+      await wrk(`${base}/download`, DOWNLOAD_CONNECTIONS, 1);
+      const download = await wrk(`${base}/download`, DOWNLOAD_CONNECTIONS, SECONDS);
+      sample.download = download.requestsPerSecond;
+      errors.push(...download.errors);
+
+      const rssBefore = procStatus(app.pid, "VmRSS");
+      writeFileSync(`/proc/${app.pid}/clear_refs`, "5"); // resets VmHWM to the current RSS
+      const upload = await wrk(`${base}/upload`, UPLOAD_CONNECTIONS, SECONDS, uploadScript);
+      sample.upload = (upload.requestsPerSecond * UPLOAD_BYTES) / MiB;
+      sample.uploadRss = Math.max(0, procStatus(app.pid, "VmHWM") - rssBefore) / 1024;
+      errors.push(...upload.errors);
+    } catch (error) {
+      errors.push(error instanceof Error ? error.message : String(error));
+    }
+    if (errors.length) errors.push(`app output: ${app.logs().slice(-1500)}`, `nginx: ${nginx.logs().slice(-1500)}`);
+    return sample;
+  } finally {
+    for (const service of services.reverse()) await service.stop();
+  }
+}
+
+async function main(): Promise<void> {
+  const nginxBinary = findBinary("nginx");
+  if (!nginxBinary || !findBinary("wrk") || !findBinary("go")) throw new Error("bench/nginx.ts needs nginx, wrk and go on PATH");
+  const dir = makeTempDir("fcgi-bench-nginx-");
+  try {
+    // Everything the apps run from is built into the temp folder, so a concurrent `npm test`
+    // rebuilding dist/ cannot pull files from under a running app.
+    console.log("building: tsc → temp, go build → temp");
+    // tsc emits even with type errors (other work in progress); only a missing CLI stops the bench.
+    spawnSync(process.execPath, [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", join(repoRoot, "tsconfig.json"), "--outDir", join(dir, "dist")], { stdio: "ignore" });
+    if (!existsSync(join(dir, "dist", "src", "cli.js"))) throw new Error("tsc did not emit src/cli.js");
+    run("go", ["build", "-o", join(dir, "go-fcgi"), join(repoRoot, "bench", "go", "main.go")], {
+      env: { ...process.env, GO111MODULE: "off", GOPROXY: "off", GOFLAGS: "", CGO_ENABLED: "0" },
+    });
+    writeFileSync(join(dir, "app.mjs"), FCGI_APP);
+    const uploadScript = join(dir, "upload.lua");
+    writeFileSync(uploadScript, `wrk.method = "POST"\nwrk.body = string.rep("u", ${UPLOAD_BYTES})\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);
+
+    // Node runs fcgi-node and node-fastcgi even when this script itself runs elsewhere.
+    const node = findBinary("node") ?? process.execPath;
+    const deno = join(repoRoot, "node_modules", ".bin", "deno");
+    const bun = join(repoRoot, "node_modules", ".bin", "bun");
+    const app = join(dir, "app.mjs");
+    const all: Contestant[] = [
+      { name: "go", start: (s) => [join(dir, "go-fcgi"), ["-listen", `unix:${s}`]] },
+      { name: "fcgi-node", start: (s) => [node, [join(dir, "dist", "src", "cli.js"), "serve", app, "--listen", s]] },
+      { name: "fcgi-deno", start: (s) => [deno, ["run", "-A", join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", s]] },
+      { name: "fcgi-bun", start: (s) => [bun, [join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", s]] },
+      {
+        name: "node-fastcgi",
+        start: (s) => {
+          const file = join(dir, "node-fastcgi-app.cjs");
+          writeFileSync(file, NODE_FASTCGI_APP(s));
+          return [node, [file]];
+        },
+      },
+    ];
+    const contestants = ONLY.length ? all.filter((c) => ONLY.includes(c.name)) : all;
+
+    console.log(`load before: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+    const samples = new Map<string, Sample[]>(contestants.map((c) => [c.name, []]));
+    for (let round = 1; round <= RUNS; round++) {
+      console.log(`round ${round}: load ${loadavg()[0].toFixed(2)}`);
+      for (const contestant of contestants) {
+        const sample = await measure(contestant, dir, nginxBinary, uploadScript);
+        samples.get(contestant.name)!.push(sample);
+        console.log(
+          `round ${round} ${contestant.name.padEnd(12)} hello ${sample.hello.toFixed(0)} req/s, download ${sample.download.toFixed(0)} req/s, ` +
+            `upload ${sample.upload.toFixed(0)} MiB/s, upload RSS +${sample.uploadRss.toFixed(1)} MiB` +
+            (sample.errors.length ? `\n  ERRORS: ${sample.errors.join("\n  ")}` : ""),
+        );
+      }
+    }
+    console.log(`load after: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+
+    const medians = new Map([...samples].map(([name, list]) => [name, {
+      hello: median(list.map((s) => s.hello)),
+      download: median(list.map((s) => s.download)),
+      upload: median(list.map((s) => s.upload)),
+      uploadRss: median(list.map((s) => s.uploadRss)),
+      uploadRssMax: Math.max(...list.map((s) => s.uploadRss)),
+      errors: list.reduce((n, s) => n + s.errors.length, 0),
+    }]));
+    const go = medians.get("go");
+    const ratio = (value: number, base: number | undefined) => (base ? `${(value / base).toFixed(2)}×` : "–");
+    console.log(`\nmedians of ${RUNS} runs, ${SECONDS} s each; wrk -t1, hello -c${HELLO_CONNECTIONS}, download -c${DOWNLOAD_CONNECTIONS}, upload -c${UPLOAD_CONNECTIONS}\n`);
+    console.log("| app | hello req/s | vs Go | 1 MiB download req/s | vs Go | 64 MiB upload MiB/s | vs Go | upload peak RSS growth (median / worst) |");
+    console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (const [name, m] of medians) {
+      console.log(
+        `| ${name} | ${m.hello.toFixed(0)} | ${ratio(m.hello, go?.hello)} | ${m.download.toFixed(0)} | ${ratio(m.download, go?.download)} | ` +
+          `${m.upload.toFixed(0)} | ${ratio(m.upload, go?.upload)} | ${m.uploadRss.toFixed(1)} / ${m.uploadRssMax.toFixed(1)} MiB |${m.errors ? ` (${m.errors} runs with errors)` : ""}`,
+      );
+    }
+    console.log(`\nversions: node ${version(node, ["--version"])}, ${version(deno, ["--version"])}, bun ${version(bun, ["--version"])}, ` +
+      `${version("go", ["version"])}, ${version(nginxBinary, ["-v"])}, ${version("wrk", ["-v"])}`);
+  } finally {
+    removeDir(dir);
+  }
+}
+
+await main();
