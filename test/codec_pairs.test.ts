@@ -252,7 +252,7 @@ test("the decoder keeps its own copy: reused piece memory and many interleaved d
       scratch.fill(0xff);
     }
   }
-  // Many more decoders in between share the same storage slabs.
+  // Many more decoders in between share the one WASM module.
   for (let i = 0; i < 3000; i++) {
     const d = new PairDecoder();
     d.push(pair("REQUEST_URI", `/other/${i}`));

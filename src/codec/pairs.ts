@@ -22,11 +22,16 @@ const PAIR_NAME_TOO_LONG = -1;
 const PAIR_VALUE_TOO_LONG = -2;
 const PAIR_WORDS = 3;
 
-// Well-known name -> id (the scanner's vocabulary, wasm/vocab.ts), for lookups by name.
+// Well-known name -> id (the scanner's vocabulary, wasm/vocab.ts), for lookups by name, and back.
+// Set on the first PairDecoder push (no Params exists before one), so the module loads lazily.
 let wellKnownIds: Map<string, number> | undefined;
+let wellKnownNames: readonly string[] = [];
 
 function nameIds(c: Codec): Map<string, number> {
-  wellKnownIds ??= new Map(c.names.map((name, id) => [name, id]));
+  if (wellKnownIds === undefined) {
+    wellKnownNames = c.names;
+    wellKnownIds = new Map(c.names.map((name, id) => [name, id]));
+  }
   return wellKnownIds;
 }
 
@@ -129,6 +134,7 @@ export class PairDecoder {
     }
     if (length === 0) return;
     const c = heap();
+    if (wellKnownIds === undefined) nameIds(c);
     const window = c.PAIR_WINDOW_SIZE;
     if (base > 0 || length > window) this.#split = true;
     let isAscii = true;
@@ -280,14 +286,20 @@ export class Params {
   }
 
   /** [name, value] of every pair, in stream order. */
-  *entries(): IterableIterator<[string, string]> {
+  entries(): IterableIterator<[string, string]> {
+    // An array's iterator: several times faster than a generator, and requests iterate params.
     const t = this.#table;
-    for (let k = 0; k < t.length; k += PAIR_WORDS) yield [this.#name(k), this.#text.substring(t[k], t[k] + t[k + 1])];
+    const out: [string, string][] = new Array(t.length / PAIR_WORDS);
+    for (let k = 0, i = 0; k < t.length; k += PAIR_WORDS, i++) out[i] = [this.#name(k), this.#text.substring(t[k], t[k] + t[k + 1])];
+    return out.values();
   }
 
   /** The name of every pair, in stream order. */
-  *keys(): IterableIterator<string> {
-    for (let k = 0; k < this.#table.length; k += PAIR_WORDS) yield this.#name(k);
+  keys(): IterableIterator<string> {
+    const t = this.#table;
+    const out: string[] = new Array(t.length / PAIR_WORDS);
+    for (let k = 0, i = 0; k < t.length; k += PAIR_WORDS, i++) out[i] = this.#name(k);
+    return out.values();
   }
 
   /** Same as {@link Params.entries}. */
@@ -307,7 +319,7 @@ export class Params {
   #name(k: number): string {
     const t = this.#table;
     const code = t[k + 2];
-    return code >= 0 ? heap().names[code] : this.#text.substring(t[k] + code + 1, t[k]);
+    return code >= 0 ? wellKnownNames[code] : this.#text.substring(t[k] + code + 1, t[k]);
   }
 
   // Index in the table of the last pair named `name`, or -1.
