@@ -11,7 +11,7 @@ export interface Codec {
   /** Scans a record-stream chunk (see wasm/records.ts); reads it through {@link Codec.chunk}. */
   readonly scanRecords: (chunkLength: number, start: number, withHeader: number, table: number) => number;
   /** Scans name-value bytes placed at PAIR_WINDOW (see wasm/pairs.ts). */
-  readonly scanPairs: (length: number, base: number, maxNameLength: number, maxValueLength: number, maxTotalBytes: number) => number;
+  readonly scanPairs: (length: number, base: number, maxNameLength: number, maxValueLength: number, maxTotalBytes: number, resume: number) => number;
   /** Byte offset of the 8-byte header area (a header completed across chunks). */
   readonly HEADER: number;
   /** Byte offset of the scan state slots (i32). */
