@@ -1,0 +1,460 @@
+/**
+ * The web server side of one FastCGI connection, sans-IO: the application's bytes in → events
+ * out, the web server's intents in → bytes out. No sockets, no timers, no runtime checks.
+ *
+ * ## States of a requestId (FastCGI 1.0 §3.3 "Managing Request IDs")
+ *
+ * {@link ClientConnection.beginRequest} picks the lowest inactive id, queues BEGIN_REQUEST and the
+ * whole PARAMS stream, and makes the id *active*. It stays active until the application's
+ * END_REQUEST for it arrives (an ABORT_REQUEST does not end it: the application answers the abort
+ * with END_REQUEST), or until the connection is lost. Records for inactive ids are ignored.
+ *
+ * | state  | record from the application | what happens                                  |
+ * |--------|-----------------------------|-----------------------------------------------|
+ * | none   | STDOUT, STDERR, END_REQUEST | ignored (never begun, or already ended)       |
+ * | active | STDOUT, non-empty           | `stdout` per piece (ignored after its end)    |
+ * | active | STDOUT, empty               | `stdoutEnd`; later STDOUT ignored             |
+ * | active | STDERR, non-empty           | `stderr` per piece (ignored after its end)    |
+ * | active | STDERR, empty               | nothing; later STDERR ignored                 |
+ * | active | END_REQUEST (8-byte body)   | `end` with appStatus, protocolStatus → none   |
+ * | active | END_REQUEST, other size     | fatal (`error`, then `lost` for every request)|
+ * | any    | BEGIN_REQUEST, ABORT_REQUEST, PARAMS, STDIN, DATA, types above 11 | ignored (web server → application types) |
+ *
+ * Management records (requestId 0): GET_VALUES_RESULT → `values`; UNKNOWN_TYPE → `unknownType`;
+ * anything else is ignored (the web server answers no queries). A version byte other than 1 is
+ * fatal: an `error` event, then `lost` for every active request; later input is ignored.
+ * When the application closes the connection ({@link ClientConnection.receiveEnd}), every request
+ * still active is `lost` (FastCGIError CONNECTION_CLOSED): a response is never silently cut short.
+ * @module
+ */
+
+import { RecordDecoder } from "../codec/decoder.ts";
+import {
+  encodeAbortRequest,
+  encodeBeginRequest,
+  encodeGetValues,
+  encodeParams,
+  encodeStream,
+  encodeStreamEnd,
+} from "../codec/encode.ts";
+import { PairDecoder, type Params } from "../codec/pairs.ts";
+import { PIECE_END, PIECE_START, PIECE_WHOLE, type Bytesish, type PairLimits } from "../codec/types.ts";
+import { FastCGIError } from "../errors.ts";
+import {
+  FCGI_KEEP_CONN,
+  FCGI_MAX_CONNS,
+  FCGI_MAX_CONTENT_LENGTH,
+  FCGI_MAX_REQS,
+  FCGI_MPXS_CONNS,
+  FCGI_NULL_REQUEST_ID,
+  RecordType,
+  Role,
+} from "./constants.ts";
+
+/**
+ * What the connection reports to the web server, pulled one at a time with
+ * {@link ClientConnection.nextEvent}. Per request: `stdout`/`stderr` pieces in arrival order
+ * (`stdoutEnd` once the empty STDOUT record came), then exactly one of `end` or `lost`.
+ */
+export type ClientEvent =
+  /** A non-empty piece of STDOUT: a view of the received chunk, valid as long as that chunk is. */
+  | { type: "stdout"; requestId: number; data: Uint8Array }
+  /** The empty STDOUT record arrived. The request is still active until `end`. */
+  | { type: "stdoutEnd"; requestId: number }
+  /** A non-empty piece of STDERR: a view of the received chunk. */
+  | { type: "stderr"; requestId: number; data: Uint8Array }
+  /** END_REQUEST: the request is over and its id inactive again. */
+  | { type: "end"; requestId: number; appStatus: number; protocolStatus: number }
+  /** The connection ended or failed while this request was active: its response is incomplete. */
+  | { type: "lost"; requestId: number; error: FastCGIError }
+  /** GET_VALUES_RESULT (names and values as the application sent them). */
+  | { type: "values"; values: Params }
+  /** UNKNOWN_TYPE: the application did not know a management record type we sent. */
+  | { type: "unknownType"; recordType: number }
+  /** Fatal for the connection (bad version, malformed END_REQUEST or GET_VALUES_RESULT). */
+  | { type: "error"; error: FastCGIError };
+
+/** Options of {@link ClientConnection.beginRequest}. */
+export interface BeginRequestOptions {
+  /** Role number (default Role.RESPONDER). */
+  role?: number;
+  /** Set FCGI_KEEP_CONN: the application leaves the connection open after END_REQUEST (default true). */
+  keepConn?: boolean;
+}
+
+/** One active requestId. */
+interface ActiveRequest {
+  readonly requestId: number;
+  /** STDOUT pieces still go to the web server (until the empty STDOUT record). */
+  stdoutOpen: boolean;
+  stderrOpen: boolean;
+  /** STDIN records may still be sent (until stdinEnd or abort). */
+  stdinOpen: boolean;
+  /** DATA records may still be sent (Filter only, until dataEnd or abort). */
+  dataOpen: boolean;
+  aborted: boolean;
+}
+
+/** A GET_VALUES_RESULT is one record: its content cannot exceed one record's. */
+const RESULT_LIMITS: PairLimits = {
+  maxNameLength: FCGI_MAX_CONTENT_LENGTH,
+  maxValueLength: FCGI_MAX_CONTENT_LENGTH,
+  maxTotalBytes: FCGI_MAX_CONTENT_LENGTH,
+};
+
+/** The names a web server asks for by default. */
+const DEFAULT_QUERY: readonly string[] = [FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS];
+
+/** The highest requestId (16 bits; 0 is the management id). */
+const MAX_REQUEST_ID = 0xffff;
+
+/**
+ * The web server side of one FastCGI connection, h11 style: begin requests and stream their
+ * input with {@link beginRequest}, {@link stdin}, {@link stdinEnd}, write what {@link takeOutput}
+ * returns, feed the socket's bytes to {@link receive} and pull {@link ClientEvent}s with
+ * {@link nextEvent}.
+ *
+ * @example
+ * ```ts
+ * const conn = new ClientConnection();
+ * const id = conn.beginRequest([["SCRIPT_FILENAME", "/srv/www/index.php"], ["REQUEST_METHOD", "GET"]]);
+ * conn.stdinEnd(id);
+ * socket.write(conn.takeOutput());
+ * socket.on("data", (chunk) => {
+ *   conn.receive(chunk);
+ *   for (let e = conn.nextEvent(); e !== null; e = conn.nextEvent()) {
+ *     if (e.type === "stdout") process.stdout.write(e.data);
+ *     if (e.type === "end") console.log("protocolStatus", e.protocolStatus);
+ *   }
+ * });
+ * ```
+ */
+export class ClientConnection {
+  readonly #decoder: RecordDecoder = new RecordDecoder();
+  readonly #requests: Map<number, ActiveRequest> = new Map();
+  #events: ClientEvent[] = [];
+  #eventHead = 0;
+  #output: Uint8Array[] = [];
+  #outputBytes = 0;
+  #failed = false;
+  #peerClosed = false;
+  /** A request was begun without FCGI_KEEP_CONN: the application will close after it. */
+  #closing = false;
+  #ignored = 0;
+
+  // The record being received, for the discrete records that need their whole content.
+  readonly #endBody: Uint8Array = new Uint8Array(8);
+  #endLength = 0;
+  #result: PairDecoder | null = null;
+  #resultFailed: FastCGIError | null = null;
+
+  readonly #onRecord: (type: number, requestId: number, content: Uint8Array, flags: number) => void;
+
+  /** Creates the state of one freshly opened connection. */
+  constructor() {
+    this.#onRecord = (type, requestId, content, flags) => this.#record(type, requestId, content, flags);
+  }
+
+  // ---- intents ----------------------------------------------------------------------------
+
+  /**
+   * Starts a request: BEGIN_REQUEST, then the whole PARAMS stream (its empty record included).
+   * Returns the requestId, the lowest one not active. `params` are name-value pairs (strings are
+   * latin1 when every character fits a byte, else UTF-8; pass Uint8Array for exact bytes).
+   * Throws a FastCGIError if the connection is no longer usable (lost, failed, or closing after a
+   * request without FCGI_KEEP_CONN), and a RangeError if all 65535 ids are active.
+   */
+  beginRequest(params: Iterable<readonly [Bytesish, Bytesish]>, options: BeginRequestOptions = {}): number {
+    if (!this.usable) {
+      throw new FastCGIError("CONNECTION_CLOSED", "the connection cannot take another request (lost, failed, or closing after a request without FCGI_KEEP_CONN)");
+    }
+    let requestId = 1;
+    while (this.#requests.has(requestId)) requestId++;
+    if (requestId > MAX_REQUEST_ID) throw new RangeError("all 65535 requestIds are active on this connection");
+    const role = options.role ?? Role.RESPONDER;
+    const keepConn = options.keepConn ?? true;
+    this.#push(encodeBeginRequest(requestId, role, keepConn ? FCGI_KEEP_CONN : 0));
+    this.#push(encodeParams(requestId, params));
+    this.#requests.set(requestId, {
+      requestId,
+      stdoutOpen: true,
+      stderrOpen: true,
+      // An Authorizer gets no input streams (§6.3); a Responder no DATA.
+      stdinOpen: role !== Role.AUTHORIZER,
+      dataOpen: role === Role.FILTER,
+      aborted: false,
+    });
+    if (!keepConn) this.#closing = true;
+    return requestId;
+  }
+
+  /**
+   * Queues STDIN records carrying `data` (split into records of at most 65535 bytes; the bytes
+   * are not copied, so `data` must stay unchanged until written). Empty data, inactive ids and
+   * ids whose STDIN was ended or aborted are ignored: the request may have ended meanwhile.
+   */
+  stdin(requestId: number, data: Uint8Array): void {
+    const request = this.#requests.get(requestId);
+    if (request === undefined || !request.stdinOpen || data.length === 0) return;
+    this.#stream(RecordType.STDIN, requestId, data);
+  }
+
+  /** Queues the empty STDIN record that ends the request body. Ignored when not applicable. */
+  stdinEnd(requestId: number): void {
+    const request = this.#requests.get(requestId);
+    if (request === undefined || !request.stdinOpen) return;
+    request.stdinOpen = false;
+    this.#push(encodeStreamEnd(RecordType.STDIN, requestId));
+  }
+
+  /** Queues FCGI_DATA records (Filter role: the file to filter), like {@link stdin}. */
+  data(requestId: number, data: Uint8Array): void {
+    const request = this.#requests.get(requestId);
+    if (request === undefined || !request.dataOpen || data.length === 0) return;
+    this.#stream(RecordType.DATA, requestId, data);
+  }
+
+  /** Queues the empty DATA record (Filter role). Ignored when not applicable. */
+  dataEnd(requestId: number): void {
+    const request = this.#requests.get(requestId);
+    if (request === undefined || !request.dataOpen) return;
+    request.dataOpen = false;
+    this.#push(encodeStreamEnd(RecordType.DATA, requestId));
+  }
+
+  /**
+   * Queues ABORT_REQUEST (§5.4). The id stays active until the application's END_REQUEST;
+   * input intents for it are ignored from now on. A second abort, or one for an inactive id,
+   * does nothing. Returns whether a record was queued.
+   */
+  abort(requestId: number): boolean {
+    const request = this.#requests.get(requestId);
+    if (request === undefined || request.aborted || this.#failed || this.#peerClosed) return false;
+    request.aborted = true;
+    request.stdinOpen = false;
+    request.dataOpen = false;
+    this.#push(encodeAbortRequest(requestId));
+    return true;
+  }
+
+  /** Queues a GET_VALUES management record (default names: FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS). */
+  getValues(names: Iterable<string> = DEFAULT_QUERY): void {
+    this.#push(encodeGetValues(names));
+  }
+
+  /** The bytes to write, in order; empties the queue. */
+  takeOutput(): Uint8Array[] {
+    const output = this.#output;
+    this.#output = [];
+    this.#outputBytes = 0;
+    return output;
+  }
+
+  /** How many bytes {@link takeOutput} would return now. */
+  get pendingOutputBytes(): number {
+    return this.#outputBytes;
+  }
+
+  // ---- input ------------------------------------------------------------------------------
+
+  /**
+   * Feeds bytes read from the socket (one codec call per chunk); events may follow. The chunk
+   * must not be reused by the caller: `stdout`/`stderr` events are views of it. Input after a
+   * fatal error or after receiveEnd is ignored.
+   */
+  receive(chunk: Uint8Array): void {
+    if (this.#failed || this.#peerClosed) return;
+    try {
+      this.#decoder.decode(chunk, this.#onRecord);
+    } catch (error) {
+      if (!(error instanceof FastCGIError)) throw error;
+      this.#fail(error);
+    }
+  }
+
+  /** The application closed the connection: every active request is `lost` (CONNECTION_CLOSED). */
+  receiveEnd(): void {
+    if (this.#peerClosed || this.#failed) return;
+    this.#peerClosed = true;
+    const where = this.#decoder.idle ? "" : " (in the middle of a record)";
+    for (const requestId of [...this.#requests.keys()]) {
+      this.#lose(requestId, new FastCGIError(
+        "CONNECTION_CLOSED",
+        `the FastCGI application closed the connection before END_REQUEST for requestId ${requestId}${where}`,
+        { requestId },
+      ));
+    }
+  }
+
+  /** The next event, or null when the input so far produced no more (h11's NEED_DATA). */
+  nextEvent(): ClientEvent | null {
+    if (this.#eventHead === this.#events.length) return null;
+    const event = this.#events[this.#eventHead]!;
+    this.#eventHead++;
+    if (this.#eventHead === this.#events.length) {
+      this.#events = [];
+      this.#eventHead = 0;
+    }
+    return event;
+  }
+
+  // ---- state ------------------------------------------------------------------------------
+
+  /** How many requestIds are active (begun, no END_REQUEST yet). */
+  get activeRequests(): number {
+    return this.#requests.size;
+  }
+
+  /** Whether `requestId` is active. */
+  isActive(requestId: number): boolean {
+    return this.#requests.has(requestId);
+  }
+
+  /**
+   * Whether another request may be begun: not failed, not closed by the peer, and no request was
+   * begun without FCGI_KEEP_CONN (the application closes the connection after that one).
+   */
+  get usable(): boolean {
+    return !this.#failed && !this.#peerClosed && !this.#closing;
+  }
+
+  /** True after a fatal error or receiveEnd: the connection is good for nothing more. */
+  get broken(): boolean {
+    return this.#failed || this.#peerClosed;
+  }
+
+  /** How many whole records were ignored (inactive ids, unexpected types, …). */
+  get ignoredRecords(): number {
+    return this.#ignored;
+  }
+
+  // ---- records ----------------------------------------------------------------------------
+
+  /** Dispatches one record piece by type, as the spec names them. */
+  #record(type: number, requestId: number, content: Uint8Array, flags: number): void {
+    // The decoder hands out the rest of a chunk after a fatal error: drop it.
+    if (this.#failed) return;
+    if (requestId === FCGI_NULL_REQUEST_ID) return this.#management(type, content, flags);
+    switch (type) {
+      case RecordType.STDOUT:
+        return this.#outputStream(true, requestId, content, flags);
+      case RecordType.STDERR:
+        return this.#outputStream(false, requestId, content, flags);
+      case RecordType.END_REQUEST:
+        return this.#endRequest(requestId, content, flags);
+      default:
+        // BEGIN_REQUEST, ABORT_REQUEST, PARAMS, STDIN, DATA go from web server to application;
+        // GET_VALUES_RESULT and UNKNOWN_TYPE are management records; others are unknown.
+        return this.#ignore(flags);
+    }
+  }
+
+  #ignore(flags: number): void {
+    if (flags & PIECE_START) this.#ignored++;
+  }
+
+  /** FCGI_STDOUT and FCGI_STDERR: byte streams closed by their empty record (§5.3). */
+  #outputStream(stdout: boolean, requestId: number, content: Uint8Array, flags: number): void {
+    const request = this.#requests.get(requestId);
+    if (request === undefined || !(stdout ? request.stdoutOpen : request.stderrOpen)) return this.#ignore(flags);
+    if (content.length > 0) {
+      this.#events.push(stdout ? { type: "stdout", requestId, data: content } : { type: "stderr", requestId, data: content });
+    } else if (flags === PIECE_WHOLE) {
+      if (stdout) {
+        request.stdoutOpen = false;
+        this.#events.push({ type: "stdoutEnd", requestId });
+      } else {
+        request.stderrOpen = false;
+      }
+    }
+  }
+
+  /** FCGI_END_REQUEST: acts once its 8-byte body is complete (§5.5). */
+  #endRequest(requestId: number, content: Uint8Array, flags: number): void {
+    if (!this.#requests.has(requestId)) return this.#ignore(flags);
+    if (flags & PIECE_START) this.#endLength = 0;
+    const room = 8 - this.#endLength;
+    if (room > 0) this.#endBody.set(content.length > room ? content.subarray(0, room) : content, this.#endLength);
+    this.#endLength += content.length;
+    if (!(flags & PIECE_END)) return;
+    if (this.#endLength !== 8) {
+      return this.#fail(new FastCGIError(
+        "UNEXPECTED_RECORD",
+        `END_REQUEST for requestId ${requestId} has a ${this.#endLength}-byte body, not 8`,
+        { requestId, recordType: RecordType.END_REQUEST },
+      ));
+    }
+    const b = this.#endBody;
+    const appStatus = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
+    this.#requests.delete(requestId);
+    this.#events.push({ type: "end", requestId, appStatus, protocolStatus: b[4]! });
+  }
+
+  /** Management records (§4.2): the answers to what the web server asked. */
+  #management(type: number, content: Uint8Array, flags: number): void {
+    if (type === RecordType.UNKNOWN_TYPE) {
+      // The body is the unknown type byte and 7 reserved bytes; only the first piece holds it.
+      if ((flags & PIECE_START) && content.length > 0) this.#events.push({ type: "unknownType", recordType: content[0]! });
+      return;
+    }
+    if (type !== RecordType.GET_VALUES_RESULT) return this.#ignore(flags);
+    if (flags & PIECE_START) {
+      this.#result = new PairDecoder(RESULT_LIMITS);
+      this.#resultFailed = null;
+    }
+    if (content.length > 0 && this.#resultFailed === null) {
+      try {
+        this.#result!.push(content);
+      } catch (error) {
+        this.#resultFailed = asFastCGIError(error);
+      }
+    }
+    if (!(flags & PIECE_END)) return;
+    let values: Params | null = null;
+    if (this.#resultFailed === null) {
+      try {
+        values = this.#result!.end();
+      } catch (error) {
+        this.#resultFailed = asFastCGIError(error);
+      }
+    }
+    this.#result = null;
+    if (values !== null) return void this.#events.push({ type: "values", values });
+    const cause = this.#resultFailed!;
+    this.#fail(new FastCGIError("BAD_RESPONSE", `malformed GET_VALUES_RESULT: ${cause.message}`, {
+      recordType: RecordType.GET_VALUES_RESULT,
+      cause,
+    }));
+  }
+
+  #fail(error: FastCGIError): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#result = null;
+    this.#events.push({ type: "error", error });
+    for (const requestId of [...this.#requests.keys()]) this.#lose(requestId, error);
+  }
+
+  #lose(requestId: number, error: FastCGIError): void {
+    this.#requests.delete(requestId);
+    this.#events.push({ type: "lost", requestId, error });
+  }
+
+  // ---- output -----------------------------------------------------------------------------
+
+  #stream(type: number, requestId: number, data: Uint8Array): void {
+    const from = this.#output.length;
+    encodeStream(type, requestId, data, this.#output);
+    for (let i = from; i < this.#output.length; i++) this.#outputBytes += this.#output[i]!.length;
+  }
+
+  #push(bytes: Uint8Array): void {
+    this.#output.push(bytes);
+    this.#outputBytes += bytes.length;
+  }
+}
+
+function asFastCGIError(error: unknown): FastCGIError {
+  if (error instanceof FastCGIError) return error;
+  throw error;
+}
