@@ -26,7 +26,9 @@ export type FastCGIErrorCode =
   /** The peer sent something that is not valid CGI output or a valid record body. */
   | "BAD_RESPONSE"
   /** The request was aborted. */
-  | "ABORTED";
+  | "ABORTED"
+  /** The application refused the request: END_REQUEST with protocolStatus CANT_MPX_CONN, OVERLOADED or UNKNOWN_ROLE. */
+  | "REQUEST_REFUSED";
 
 /** Details carried by a {@link FastCGIError}. */
 export interface FastCGIErrorDetails {
