@@ -1,0 +1,333 @@
+/**
+ * The FastCGI client: sends Web-standard Requests to a FastCGI backend (PHP-FPM, or any FastCGI
+ * application) over pooled connections and answers with streaming Responses.
+ * @module
+ */
+import { formatAddress, parseAddress } from "../address.ts";
+import { FastCGIError } from "../errors.ts";
+import { Role } from "../protocol/constants.ts";
+import { getRuntime, detectRuntime, type RuntimeName } from "../runtime/index.ts";
+import type { Runtime, SocketAddress } from "../runtime/types.ts";
+import { DEFAULT_MAX_HEADER_BYTES } from "./cgi_response.ts";
+import { abortReason, Exchange, type InputSource, type StderrInfo } from "./exchange.ts";
+import { requestParams, type ParamsOptions } from "./params.ts";
+import { Pool, type BackendLimits, type PoolStats } from "./pool.ts";
+
+export { RequestRefusedError } from "./exchange.ts";
+export type { StderrInfo } from "./exchange.ts";
+export type { BackendLimits, PoolStats } from "./pool.ts";
+
+/** Options of {@link Client}. Times are in milliseconds; 0 turns a timeout off. */
+export interface ClientOptions {
+  /** The backend: a SocketAddress, or text such as `127.0.0.1:9000`, `[::1]:9000`, `unix:/run/php/php-fpm.sock`. */
+  address: SocketAddress | string;
+  /**
+   * Connections opened at most (default 8). Lowered to the backend's FCGI_MAX_CONNS when it tells
+   * one: PHP-FPM answers pm.max_children, and a kept connection holds a PHP-FPM worker.
+   */
+  maxConnections?: number;
+  /** Send FCGI_KEEP_CONN and reuse connections (default true). Without it each request opens its own. */
+  keepConn?: boolean;
+  /**
+   * Several requests per connection: "auto" (default) when the backend answers FCGI_MPXS_CONNS=1;
+   * true always (the backend then answers CANT_MPX_CONN if it cannot); false never. Needs keepConn.
+   */
+  multiplex?: "auto" | boolean;
+  /** Time to establish a connection (default 10 000). */
+  connectTimeout?: number;
+  /**
+   * How long the backend may stay silent (default 60 000): before the response headers, and
+   * between records while the response body is read. The request is then aborted.
+   */
+  responseTimeout?: number;
+  /** How long a request may wait for a free connection (default 30 000). */
+  queueTimeout?: number;
+  /** How long an unused kept connection stays open (default 60 000). */
+  idleTimeout?: number;
+  /** Largest CGI header block of a response (default 64 KiB). */
+  maxHeaderBytes?: number;
+  /**
+   * On a multiplexed connection, how many bytes of one response may wait for a consumer that does
+   * not read before that response fails (default 4 MiB): reading goes on for the other requests.
+   */
+  maxResponseBuffer?: number;
+  /**
+   * A request body of unknown length (no Content-Length header, no CONTENT_LENGTH param) is read
+   * into memory to learn its length, which CGI needs; larger bodies fail (default 1 MiB).
+   * Bodies of known length are streamed, never buffered.
+   */
+  maxBufferedBody?: number;
+  /** Receives what the backend writes to FCGI_STDERR (PHP's error_log()). Default: console.error with a prefix. */
+  onStderr?: (message: string, info: StderrInfo) => void;
+  /** The socket adapter: a Runtime, or "node" | "deno" | "bun" (default: the one this code runs on). */
+  runtime?: Runtime | RuntimeName;
+}
+
+/** Per-request options of {@link Client.fetch}: where the script is, and params to add or override. */
+export interface FetchOptions extends ParamsOptions {
+  /** The FastCGI role (default "responder"). An authorizer gets no request body. */
+  role?: "responder" | "authorizer" | "filter";
+  /** The Filter role's FCGI_DATA stream (the file to filter); FCGI_DATA_LENGTH is set from it. */
+  data?: Uint8Array | string | Blob;
+  /** FCGI_DATA_LAST_MOD (Filter role): a Date, or seconds since the epoch. A File's lastModified otherwise. */
+  dataLastModified?: Date | number;
+}
+
+const DEFAULTS = {
+  maxConnections: 8,
+  connectTimeout: 10_000,
+  responseTimeout: 60_000,
+  queueTimeout: 30_000,
+  idleTimeout: 60_000,
+  maxResponseBuffer: 4 * 1024 * 1024,
+  maxBufferedBody: 1024 * 1024,
+} as const;
+
+/** The longest the first request waits for the backend's limits (GET_VALUES) before going on without. */
+const VALUES_PROBE_TIMEOUT = 3000;
+
+const utf8 = new TextEncoder();
+
+/**
+ * A FastCGI client with a connection pool: `fetch()` a Request from PHP-FPM or any FastCGI
+ * application and get a Response whose body streams as the backend writes it.
+ *
+ * The first request asks the backend for its limits (GET_VALUES) on a connection of its own:
+ * connections are capped at FCGI_MAX_CONNS, and multiplexed when FCGI_MPXS_CONNS=1 (in "auto").
+ * Close the client when done ({@link close}, or `await using`): kept connections hold the process open.
+ *
+ * @example
+ * ```ts
+ * import { Client } from "fcgi";
+ *
+ * await using php = new Client({ address: "unix:/run/php/php8.2-fpm.sock" });
+ * const response = await php.fetch(new Request("http://localhost/index.php?name=world"), {
+ *   documentRoot: "/var/www/html",
+ * });
+ * console.log(response.status, await response.text());
+ * ```
+ */
+export class Client implements AsyncDisposable {
+  /** The backend's address. */
+  readonly address: SocketAddress;
+  readonly #pool: Pool;
+  readonly #responseTimeout: number;
+  readonly #maxBufferedBody: number;
+  #runtime: Promise<Runtime> | null = null;
+
+  constructor(options: ClientOptions) {
+    const address = typeof options.address === "string" ? parseAddress(options.address) : options.address;
+    if (address.transport === "fd") throw new TypeError("a Client connects to a TCP or Unix address, not fd:0");
+    this.address = address;
+    const where = formatAddress(address);
+    const runtime = options.runtime;
+    const maxConnections = positive(options.maxConnections, DEFAULTS.maxConnections, "maxConnections");
+    this.#responseTimeout = nonNegative(options.responseTimeout, DEFAULTS.responseTimeout, "responseTimeout");
+    this.#maxBufferedBody = nonNegative(options.maxBufferedBody, DEFAULTS.maxBufferedBody, "maxBufferedBody");
+    const multiplex = options.multiplex ?? "auto";
+    if (multiplex !== "auto" && multiplex !== true && multiplex !== false) throw new TypeError(`multiplex must be "auto", true or false`);
+    const onStderr = options.onStderr ?? ((message: string, info: StderrInfo) => {
+      console.error(`fcgi: stderr from ${where} (requestId ${info.requestId}): ${message.replace(/\r?\n$/, "")}`);
+    });
+    this.#pool = new Pool({
+      address,
+      runtime: () => (this.#runtime ??= typeof runtime === "object" ? Promise.resolve(runtime) : runtime !== undefined ? getRuntime(runtime) : detectRuntime()),
+      maxConnections,
+      keepConn: options.keepConn ?? true,
+      multiplex,
+      connectTimeout: nonNegative(options.connectTimeout, DEFAULTS.connectTimeout, "connectTimeout"),
+      queueTimeout: nonNegative(options.queueTimeout, DEFAULTS.queueTimeout, "queueTimeout"),
+      idleTimeout: nonNegative(options.idleTimeout, DEFAULTS.idleTimeout, "idleTimeout"),
+      valuesTimeout: this.#responseTimeout > 0 ? Math.min(this.#responseTimeout, VALUES_PROBE_TIMEOUT) : VALUES_PROBE_TIMEOUT,
+      settings: {
+        keepConn: options.keepConn ?? true,
+        responseTimeout: this.#responseTimeout,
+        maxHeaderBytes: positive(options.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES, "maxHeaderBytes"),
+        maxResponseBuffer: nonNegative(options.maxResponseBuffer, DEFAULTS.maxResponseBuffer, "maxResponseBuffer"),
+        onStderr,
+      },
+    });
+  }
+
+  /**
+   * Sends a request to the backend; resolves with the Response once its CGI headers arrived, and
+   * the body streams from there. The params are built from the request (see {@link FetchOptions}
+   * for the script's location); `request.signal` aborts it (ABORT_REQUEST is sent).
+   *
+   * Rejects with a FastCGIError: REQUEST_REFUSED (a RequestRefusedError: OVERLOADED, UNKNOWN_ROLE,
+   * CANT_MPX_CONN), BAD_RESPONSE (malformed CGI output), CONNECTION_CLOSED (the backend went away;
+   * the same error fails a body cut short), TIMEOUT (connectTimeout, responseTimeout,
+   * queueTimeout), LIMIT_EXCEEDED; with the runtime's connect error (code ECONNREFUSED, ENOENT, …);
+   * or with the signal's reason (an AbortError).
+   *
+   * @example
+   * ```ts
+   * const response = await client.fetch(new Request("http://example.com/upload.php", { method: "POST", body: form }), {
+   *   scriptFilename: "/srv/www/upload.php",
+   *   params: { REMOTE_ADDR: "203.0.113.7" },
+   * });
+   * ```
+   */
+  fetch(input: Request | string | URL, options: FetchOptions = {}): Promise<Response> {
+    let request: Request;
+    let role: number;
+    try {
+      request = input instanceof Request ? input : new Request(input);
+      role = roleNumber(options.role);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (request.signal.aborted) return Promise.reject(abortReason(request.signal));
+    const body = role === Role.AUTHORIZER ? null : request.body;
+    if (body === null) return this.#send(request, options, role, { kind: "none" }, null);
+    if (request.bodyUsed) return Promise.reject(new TypeError("the request body was already read"));
+    const declared = declaredLength(request, options);
+    if (declared !== null) return this.#send(request, options, role, { kind: "stream", stream: body, length: declared }, declared);
+    return this.#buffered(request, options, role, body);
+  }
+
+  /**
+   * Asks the backend for its values with GET_VALUES, on a connection of its own (default names:
+   * FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS). Resolves with what it answered (names it
+   * does not know are missing); rejects when it answers nothing within responseTimeout.
+   *
+   * @example
+   * ```ts
+   * const values = await client.values(); // { FCGI_MAX_CONNS: "5", FCGI_MAX_REQS: "5", FCGI_MPXS_CONNS: "0" }
+   * ```
+   */
+  values(names?: readonly string[]): Promise<Record<string, string>> {
+    return this.#pool.values(names, this.#responseTimeout);
+  }
+
+  /** The backend's limits as the pool applies them (asks with GET_VALUES the first time). */
+  limits(): Promise<BackendLimits> {
+    return this.#pool.limits();
+  }
+
+  /** Connections and requests now: open, idle, active, queued. */
+  stats(): PoolStats {
+    return this.#pool.stats();
+  }
+
+  /**
+   * Rejects queued requests and later ones, closes idle connections, and resolves once the
+   * requests in flight are done (their bodies read or cancelled) and every connection is closed.
+   */
+  close(): Promise<void> {
+    return this.#pool.close();
+  }
+
+  /** `await using client = new Client(…)` closes it at the end of the scope. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  #send(request: Request, options: FetchOptions, role: number, stdin: InputSource, contentLength: number | null): Promise<Response> {
+    let exchange: Exchange;
+    try {
+      const extra: Array<readonly [string, string | Uint8Array]> = [];
+      const data = role === Role.FILTER ? filterData(options, extra) : { kind: "none" as const };
+      if (options.params !== undefined) {
+        const params = options.params;
+        for (const pair of Symbol.iterator in params ? params as Iterable<readonly [string, string | Uint8Array]> : Object.entries(params)) extra.push(pair);
+      }
+      const params = requestParams(request, extra.length > 0 ? { ...options, params: extra } : options, role === Role.AUTHORIZER ? null : contentLength);
+      exchange = new Exchange(this.#pool, request, role, params, stdin, data);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    this.#pool.submit(exchange);
+    return exchange.response;
+  }
+
+  /** A body of unknown length: read it (up to maxBufferedBody) to tell CONTENT_LENGTH. */
+  async #buffered(request: Request, options: FetchOptions, role: number, body: ReadableStream<Uint8Array>): Promise<Response> {
+    const limit = this.#maxBufferedBody;
+    const chunks: Uint8Array[] = [];
+    let length = 0;
+    const reader = body.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        length += value.length;
+        if (length > limit) {
+          throw new FastCGIError(
+            "LIMIT_EXCEEDED",
+            `a request body without Content-Length is read into memory to learn its length, and this one exceeds ${limit} bytes (maxBufferedBody): set Content-Length to stream it`,
+            { limit: "maxBufferedBody" },
+          );
+        }
+        chunks.push(value);
+      }
+    } catch (error) {
+      reader.cancel(error).catch(() => {});
+      throw error;
+    } finally {
+      reader.releaseLock();
+    }
+    if (request.signal.aborted) throw abortReason(request.signal);
+    return await this.#send(request, options, role, { kind: "bytes", chunks, length }, length);
+  }
+}
+
+function roleNumber(role: FetchOptions["role"]): number {
+  switch (role) {
+    case undefined:
+    case "responder":
+      return Role.RESPONDER;
+    case "authorizer":
+      return Role.AUTHORIZER;
+    case "filter":
+      return Role.FILTER;
+    default:
+      throw new TypeError(`role must be "responder", "authorizer" or "filter", got ${JSON.stringify(role)}`);
+  }
+}
+
+/** CONTENT_LENGTH as the caller's params or the Content-Length header give it, or null. */
+function declaredLength(request: Request, options: FetchOptions): number | null {
+  let text: string | null = request.headers.get("content-length");
+  const params = options.params;
+  if (params !== undefined) {
+    if (Symbol.iterator in params) {
+      for (const [name, value] of params as Iterable<readonly [string, string | Uint8Array]>) if (name === "CONTENT_LENGTH" && typeof value === "string") text = value;
+    } else if (typeof (params as Record<string, unknown>).CONTENT_LENGTH === "string") {
+      text = (params as Record<string, string>).CONTENT_LENGTH!;
+    }
+  }
+  if (text === null || !/^\d{1,15}$/.test(text.trim())) return null;
+  return Number(text.trim());
+}
+
+/** The Filter role's DATA stream and its params (FCGI_DATA_LENGTH, FCGI_DATA_LAST_MOD). */
+function filterData(options: FetchOptions, extra: Array<readonly [string, string | Uint8Array]>): InputSource {
+  const data = options.data ?? new Uint8Array(0);
+  let source: InputSource;
+  let lastModified: number | undefined;
+  if (typeof data === "string" || data instanceof Uint8Array) {
+    const bytes = typeof data === "string" ? utf8.encode(data) : data;
+    source = { kind: "bytes", chunks: [bytes], length: bytes.length };
+  } else {
+    source = { kind: "stream", stream: data.stream(), length: data.size };
+    if (typeof (data as File).lastModified === "number") lastModified = Math.floor((data as File).lastModified / 1000);
+  }
+  const given = options.dataLastModified;
+  if (given !== undefined) lastModified = given instanceof Date ? Math.floor(given.getTime() / 1000) : Math.floor(given);
+  extra.push(["FCGI_DATA_LENGTH", String(source.length)]);
+  if (lastModified !== undefined) extra.push(["FCGI_DATA_LAST_MOD", String(lastModified)]);
+  return source;
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!(value >= 1) || !Number.isFinite(value)) throw new RangeError(`${name} must be a positive number, got ${value}`);
+  return Math.floor(value);
+}
+
+function nonNegative(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (!(value >= 0) || !Number.isFinite(value)) throw new RangeError(`${name} must be a number ≥ 0, got ${value}`);
+  return value;
+}

@@ -1,0 +1,473 @@
+/**
+ * The connections of one Client to its backend: asks the backend its limits once (GET_VALUES),
+ * opens connections up to them, keeps FCGI_KEEP_CONN connections for reuse, spreads requests
+ * over multiplexed ones, and queues requests while every connection is busy.
+ * @module
+ */
+import { formatAddress } from "../address.ts";
+import { FastCGIError } from "../errors.ts";
+import { FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS } from "../protocol/constants.ts";
+import type { Connection, Runtime, SocketAddress } from "../runtime/types.ts";
+import type { Exchange, ExchangeHost, ExchangeSettings } from "./exchange.ts";
+import { BackendSocket, type SocketOwner } from "./socket.ts";
+
+/** How the pool behaves (the Client's options, resolved). */
+export interface PoolOptions {
+  address: SocketAddress;
+  runtime: () => Promise<Runtime>;
+  maxConnections: number;
+  keepConn: boolean;
+  multiplex: "auto" | boolean;
+  connectTimeout: number;
+  queueTimeout: number;
+  idleTimeout: number;
+  /** How long the first request waits for the backend's GET_VALUES_RESULT before going on without it. */
+  valuesTimeout: number;
+  settings: ExchangeSettings;
+}
+
+/** What the pool made of the backend's GET_VALUES_RESULT and the options. */
+export interface BackendLimits {
+  /** Connections the pool opens at most: maxConnections, lowered to FCGI_MAX_CONNS. */
+  maxConnections: number;
+  /** Requests in flight at most (FCGI_MAX_REQS; Infinity when not told). */
+  maxRequests: number;
+  /** Requests share connections. */
+  multiplex: boolean;
+  /** What the backend answered; null when it did not answer. */
+  values: Record<string, string> | null;
+}
+
+/** The pool's counts, for monitoring and tests. */
+export interface PoolStats {
+  /** Open connections (idle or busy), not counting those being opened. */
+  connections: number;
+  /** Connections being opened. */
+  connecting: number;
+  /** Open connections without a request. */
+  idle: number;
+  /** Requests on connections. */
+  active: number;
+  /** Requests waiting for a connection. */
+  queued: number;
+  /** The backend's limits, once known. */
+  limits: BackendLimits | null;
+}
+
+/** A new connection unanswered for this long is taken to wait for a free backend worker. */
+const STARVED_AFTER_MS = 20;
+/** At most this many requests share one multiplexed connection (requestIds are 16-bit). */
+const MAX_PER_SOCKET = 0xffff;
+
+/** One backend's connections and queue. */
+export class Pool implements ExchangeHost, SocketOwner {
+  readonly settings: ExchangeSettings;
+  readonly #options: PoolOptions;
+  /** Open sockets that still take requests (closing ones are dropped at once). */
+  readonly #sockets: Set<BackendSocket> = new Set();
+  /** Non-multiplexed kept sockets without a request, most recently used last. */
+  #idle: BackendSocket[] = [];
+  #connecting = 0;
+  #queue: Exchange[] = [];
+  #queueHead = 0;
+  #limits: BackendLimits | null = null;
+  #limitsPromise: Promise<BackendLimits> | null = null;
+  #closed = false;
+  #closeWaiters: Array<() => void> = [];
+  #dispatching = false;
+  #dispatchAgain = false;
+  #queueTimer: ReturnType<typeof setTimeout> | undefined;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+
+  constructor(options: PoolOptions) {
+    this.#options = options;
+    this.settings = options.settings;
+  }
+
+  /** Counts of connections and requests now. */
+  stats(): PoolStats {
+    let active = 0;
+    let idle = 0;
+    for (const socket of this.#sockets) {
+      active += socket.live;
+      if (socket.live === 0) idle++;
+    }
+    return {
+      connections: this.#sockets.size,
+      connecting: this.#connecting,
+      idle,
+      active,
+      queued: this.#queue.length - this.#queueHead,
+      limits: this.#limits,
+    };
+  }
+
+  // ---- requests ---------------------------------------------------------------------------
+
+  /** Sends an exchange as soon as the backend's limits are known and a connection is free. */
+  submit(exchange: Exchange): void {
+    if (this.#closed) return exchange.fail(closedError());
+    if (this.#limits !== null) return this.#enqueue(exchange);
+    this.limits().then(
+      () => this.#enqueue(exchange),
+      (error) => exchange.fail(error),
+    );
+  }
+
+  /** The backend's limits: asked once with GET_VALUES (a failed connect is not remembered). */
+  limits(): Promise<BackendLimits> {
+    if (this.#limits !== null) return Promise.resolve(this.#limits);
+    this.#limitsPromise ??= this.#probe().then(
+      (limits) => (this.#limits = limits),
+      (error) => {
+        this.#limitsPromise = null;
+        throw error;
+      },
+    );
+    return this.#limitsPromise;
+  }
+
+  #enqueue(exchange: Exchange): void {
+    if (exchange.finished) return;
+    if (this.#closed) return exchange.fail(closedError());
+    exchange.queuedAt = Date.now();
+    this.#queue.push(exchange);
+    this.#dispatch();
+    if (!exchange.finished && this.#queue.length > this.#queueHead) this.#armQueueTimer();
+  }
+
+  retry(exchange: Exchange): void {
+    if (exchange.finished) return;
+    if (this.#closed) return exchange.fail(closedError());
+    // Retries go first: they waited their turn once already.
+    exchange.queuedAt = Date.now();
+    if (this.#queueHead > 0) this.#queue[--this.#queueHead] = exchange;
+    else this.#queue.unshift(exchange);
+    this.#dispatch();
+    this.#armQueueTimer();
+  }
+
+  /** Starts queued exchanges while connections (or room for new ones) are free. */
+  #dispatch(): void {
+    // Starting an exchange may end another synchronously (and call back here): loop instead of nesting.
+    if (this.#dispatching) {
+      this.#dispatchAgain = true;
+      return;
+    }
+    const limits = this.#limits;
+    if (limits === null) return;
+    this.#dispatching = true;
+    try {
+      do {
+        this.#dispatchAgain = false;
+        const queue = this.#queue;
+        while (this.#queueHead < queue.length) {
+          const exchange = queue[this.#queueHead]!;
+          if (exchange.finished) {
+            this.#queueHead++;
+            continue;
+          }
+          if (limits.multiplex && this.#active() >= limits.maxRequests) break;
+          const socket = this.#pick(limits);
+          if (socket !== null) {
+            this.#queueHead++;
+            socket.idleSince = 0;
+            exchange.start(socket);
+            continue;
+          }
+          if (this.#sockets.size + this.#connecting >= limits.maxConnections) break;
+          this.#queueHead++;
+          this.#open(exchange, limits);
+        }
+        if (this.#queueHead === queue.length) {
+          this.#queue = [];
+          this.#queueHead = 0;
+        } else if (this.#queueHead > 1024 && this.#queueHead * 2 > queue.length) {
+          this.#queue = queue.slice(this.#queueHead);
+          this.#queueHead = 0;
+        }
+      } while (this.#dispatchAgain);
+    } finally {
+      this.#dispatching = false;
+    }
+    this.#checkClosed();
+  }
+
+  #active(): number {
+    let active = 0;
+    for (const socket of this.#sockets) active += socket.live;
+    return active;
+  }
+
+  /** A socket that can take one more request now, or null. */
+  #pick(limits: BackendLimits): BackendSocket | null {
+    if (!limits.multiplex) {
+      while (this.#idle.length > 0) {
+        const socket = this.#idle.pop()!;
+        if (socket.usable && socket.live === 0) return socket;
+      }
+      return null;
+    }
+    let best: BackendSocket | null = null;
+    for (const socket of this.#sockets) {
+      if (!socket.usable || socket.live >= MAX_PER_SOCKET) continue;
+      // A connection that refused to multiplex (CANT_MPX_CONN) carries one request at a time.
+      if (!socket.multiplex && socket.exchanges.size > 0) continue;
+      if (best === null || socket.live < best.live) best = socket;
+    }
+    // Spread the load: while connections may still be opened, a busy one is not the best choice.
+    if (best !== null && best.live > 0 && this.#sockets.size + this.#connecting < limits.maxConnections) return null;
+    return best;
+  }
+
+  /** Opens a connection for `exchange` (and afterwards for whoever needs it). */
+  #open(exchange: Exchange, limits: BackendLimits): void {
+    this.#connecting++;
+    const socket = new BackendSocket(this, limits.multiplex);
+    this.#connect(socket).then(
+      () => {
+        this.#connecting--;
+        // It may have closed already (the backend accepted and hung up): then it is not kept.
+        if (!socket.closing) this.#sockets.add(socket);
+        if (exchange.finished) this.#rest(socket);
+        else exchange.start(socket);
+        if (!limits.multiplex && this.#options.keepConn) this.#watchFresh(socket);
+        this.#dispatch();
+      },
+      (error) => {
+        this.#connecting--;
+        exchange.fail(error);
+        this.#dispatch();
+      },
+    );
+  }
+
+  /** Connects `socket` within connectTimeout; a connection that comes too late is destroyed. */
+  async #connect(socket: BackendSocket): Promise<Connection> {
+    const { address, connectTimeout } = this.#options;
+    const runtime = await this.#options.runtime();
+    const connecting = runtime.connect(address, socket);
+    let connection: Connection;
+    if (connectTimeout > 0) {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new FastCGIError(
+          "TIMEOUT",
+          `connect ${formatAddress(address)}: no connection within ${connectTimeout} ms (connectTimeout)`,
+          { limit: "connectTimeout" },
+        )), connectTimeout);
+      });
+      try {
+        connection = await Promise.race([connecting, timeout]);
+      } catch (error) {
+        connecting.then((late) => late.destroy(), () => {});
+        throw error;
+      } finally {
+        clearTimeout(timer);
+      }
+    } else {
+      connection = await connecting;
+    }
+    socket.attach(connection);
+    return connection;
+  }
+
+  // ---- ExchangeHost, SocketOwner ------------------------------------------------------------
+
+  finished(_exchange: Exchange, socket: BackendSocket, reuse: boolean): void {
+    if (!socket.closing && socket.live === 0) {
+      const kept = reuse && this.#options.keepConn && socket.usable && !this.#closed && (socket.multiplex || !this.#starved(socket));
+      // A non-multiplexed socket with an abandoned request on it was closed by abandon() already.
+      if (!kept && socket.exchanges.size === 0) socket.close();
+      else if (kept) this.#rest(socket);
+    }
+    this.#dispatch();
+  }
+
+  /**
+   * True when another connection of ours still waits for the backend's first byte: PHP-FPM
+   * does not tell FCGI_MAX_CONNS, and each kept connection holds one of its workers, so with more
+   * connections than workers the extra ones wait in the listen backlog until a kept one closes.
+   * Closing finished connections then (instead of keeping them) hands the workers on in turn.
+   */
+  #starved(except: BackendSocket): boolean {
+    const now = Date.now();
+    for (const socket of this.#sockets) {
+      if (socket !== except && !socket.answered && socket.live > 0 && now - socket.connectedAt >= STARVED_AFTER_MS) return true;
+    }
+    return false;
+  }
+
+  /**
+   * A new connection still unanswered after STARVED_AFTER_MS may be waiting for a worker that one
+   * of our idle kept connections holds: close an idle one so the backend can take the new one.
+   */
+  #watchFresh(socket: BackendSocket): void {
+    setTimeout(() => {
+      if (socket.answered || socket.closing || socket.live === 0) return;
+      const idle = this.#idle.shift();
+      idle?.close();
+    }, STARVED_AFTER_MS);
+  }
+
+  socketRetired(socket: BackendSocket): void {
+    if (!this.#sockets.delete(socket)) return;
+    const at = this.#idle.indexOf(socket);
+    if (at >= 0) this.#idle.splice(at, 1);
+    this.#dispatch();
+  }
+
+  /** A kept socket without requests: reused first, closed after idleTimeout. */
+  #rest(socket: BackendSocket): void {
+    if (this.#closed || !socket.usable) return socket.close();
+    socket.idleSince = Date.now();
+    if (!socket.multiplex || !this.#limits?.multiplex) this.#idle.push(socket);
+    this.#armIdleTimer();
+  }
+
+  // ---- GET_VALUES ---------------------------------------------------------------------------
+
+  /**
+   * Asks the backend with GET_VALUES on a connection of its own (PHP-FPM closes a connection after
+   * answering one, so it never carries requests). Rejects when the backend does not answer.
+   */
+  async values(names: readonly string[] | undefined, timeout: number): Promise<Record<string, string>> {
+    const answer = await this.#ask(names, timeout);
+    if ("values" in answer) return answer.values;
+    throw answer.error;
+  }
+
+  async #ask(names: readonly string[] | undefined, timeout: number): Promise<{ values: Record<string, string> } | { error: FastCGIError }> {
+    let settle: (answer: { values: Record<string, string> } | { error: FastCGIError }) => void = () => {};
+    const answered = new Promise<{ values: Record<string, string> } | { error: FastCGIError }>((resolve) => (settle = resolve));
+    const where = formatAddress(this.#options.address);
+    const owner: SocketOwner = {
+      socketRetired: () => settle({ error: new FastCGIError("CONNECTION_CLOSED", `${where} closed the connection without answering GET_VALUES`) }),
+    };
+    const socket = new BackendSocket(owner, false);
+    socket.onValues = (values) => settle({ values: values.toObject() });
+    socket.onUnknownType = (type) => settle({ error: new FastCGIError("BAD_RESPONSE", `${where} answered GET_VALUES with UNKNOWN_TYPE (type ${type})`) });
+    // A failed connect rejects: that is not "no answer".
+    await this.#connect(socket);
+    socket.core.getValues(names);
+    socket.flush();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (timeout > 0) {
+      timer = setTimeout(() => settle({
+        error: new FastCGIError("TIMEOUT", `${where} did not answer GET_VALUES within ${timeout} ms`, { limit: "valuesTimeout" }),
+      }), timeout);
+    }
+    const answer = await answered;
+    clearTimeout(timer);
+    socket.onValues = null;
+    socket.onUnknownType = null;
+    socket.destroy();
+    return answer;
+  }
+
+  async #probe(): Promise<BackendLimits> {
+    const options = this.#options;
+    const answer = await this.#ask(undefined, options.valuesTimeout);
+    // No answer is an answer too: the backend does not tell its limits, so none are assumed.
+    const values = "values" in answer ? answer.values : null;
+    const maxConns = positiveInteger(values?.[FCGI_MAX_CONNS]);
+    const maxReqs = positiveInteger(values?.[FCGI_MAX_REQS]);
+    const multiplex = options.keepConn && (options.multiplex === true || (options.multiplex === "auto" && values?.[FCGI_MPXS_CONNS] === "1"));
+    let maxConnections = Math.min(options.maxConnections, maxConns ?? Infinity);
+    const maxRequests = maxReqs ?? Infinity;
+    if (!multiplex) maxConnections = Math.min(maxConnections, maxRequests);
+    return { maxConnections: Math.max(1, maxConnections), maxRequests, multiplex, values };
+  }
+
+  // ---- timers -----------------------------------------------------------------------------
+
+  /** One timer for the whole queue, set for the request that expires first. */
+  #armQueueTimer(): void {
+    const timeout = this.#options.queueTimeout;
+    if (timeout <= 0 || this.#queueTimer !== undefined) return;
+    let first = Infinity;
+    for (let i = this.#queueHead; i < this.#queue.length; i++) {
+      const exchange = this.#queue[i]!;
+      if (!exchange.finished && exchange.queuedAt < first) first = exchange.queuedAt;
+    }
+    if (first === Infinity) return;
+    this.#queueTimer = setTimeout(() => {
+      this.#queueTimer = undefined;
+      const now = Date.now();
+      for (let i = this.#queueHead; i < this.#queue.length; i++) {
+        const exchange = this.#queue[i]!;
+        if (!exchange.finished && now - exchange.queuedAt >= timeout) {
+          exchange.fail(new FastCGIError(
+            "TIMEOUT",
+            `no connection to ${formatAddress(this.#options.address)} became free within ${timeout} ms (queueTimeout)`,
+            { limit: "queueTimeout" },
+          ));
+        }
+      }
+      this.#dispatch();
+      this.#armQueueTimer();
+    }, Math.max(1, first + timeout - Date.now()));
+  }
+
+  /** One timer for every kept socket: closes those idle for idleTimeout. */
+  #armIdleTimer(): void {
+    const timeout = this.#options.idleTimeout;
+    if (timeout <= 0 || this.#idleTimer !== undefined) return;
+    let first = Infinity;
+    for (const socket of this.#sockets) if (socket.live === 0 && socket.idleSince > 0 && socket.idleSince < first) first = socket.idleSince;
+    if (first === Infinity) return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      const now = Date.now();
+      for (const socket of [...this.#sockets]) {
+        if (socket.live === 0 && socket.exchanges.size === 0 && socket.idleSince > 0 && now - socket.idleSince >= timeout) socket.close();
+      }
+      this.#armIdleTimer();
+    }, Math.max(1, first + timeout - Date.now()));
+  }
+
+  // ---- closing ----------------------------------------------------------------------------
+
+  /**
+   * Rejects queued requests, closes idle connections, and resolves once the requests in flight
+   * are done and every connection is closed. Later requests are rejected.
+   */
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      clearTimeout(this.#queueTimer);
+      clearTimeout(this.#idleTimer);
+      this.#queueTimer = undefined;
+      this.#idleTimer = undefined;
+      const queued = this.#queue.slice(this.#queueHead);
+      this.#queue = [];
+      this.#queueHead = 0;
+      for (const exchange of queued) exchange.fail(closedError());
+      for (const socket of [...this.#sockets]) if (socket.live === 0 && socket.exchanges.size === 0) socket.close();
+      this.#idle = [];
+    }
+    if (this.#isDrained()) return Promise.resolve();
+    return new Promise((resolve) => this.#closeWaiters.push(resolve));
+  }
+
+  #isDrained(): boolean {
+    return this.#sockets.size === 0 && this.#connecting === 0;
+  }
+
+  #checkClosed(): void {
+    if (!this.#closed || this.#closeWaiters.length === 0 || !this.#isDrained()) return;
+    const waiters = this.#closeWaiters;
+    this.#closeWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}
+
+function closedError(): FastCGIError {
+  return new FastCGIError("CONNECTION_CLOSED", "the FastCGI client is closed");
+}
+
+function positiveInteger(text: string | undefined): number | undefined {
+  if (text === undefined || !/^\d{1,9}$/.test(text.trim())) return undefined;
+  const n = Number(text.trim());
+  return n > 0 ? n : undefined;
+}
