@@ -274,7 +274,7 @@ async function main(): Promise<void> {
       upload: median(list.map((s) => s.upload)),
       uploadRss: median(list.map((s) => s.uploadRss)),
       uploadRssMax: Math.max(...list.map((s) => s.uploadRss)),
-      errors: list.reduce((n, s) => n + s.errors.length, 0),
+      failedRuns: list.filter((s) => s.errors.length > 0).length,
     }]));
     const go = medians.get("go");
     const ratio = (value: number, base: number | undefined) => (base ? `${(value / base).toFixed(2)}×` : "–");
@@ -284,7 +284,7 @@ async function main(): Promise<void> {
     for (const [name, m] of medians) {
       console.log(
         `| ${name} | ${m.hello.toFixed(0)} | ${ratio(m.hello, go?.hello)} | ${m.download.toFixed(0)} | ${ratio(m.download, go?.download)} | ` +
-          `${m.upload.toFixed(0)} | ${ratio(m.upload, go?.upload)} | ${m.uploadRss.toFixed(1)} / ${m.uploadRssMax.toFixed(1)} MiB |${m.errors ? ` (${m.errors} runs with errors)` : ""}`,
+          `${m.upload.toFixed(0)} | ${ratio(m.upload, go?.upload)} | ${m.uploadRss.toFixed(1)} / ${m.uploadRssMax.toFixed(1)} MiB |${m.failedRuns ? ` ${m.failedRuns} of ${RUNS} runs had errors (above) |` : ""}`,
       );
     }
     console.log(`\nversions: node ${version(node, ["--version"])}, ${version(deno, ["--version"])}, bun ${version(bun, ["--version"])}, ` +
