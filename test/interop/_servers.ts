@@ -40,17 +40,28 @@ export function removeDir(dir: string): void {
   }
 }
 
-/** A free TCP port on 127.0.0.1, found by binding port 0 and closing again. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error("no port"))));
+// Ports already handed out by this process: two listeners given the same port would silently
+// share it (nginx serves two server blocks on one port), so a repeat is never handed out.
+const handedOut = new Set<number>();
+
+/** A free TCP port on 127.0.0.1, found by binding port 0 and closing again; never one given before. */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once("error", reject);
+      server.listen(0, "127.0.0.1", () => {
+        const address = server.address();
+        const port = typeof address === "object" && address ? address.port : 0;
+        server.close(() => (port ? resolve(port) : reject(new Error("no port"))));
+      });
     });
-  });
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
+  throw new Error("no new free port after 20 tries");
 }
 
 /** The path of an executable found on PATH or in the sbin folders, or undefined. */
@@ -307,6 +318,8 @@ StartServers 1
 ServerLimit 1
 ThreadsPerChild 25
 MaxRequestWorkers 25
+MinSpareThreads 1
+MaxSpareThreads 26
 ${config}
 `);
   const service = await startProcess("apache", binary, ["-f", conf, "-DFOREGROUND"], () => canConnect(`127.0.0.1:${port}`), {

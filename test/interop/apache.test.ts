@@ -1,5 +1,6 @@
 // fcgi serve behind a real Apache httpd (mod_proxy_fcgi), configured with the README snippet
-// (examples/apache.conf): the responder role with GET, POST and bodies both ways.
+// (examples/apache.conf): the responder role with GET, POST and bodies both ways; and, for
+// /private/, the same app as mod_authnz_fcgi's AUTHORIZER in front of it.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { sourcePath } from "../_support/env.ts";
@@ -22,7 +23,7 @@ import {
 const apacheBinary = webServerBinary("apache2 (httpd)", findApache());
 const MiB = 1024 * 1024;
 
-describe("fcgi serve behind Apache httpd (mod_proxy_fcgi)", { skip: apacheBinary.skip, timeout: 120_000 }, () => {
+describe("fcgi serve behind Apache httpd (mod_proxy_fcgi, mod_authnz_fcgi)", { skip: apacheBinary.skip, timeout: 120_000 }, () => {
   let dir = "";
   const services: Service[] = [];
   let base = "";
@@ -32,8 +33,20 @@ describe("fcgi serve behind Apache httpd (mod_proxy_fcgi)", { skip: apacheBinary
     dir = makeTempDir();
     const appAddress = `127.0.0.1:${await freePort()}`;
     services.push(await startApp(sourcePath("test/interop/app.ts"), appAddress));
-    const config = renderExample("apache.conf", [["fcgi://127.0.0.1:9000/", `fcgi://${appAddress}/`]]);
-    const apache: WebServer = await startApache(binary, dir, config, await freePort(), ["proxy", "proxy_fcgi"]);
+    const config = renderExample("apache.conf", [["fcgi://127.0.0.1:9000/", `fcgi://${appAddress}/`]]) + `
+# Not in the README snippet: the app's authorize handler guards /private/ (mod_authnz_fcgi,
+# "authnz" type, check_user_id mechanism). Its Variable-FCGI_USER names the user.
+AuthnzFcgiDefineProvider authnz FcgiAuthorizer fcgi://${appAddress}/
+<Location "/private/">
+  AuthType Basic
+  AuthName "fcgi"
+  AuthnzFcgiCheckAuthnProvider FcgiAuthorizer Authoritative On RequireBasicAuth Off UserExpr "%{reqenv:FCGI_USER}"
+  CGIPassAuth On
+  Require valid-user
+</Location>
+`;
+    const modules = ["proxy", "proxy_fcgi", "authn_core", "authz_user", "authnz_fcgi"];
+    const apache: WebServer = await startApache(binary, dir, config, await freePort(), modules);
     services.push(apache);
     base = apache.urls[0];
   });
@@ -89,6 +102,23 @@ describe("fcgi serve behind Apache httpd (mod_proxy_fcgi)", { skip: apacheBinary
     assert.match(moved.headers.get("location") ?? "", /\/echo\?from=redirect$/);
     const cookies = await fetchWithin(`${base}/cookies`);
     assert.deepEqual(cookies.headers.getSetCookie(), ["a=1; Path=/", "b=2; HttpOnly", "c=3, with comma; Max-Age=60"]);
+  });
+
+  it("runs the app's authorizer for /private/ and passes its Variable- on to the responder", async () => {
+    const r = await fetchWithin(`${base}/private/params`, { headers: { authorization: "Bearer good-token" } });
+    assert.equal(r.status, 200, why());
+    const params = JSON.parse(r.text);
+    assert.equal(params.FCGI_USER, "alice");
+    assert.equal(params.REMOTE_USER, "alice", "UserExpr took the user from the Variable-");
+  });
+
+  it("sends the authorizer's deny status and body to the client", async () => {
+    for (const headers of [{}, { authorization: "Bearer wrong" }] as Record<string, string>[]) {
+      const r = await fetchWithin(`${base}/private/params`, { headers });
+      assert.equal(r.status, 403, why());
+      assert.equal(r.text, "denied by the fcgi authorizer\n");
+      assert.equal(r.headers.get("x-denied"), "yes");
+    }
   });
 
   it("answers many requests in a row over reused connections (enablereuse=on)", async () => {

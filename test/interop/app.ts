@@ -58,7 +58,8 @@ let hits = 0;
 /** The responder: routes by path. */
 export async function respond(request: Request, context: RequestContext): Promise<Response> {
   const url = new URL(request.url);
-  switch (url.pathname) {
+  // /private/... is the same route behind a web server's authorizer.
+  switch (url.pathname.replace(/^\/private(?=\/)/, "")) {
     case "/echo":
       return Response.json({
         method: request.method,
@@ -69,6 +70,8 @@ export async function respond(request: Request, context: RequestContext): Promis
         body: await request.text(),
         keepConn: context.keepConn,
         role: context.role,
+        // The FastCGI connection (the web server's side), to tell connections apart in failures.
+        fcgiPeer: `${context.socket.remoteAddress}:${context.socket.remotePort}`,
         // httpoxy: a `Proxy:` request header must never become the process's HTTP_PROXY.
         envProxy: process.env.HTTP_PROXY ?? null,
       });
