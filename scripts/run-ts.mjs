@@ -31,6 +31,8 @@ if (!stripsTypes) {
     if (!existsSync(file)) process.exit(b.status || 1);
   }
 }
-const child = spawn(process.execPath, [file, ...args], { stdio: "inherit" });
+// The program gets its own process group, so a Ctrl-C reaches it once, through us, not twice
+// (a second SIGINT means "stop now" to fcgi's commands).
+const child = spawn(process.execPath, [file, ...args], { stdio: "inherit", detached: true });
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => child.kill(signal));
 child.on("exit", (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
