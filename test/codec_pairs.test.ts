@@ -281,3 +281,31 @@ test("a stream of tiny pairs pushed a byte at a time costs linear time, up to it
   assert.equal(params.size, limit / 2);
   assert.equal(params.get(""), "");
 });
+
+test("params stay intact while later decoders reuse storage: unread ones first, read ones after", () => {
+  // Decoders share storage slabs and reuse those whose params were all read; a Params not yet
+  // read must never see its bytes overwritten, however many requests come after it.
+  const stream = (i: number) => pairs([["REQUEST_URI", `/r/${i}`], [`X_${i}`, "v".repeat(i % 300)], ["HTTP_HOST", `h${i}`]]);
+  const unread: Params[] = [];
+  for (let i = 0; i < 500; i++) {
+    const d = new PairDecoder();
+    d.push(stream(i));
+    unread.push(d.end());
+  }
+  for (let i = 500; i < 20000; i++) {
+    const d = new PairDecoder();
+    d.push(stream(i));
+    const p = d.end();
+    assert.equal(p.get("REQUEST_URI"), `/r/${i}`);
+    if (i % 7 === 0) unread.push(p);
+  }
+  for (const p of unread) {
+    const i = Number(p.get("REQUEST_URI")!.slice(3));
+    assert.deepEqual([...p], [["REQUEST_URI", `/r/${i}`], [`X_${i}`, "v".repeat(i % 300)], ["HTTP_HOST", `h${i}`]]);
+  }
+  // An empty Params made directly is just empty.
+  const empty = new (unread[0].constructor as new () => Params)();
+  assert.equal(empty.size, 0);
+  assert.equal(empty.get("REQUEST_URI"), undefined);
+  assert.deepEqual([...empty], []);
+});

@@ -1,8 +1,8 @@
 /**
- * The name-value pair decoder (PARAMS, GET_VALUES, GET_VALUES_RESULT) and the {@link Params} it
- * produces. The WebAssembly scanner (wasm/pairs.ts) checks every declared length against the limits
- * before anything is sliced and recognises well-known names, so a request's names cost nothing and
- * a value becomes a string (a substring of the stream) only when it is read.
+ * The name-value pair decoder (PARAMS, GET_VALUES, GET_VALUES_RESULT) and the lazy {@link Params}
+ * it produces. The WebAssembly scanner (wasm/pairs.ts) checks every declared length against the
+ * limits before anything is sliced and recognises well-known names, so names cost nothing; the
+ * bytes become strings only when something is read.
  * @module
  */
 
@@ -44,10 +44,6 @@ function limit(value: number | undefined, fallback: number, name: string): numbe
 }
 
 // ---- bytes as latin1 text ----
-// The decoder keeps what it was given as a string with one character per byte (latin1). A string
-// is the cheapest copy there is on every runtime: one native TextDecoder call, no ArrayBuffer
-// (allocating those costs up to a microsecond each on Deno and adds GC pressure on V8), and the
-// values come out of it as substrings.
 const ascii = new TextDecoder();
 // TextDecoder("latin1") is windows-1252 by the Encoding Standard (Deno, Bun; Node 20 decodes true
 // ISO-8859-1): bytes 0x80-0x9F may come back as other characters, which FROM_1252 maps back.
@@ -65,6 +61,69 @@ const FROM_1252 = new Map<string, string>();
 function latin1(bytes: Uint8Array, isAscii: boolean): string {
   if (isAscii) return ascii.decode(bytes);
   return windows1252.decode(bytes).replace(NOT_LATIN1, (ch) => FROM_1252.get(ch)!);
+}
+
+// ---- storage ----
+// A decoder copies the bytes it keeps, with its pair table, into a region of a shared slab: an
+// ArrayBuffer per request costs hundreds of nanoseconds on Deno (every typed-array allocation
+// does) and decoding every stream to strings up front costs as much, whether or not anything is
+// read. A Params reads its region once, on first use (one TextDecoder call for all the bytes, one
+// copy of the table), and gives it back; a slab whose regions all came back is used again, so a
+// server that reads its params allocates no buffers at all. Regions are never handed out: a slab
+// holds other requests' params. A Params never read keeps its slab alive until it is collected.
+const SLAB_SIZE = 64 * 1024;
+/** Regions larger than this get a buffer of their own. */
+const OWN_BUFFER = 8 * 1024;
+/** Empty slabs kept for reuse. */
+const SPARE_SLABS = 4;
+
+interface Slab {
+  readonly u8: Uint8Array;
+  readonly i32: Int32Array;
+  /** Bytes handed out so far. */
+  used: number;
+  /** Regions handed out and not yet given back. */
+  live: number;
+  /** A buffer for one large region: never reused. */
+  readonly own: boolean;
+}
+
+function newSlab(size: number, own: boolean): Slab {
+  const buffer = new ArrayBuffer(size);
+  return { u8: new Uint8Array(buffer), i32: new Int32Array(buffer), used: 0, live: 0, own };
+}
+
+let slab: Slab = newSlab(SLAB_SIZE, false);
+const spares: Slab[] = [];
+
+/** Byte offset of the region the last take() handed out. */
+let takenAt = 0;
+
+/** A region of `bytes` bytes (8-aligned); its offset is left in takenAt. */
+function take(bytes: number): Slab {
+  bytes = (bytes + 7) & ~7;
+  if (bytes > OWN_BUFFER) {
+    const own = newSlab(bytes, true);
+    own.live = 1;
+    takenAt = 0;
+    return own;
+  }
+  if (slab.used + bytes > SLAB_SIZE) {
+    if (slab.live === 0) slab.used = 0;
+    else slab = spares.pop() ?? newSlab(SLAB_SIZE, false);
+  }
+  takenAt = slab.used;
+  slab.used += bytes;
+  slab.live++;
+  return slab;
+}
+
+/** Gives a region back; a slab with nothing left in use becomes a spare. */
+function give(s: Slab): void {
+  if (--s.live === 0 && !s.own && s !== slab && spares.length < SPARE_SLABS) {
+    s.used = 0;
+    spares.push(s);
+  }
 }
 
 /**
@@ -90,11 +149,17 @@ export class PairDecoder {
   readonly #maxNameLength: number;
   readonly #maxValueLength: number;
   readonly #maxTotalBytes: number;
-  /** The stream so far, one character per byte. */
-  #text = "";
+  // The stream's bytes so far: #total of them in a region of #bytesSlab at #bytesAt, #bytesCap reserved.
+  #bytesSlab: Slab | undefined;
+  #bytesAt = 0;
+  #bytesCap = 0;
   #total = 0;
-  /** The pairs found so far, PAIR_WORDS numbers each. */
-  #table: number[] = EMPTY_TABLE;
+  #ascii = true;
+  // The pairs found so far, PAIR_WORDS i32 each: #used words in #tableSlab from word #tableAt, or
+  // (the usual case: one push) in the same region as the bytes.
+  #tableSlab: Slab | undefined;
+  #tableAt = 0;
+  #tableCap = 0;
   #used = 0;
   // The scanner's state between pushes (STATE slots of wasm/pairs.ts), kept only inside a pair:
   // phase 0 is a pair boundary, where the scanner needs nothing but the stream offset.
@@ -105,7 +170,6 @@ export class PairDecoder {
   #pairStart = 0;
   #leftLow = 0;
   #leftHigh = 0;
-  /** A name may have been cut by a window or push boundary, so end() must look some names up. */
   #split = false;
   #failed: FastCGIError | undefined;
   #params: Params | undefined;
@@ -136,17 +200,37 @@ export class PairDecoder {
     const c = heap();
     if (wellKnownIds === undefined) nameIds(c);
     const window = c.PAIR_WINDOW_SIZE;
-    if (base > 0 || length > window) this.#split = true;
-    let isAscii = true;
+    if (base === 0 && length <= window) {
+      // The usual case, a whole PARAMS stream in one record: scan, then keep the bytes and the
+      // pair table in one region sized exactly.
+      c.u8.set(piece, c.PAIR_WINDOW);
+      const n = this.#scan(c, length, 0);
+      const words = n * PAIR_WORDS;
+      const bytesSize = (length + 7) & ~7;
+      const s = take(bytesSize + words * 4);
+      s.u8.set(piece, takenAt);
+      this.#bytesSlab = s;
+      this.#bytesAt = takenAt;
+      this.#bytesCap = bytesSize;
+      this.#total = length;
+      if (n > 0) {
+        const from = c.PAIRS >> 2;
+        this.#tableAt = (takenAt + bytesSize) >> 2;
+        this.#tableCap = words;
+        this.#used = words;
+        s.i32.set(c.i32.subarray(from, from + words), this.#tableAt);
+      }
+      return;
+    }
+    // Several windows or pushes: the bytes and the table grow in regions of their own.
+    if (!this.#split) this.#splitRegion();
+    this.#keep(piece);
     for (let from = 0; from < length; from += window) {
       const to = Math.min(from + window, length);
       c.u8.set(from === 0 && to === length ? piece : piece.subarray(from, to), c.PAIR_WINDOW);
-      isAscii = this.#scan(c, to - from, base + from) && isAscii;
+      const n = this.#scan(c, to - from, base + from);
+      if (n > 0) this.#append(c, n);
     }
-    // Only now, with every pair in the piece within the limits, is the piece kept.
-    const text = latin1(piece, isAscii);
-    this.#text = base === 0 ? text : this.#text + text;
-    this.#total = base + length;
   }
 
   /** Ends the stream and returns its pairs; throws PAIR_TRUNCATED if it stopped inside a pair. */
@@ -156,26 +240,49 @@ export class PairDecoder {
     if (this.#phase !== 0) {
       this.#fail("PAIR_TRUNCATED", "name-value stream ends inside a pair");
     }
-    const table = this.#table;
-    if (table.length > this.#used) table.length = this.#used;
-    if (this.#split) {
-      // A name the scanner saw only part of was reported as unknown: look those up here.
+    const params = new Params();
+    const count = this.#used / PAIR_WORDS;
+    if (this.#bytesSlab === undefined) {
+      adopt(params, 0, "", []);
+    } else if (!this.#split) {
+      lend(params, count, this.#bytesSlab, this.#bytesAt, this.#total, this.#ascii, this.#tableAt);
+    } else {
+      // A stream of several pieces (rare): read it now, and look up the names a window or push
+      // boundary cut, which the scanner reported as unknown.
+      const text = latin1(this.#bytesSlab.u8.subarray(this.#bytesAt, this.#bytesAt + this.#total), this.#ascii);
+      const table: number[] = new Array(this.#used);
+      const t = this.#tableSlab!.i32;
       const ids = nameIds(heap());
-      for (let k = 0; k < table.length; k += PAIR_WORDS) {
-        if (table[k + 2] < 0) {
-          const id = ids.get(this.#text.substring(table[k] + table[k + 2] + 1, table[k]));
-          if (id !== undefined) table[k + 2] = id;
-        }
+      for (let k = 0; k < this.#used; k++) table[k] = t[this.#tableAt + k];
+      for (let k = 0; k < this.#used; k += PAIR_WORDS) {
+        if (table[k + 2] < 0) table[k + 2] = ids.get(text.substring(table[k] + table[k + 2] + 1, table[k])) ?? table[k + 2];
       }
+      give(this.#bytesSlab);
+      if (this.#tableSlab !== undefined) give(this.#tableSlab);
+      adopt(params, count, text, table);
     }
-    this.#params = new Params(this.#text, table);
-    return this.#params;
+    this.#params = params;
+    return params;
+  }
+
+  // The single-push region (bytes, then the table) turns into a growable bytes region and a
+  // separate table region.
+  #splitRegion(): void {
+    this.#split = true;
+    const s = this.#bytesSlab;
+    if (s === undefined) return;
+    if (this.#used > 0) {
+      const t = take(this.#used * 4);
+      t.i32.set(s.i32.subarray(this.#tableAt, this.#tableAt + this.#used), takenAt >> 2);
+      this.#tableSlab = t;
+      this.#tableAt = takenAt >> 2;
+      this.#tableCap = this.#used;
+    }
   }
 
   // Runs the scanner over the `length` bytes placed in PAIR_WINDOW (stream offset `base`) with
-  // this decoder's state swapped in and out, and appends the pairs it found to the table.
-  // Returns whether the window was all ASCII.
-  #scan(c: Codec, length: number, base: number): boolean {
+  // this decoder's state swapped in and out; returns how many pairs it wrote to PAIRS.
+  #scan(c: Codec, length: number, base: number): number {
     const i32 = c.i32;
     const s = c.STATE >> 2;
     const resume = this.#phase !== 0;
@@ -203,23 +310,48 @@ export class PairDecoder {
       this.#leftLow = i32[s + 6];
       this.#leftHigh = i32[s + 7];
     }
-    if (n > 0) {
-      // Into a plain array sized up front (several times cheaper than push() or a typed array,
-      // whose allocation alone costs hundreds of nanoseconds on Deno), doubled when it fills.
-      const from = c.PAIRS >> 2;
-      const words = n * PAIR_WORDS;
-      const used = this.#used;
-      let table = this.#table;
-      if (used + words > table.length) {
-        const old = table;
-        table = new Array(used === 0 ? words : Math.max(used + words, 2 * used));
-        for (let k = 0; k < used; k++) table[k] = old[k];
-        this.#table = table;
+    if (i32[s + 8] === 0) this.#ascii = false;
+    return n;
+  }
+
+  // Keeps a copy of the piece (pieces are views of chunks the caller may reuse), doubling the region.
+  #keep(piece: Uint8Array): void {
+    const total = this.#total + piece.length;
+    if (total > this.#bytesCap) {
+      const cap = Math.max(total, this.#bytesCap * 2);
+      const s = take(cap);
+      const old = this.#bytesSlab;
+      if (old !== undefined) {
+        s.u8.set(old.u8.subarray(this.#bytesAt, this.#bytesAt + this.#total), takenAt);
+        give(old);
       }
-      for (let k = 0; k < words; k++) table[used + k] = i32[from + k];
-      this.#used = used + words;
+      this.#bytesSlab = s;
+      this.#bytesAt = takenAt;
+      this.#bytesCap = cap;
     }
-    return i32[s + 8] !== 0;
+    this.#bytesSlab!.u8.set(piece, this.#bytesAt + this.#total);
+    this.#total = total;
+  }
+
+  // Appends the n pairs the last scan wrote to PAIRS, doubling the region.
+  #append(c: Codec, n: number): void {
+    const words = n * PAIR_WORDS;
+    const used = this.#used;
+    if (used + words > this.#tableCap) {
+      const cap = Math.max(used + words, this.#tableCap * 2);
+      const s = take(cap * 4);
+      const old = this.#tableSlab;
+      if (old !== undefined) {
+        s.i32.set(old.i32.subarray(this.#tableAt, this.#tableAt + used), takenAt >> 2);
+        give(old);
+      }
+      this.#tableSlab = s;
+      this.#tableAt = takenAt >> 2;
+      this.#tableCap = cap;
+    }
+    const from = c.PAIRS >> 2;
+    this.#tableSlab!.i32.set(c.i32.subarray(from, from + words), this.#tableAt + used);
+    this.#used = used + words;
   }
 
   #fail(code: "PARAMS_TOO_LARGE" | "NAME_TOO_LONG" | "VALUE_TOO_LONG" | "PAIR_TRUNCATED", message: string, limit?: string): never {
@@ -228,12 +360,17 @@ export class PairDecoder {
   }
 }
 
-const EMPTY_TABLE: number[] = [];
+// How PairDecoder hands its pairs to a Params, set by the Params class itself (its fields are
+// private): as a string and a table, or still in a slab region (bytes, then the table).
+let adopt: (params: Params, count: number, text: string, table: number[]) => void;
+let lend: (params: Params, count: number, slab: Slab, bytesAt: number, total: number, ascii: boolean, tableAt: number) => void;
 
 /**
  * The name-value pairs of a PARAMS (or GET_VALUES) stream, in stream order, duplicates included.
  * Lookups by name see the last pair of that name. Names and values are bytes, read as latin1
  * strings (one character per byte); getBytes() gives the exact bytes, e.g. of UTF-8 paths.
+ * Nothing is decoded until something is read; then the whole stream is decoded at once (one
+ * native call) and each value is cut from it when asked for.
  *
  * @example
  * ```ts
@@ -243,33 +380,49 @@ const EMPTY_TABLE: number[] = [];
  * ```
  */
 export class Params {
-  readonly #text: string;
-  readonly #table: readonly number[];
+  #count = 0;
+  // Once read: the stream, one character per byte, and three numbers per pair: the value's
+  // offset and length, and the well-known name's id or -(nameLength + 1) (the name ends where
+  // the value begins).
+  #text = "";
+  #table: number[] | undefined;
+  // Until read: where the decoder left the bytes and the table. (A Params is made by
+  // PairDecoder.end(); one made with `new` is empty.)
+  #slab: Slab | undefined;
+  #bytesAt = 0;
+  #total = 0;
+  #ascii = true;
+  #tableAt = 0;
 
-  /**
-   * Wraps what a {@link PairDecoder} collected; use {@link PairDecoder.end} rather than this.
-   * `text` is the stream, one character per byte; `table` holds three numbers per pair: the
-   * value's offset and length, and the well-known name's id or -(nameLength + 1) (the name ends
-   * where the value begins).
-   */
-  constructor(text: string, table: readonly number[]) {
-    this.#text = text;
-    this.#table = table;
+  static {
+    adopt = (params, count, text, table) => {
+      params.#count = count;
+      params.#text = text;
+      params.#table = table;
+    };
+    lend = (params, count, slab, bytesAt, total, ascii, tableAt) => {
+      params.#count = count;
+      params.#slab = slab;
+      params.#bytesAt = bytesAt;
+      params.#total = total;
+      params.#ascii = ascii;
+      params.#tableAt = tableAt;
+    };
   }
 
   /** The value of the last pair with this name, as latin1, or undefined. */
   get(name: string): string | undefined {
     const k = this.#find(name);
     if (k < 0) return undefined;
-    const t = this.#table;
+    const t = this.#table!;
     return this.#text.substring(t[k], t[k] + t[k + 1]);
   }
 
-  /** The exact bytes of the last pair's value with this name (a new copy), or undefined. */
+  /** The exact bytes of the last pair's value with this name (a copy), or undefined. */
   getBytes(name: string): Uint8Array | undefined {
     const k = this.#find(name);
     if (k < 0) return undefined;
-    const t = this.#table;
+    const t = this.#table!;
     const out = new Uint8Array(t[k + 1]);
     for (let i = 0; i < out.length; i++) out[i] = this.#text.charCodeAt(t[k] + i);
     return out;
@@ -282,23 +435,23 @@ export class Params {
 
   /** The number of pairs, duplicates included. */
   get size(): number {
-    return this.#table.length / PAIR_WORDS;
+    return this.#count;
   }
 
   /** [name, value] of every pair, in stream order. */
   entries(): IterableIterator<[string, string]> {
     // An array's iterator: several times faster than a generator, and requests iterate params.
-    const t = this.#table;
-    const out: [string, string][] = new Array(t.length / PAIR_WORDS);
-    for (let k = 0, i = 0; k < t.length; k += PAIR_WORDS, i++) out[i] = [this.#name(k), this.#text.substring(t[k], t[k] + t[k + 1])];
+    const t = this.#read();
+    const out: [string, string][] = new Array(this.#count);
+    for (let i = 0, k = 0; i < out.length; i++, k += PAIR_WORDS) out[i] = [this.#name(t, k), this.#text.substring(t[k], t[k] + t[k + 1])];
     return out.values();
   }
 
   /** The name of every pair, in stream order. */
   keys(): IterableIterator<string> {
-    const t = this.#table;
-    const out: string[] = new Array(t.length / PAIR_WORDS);
-    for (let k = 0, i = 0; k < t.length; k += PAIR_WORDS, i++) out[i] = this.#name(k);
+    const t = this.#read();
+    const out: string[] = new Array(this.#count);
+    for (let i = 0, k = 0; i < out.length; i++, k += PAIR_WORDS) out[i] = this.#name(t, k);
     return out.values();
   }
 
@@ -316,15 +469,29 @@ export class Params {
     return out;
   }
 
-  #name(k: number): string {
-    const t = this.#table;
+  // The table, reading the slab region first if that has not happened yet.
+  #read(): number[] {
+    if (this.#table !== undefined) return this.#table;
+    const s = this.#slab;
+    if (s === undefined) return (this.#table = []);
+    this.#text = latin1(s.u8.subarray(this.#bytesAt, this.#bytesAt + this.#total), this.#ascii);
+    const words = this.#count * PAIR_WORDS;
+    const table: number[] = new Array(words);
+    for (let k = 0; k < words; k++) table[k] = s.i32[this.#tableAt + k];
+    this.#table = table;
+    this.#slab = undefined;
+    give(s);
+    return table;
+  }
+
+  #name(t: number[], k: number): string {
     const code = t[k + 2];
     return code >= 0 ? wellKnownNames[code] : this.#text.substring(t[k] + code + 1, t[k]);
   }
 
   // Index in the table of the last pair named `name`, or -1.
   #find(name: string): number {
-    const t = this.#table;
+    const t = this.#read();
     const id = (wellKnownIds ?? nameIds(heap())).get(name);
     if (id !== undefined) {
       for (let k = t.length - PAIR_WORDS; k >= 0; k -= PAIR_WORDS) {
@@ -333,10 +500,9 @@ export class Params {
       return -1;
     }
     // Not a well-known name: compare with the names the scanner did not recognise.
-    const text = this.#text;
     const code = -1 - name.length;
     for (let k = t.length - PAIR_WORDS; k >= 0; k -= PAIR_WORDS) {
-      if (t[k + 2] === code && text.startsWith(name, t[k] - name.length)) return k;
+      if (t[k + 2] === code && this.#text.startsWith(name, t[k] - name.length)) return k;
     }
     return -1;
   }
