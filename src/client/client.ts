@@ -53,7 +53,7 @@ export interface ClientOptions {
   maxResponseBuffer?: number;
   /**
    * A request body of unknown length (no Content-Length header, no CONTENT_LENGTH param) is read
-   * into memory to learn its length, which CGI needs; larger bodies fail (default 1 MiB).
+   * into memory to learn its length, which CGI needs; larger bodies fail (default 8 MiB).
    * Bodies of known length are streamed, never buffered.
    */
   maxBufferedBody?: number;
@@ -80,7 +80,7 @@ const DEFAULTS = {
   queueTimeout: 30_000,
   idleTimeout: 60_000,
   maxResponseBuffer: 4 * 1024 * 1024,
-  maxBufferedBody: 1024 * 1024,
+  maxBufferedBody: 8 * 1024 * 1024,
 } as const;
 
 /** The longest the first request waits for the backend's limits (GET_VALUES) before going on without. */

@@ -35,6 +35,8 @@ export interface ExchangeHost {
   finished(exchange: Exchange, socket: BackendSocket, reuse: boolean): void;
   /** Sends the exchange again, on another connection (a refusal or a stale kept connection). */
   retry(exchange: Exchange): void;
+  /** The backend answered CANT_MPX_CONN: it does not multiplex, whatever was assumed. */
+  multiplexRefused(): void;
 }
 
 /** One input stream (STDIN or DATA) to send: nothing, bytes in hand, or a stream to pump. */
@@ -270,8 +272,8 @@ export class Exchange implements SocketExchange {
     const socket = this.#socket!;
     if (protocolStatus !== ProtocolStatus.REQUEST_COMPLETE) {
       const refused = new RequestRefusedError(this.#requestId, protocolStatus, appStatus);
-      // CANT_MPX_CONN on a connection thought multiplexed: say so, and try once more alone.
-      if (protocolStatus === ProtocolStatus.CANT_MPX_CONN) socket.multiplex = false;
+      // CANT_MPX_CONN on a connection thought multiplexed: stop multiplexing, and try once more alone.
+      if (protocolStatus === ProtocolStatus.CANT_MPX_CONN) this.#host.multiplexRefused();
       const again = protocolStatus === ProtocolStatus.CANT_MPX_CONN && !this.#settled && this.replayable && this.retries === 0;
       this.#release(socket, this.#inputDone);
       if (again) return this.#again();

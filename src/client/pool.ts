@@ -54,8 +54,11 @@ export interface PoolStats {
   limits: BackendLimits | null;
 }
 
-/** A new connection unanswered for this long is taken to wait for a free backend worker. */
-const STARVED_AFTER_MS = 20;
+/**
+ * A new connection unanswered for this long is taken to wait for a free backend worker. Longer
+ * than a quick script's first answer, so that warming up the pool does not churn connections.
+ */
+const STARVED_AFTER_MS = 100;
 /** At most this many requests share one multiplexed connection (requestIds are 16-bit). */
 const MAX_PER_SOCKET = 0xffff;
 
@@ -147,6 +150,17 @@ export class Pool implements ExchangeHost, SocketOwner {
     this.#armQueueTimer();
   }
 
+  multiplexRefused(): void {
+    const limits = this.#limits;
+    if (limits === null || !limits.multiplex) return;
+    // One request per connection from now on; FCGI_MAX_REQS then caps the connections too.
+    this.#limits = { ...limits, multiplex: false, maxConnections: Math.min(limits.maxConnections, limits.maxRequests) };
+    for (const socket of this.#sockets) {
+      socket.multiplex = false;
+      if (socket.live === 0 && socket.exchanges.size === 0 && socket.usable && socket.idleSince > 0) this.#idle.push(socket);
+    }
+  }
+
   /** Starts queued exchanges while connections (or room for new ones) are free. */
   #dispatch(): void {
     // Starting an exchange may end another synchronously (and call back here): loop instead of nesting.
@@ -154,14 +168,15 @@ export class Pool implements ExchangeHost, SocketOwner {
       this.#dispatchAgain = true;
       return;
     }
-    const limits = this.#limits;
-    if (limits === null) return;
+    if (this.#limits === null) return;
     this.#dispatching = true;
     try {
       do {
         this.#dispatchAgain = false;
         const queue = this.#queue;
         while (this.#queueHead < queue.length) {
+          // Read each time: a CANT_MPX_CONN may have turned multiplexing off meanwhile.
+          const limits = this.#limits;
           const exchange = queue[this.#queueHead]!;
           if (exchange.finished) {
             this.#queueHead++;
@@ -227,6 +242,7 @@ export class Pool implements ExchangeHost, SocketOwner {
     this.#connect(socket).then(
       () => {
         this.#connecting--;
+        socket.multiplex &&= this.#limits!.multiplex;
         // It may have closed already (the backend accepted and hung up): then it is not kept.
         if (!socket.closing) this.#sockets.add(socket);
         if (exchange.finished) this.#rest(socket);
@@ -304,7 +320,7 @@ export class Pool implements ExchangeHost, SocketOwner {
    */
   #watchFresh(socket: BackendSocket): void {
     setTimeout(() => {
-      if (socket.answered || socket.closing || socket.live === 0) return;
+      if (socket.answered || socket.closing || (socket.live === 0 && socket.onValues === null)) return;
       const idle = this.#idle.shift();
       idle?.close();
     }, STARVED_AFTER_MS);
@@ -351,6 +367,8 @@ export class Pool implements ExchangeHost, SocketOwner {
     await this.#connect(socket);
     socket.core.getValues(names);
     socket.flush();
+    // PHP-FPM answers from a worker: one of our idle kept connections may hold the last free one.
+    this.#watchFresh(socket);
     let timer: ReturnType<typeof setTimeout> | undefined;
     if (timeout > 0) {
       timer = setTimeout(() => settle({
