@@ -198,6 +198,9 @@ test("values are latin1: every byte, 0x80-0x9F included, is one character of the
   assert.equal(new TextDecoder().decode(p.getBytes("SCRIPT_FILENAME")), "/srv/é.php");
   // A name that is not latin1 can never match bytes.
   assert.equal(p.get("SCRIPT_FILENAME\u0100"), undefined);
+  // Bytes a UTF-8 reader would turn into U+FFFD, or take as a byte-order mark, stay bytes.
+  const odd = decode([pair("A", Uint8Array.of(0xef, 0xbf, 0xbd)), pair("B", Uint8Array.of(0xef, 0xbb, 0xbf, 0x41)), pair("C", Uint8Array.of(0xff))]);
+  assert.deepEqual([...odd], [["A", "\u00ef\u00bf\u00bd"], ["B", "\u00ef\u00bb\u00bfA"], ["C", "\u00ff"]]);
 });
 
 test("well-known names are recognised exactly: every vocabulary name, but not its prefixes or case variants", () => {

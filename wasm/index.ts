@@ -3,7 +3,7 @@
 
 export {
   RECORD_WINDOW, RECORD_WINDOW_SIZE, HEADER, STATE, MAX_EVENTS, EVENT_SIZE, EVENTS,
-  PAIR_WINDOW, PAIR_WINDOW_SIZE, PAIR_SIZE, PAIRS,
+  PAIR_WINDOW, PAIR_WINDOW_SIZE,
 } from "./layout";
 export { scanRecords } from "./records";
 export { scanPairs } from "./pairs";

@@ -24,9 +24,13 @@ export const EVENTS: usize = memory.data(MAX_EVENTS * EVENT_SIZE * 2, 16);
 
 /** Bytes of a name-value stream one pair scan looks at. */
 export const PAIR_WINDOW_SIZE: i32 = 32768;
-/** The pair window, with spare bytes for 8-byte loads near its end. */
-export const PAIR_WINDOW: usize = memory.data(PAIR_WINDOW_SIZE + 16, 16);
 /** Bytes per pair entry: three i32 (valueOffset, valueLength, name id or -(nameLength + 1)). */
 export const PAIR_SIZE: i32 = 12;
-/** Pair table: a window of n bytes holds at most n / 2 pairs (each takes at least two length bytes), plus one. */
-export const PAIRS: usize = memory.data((PAIR_WINDOW_SIZE / 2 + 1) * PAIR_SIZE, 16);
+/** Most pairs one window can complete: each takes at least two length bytes, plus one begun earlier. */
+const MAX_WINDOW_PAIRS: i32 = PAIR_WINDOW_SIZE / 2 + 1;
+/**
+ * The pair window. A scan writes its pair table right after the bytes it was given (from the next
+ * multiple of 8), so that JS copies bytes and table out with one call. 16 spare bytes at the end
+ * for 8-byte loads.
+ */
+export const PAIR_WINDOW: usize = memory.data(PAIR_WINDOW_SIZE + 8 + MAX_WINDOW_PAIRS * PAIR_SIZE + 16, 16);

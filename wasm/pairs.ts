@@ -4,14 +4,12 @@
 // even inside its length bytes; the scanner's state lives in STATE between calls (JS saves and
 // restores it per decoder, since many decoders share this module).
 
-import { PAIR_WINDOW, STATE, PAIRS, PAIR_SIZE } from "./layout";
+import { PAIR_WINDOW, STATE, PAIR_SIZE } from "./layout";
 import { lookupName } from "./vocab";
 
 // STATE slots: i32 at 0 phase, 4 length bytes still needed, 8 length accumulated so far,
 // 12 nameLength, 16 pairStart (stream offset of the pair's first length byte); i64 at 24 body bytes
-// left (a name and a value of 2^31 - 1 bytes each sum past 32 bits); i32 at 32, written by the
-// scan: 1 if every byte of the window is ASCII (JS then decodes the whole stream with one
-// TextDecoder call instead of building strings byte by byte).
+// left (a name and a value of 2^31 - 1 bytes each sum past 32 bits).
 export const PAIR_NAME_LENGTH: i32 = 0;
 const PAIR_NAME_LENGTH_MORE: i32 = 1;
 const PAIR_VALUE_LENGTH: i32 = 2;
@@ -27,9 +25,10 @@ export const PAIR_PARAMS_TOO_LARGE: i32 = -3;
 /**
  * Scans `length` bytes in PAIR_WINDOW, which sit at stream offset `base`, continuing from the state
  * in STATE if `resume` is 1 (else from a pair boundary). Writes one entry per pair whose two
- * lengths became known to PAIRS: valueOffset (a stream offset), valueLength, and the well-known
- * name's id, or -(nameLength + 1) for any other name (it ends where the value begins; a name the
- * window cuts is reported this way too, and JS looks it up). Returns the count, or a PAIR_* error.
+ * lengths became known, right after the bytes (from the next multiple of 8): valueOffset (a
+ * stream offset), valueLength, and the well-known name's id, or -(nameLength + 1) for any other
+ * name (it ends where the value begins; a name the window cuts is reported this way too, and JS
+ * looks it up). Returns the count, or a PAIR_* error.
  * Name and value limits are at most 2^31 - 1 (JS clamps them: a 31-bit length never exceeds that);
  * the total limit is a double so that any JS number, Infinity included, compares exactly.
  */
@@ -50,6 +49,7 @@ export function scanPairs(length: i32, base: i32, maxNameLength: i32, maxValueLe
   }
   let i = 0;
   let n = 0;
+  const table = PAIR_WINDOW + <usize>((length + 7) & ~7);
   while (true) {
     let valueLength = -1;
     if (phase == PAIR_NAME_LENGTH) {
@@ -99,7 +99,7 @@ export function scanPairs(length: i32, base: i32, maxNameLength: i32, maxValueLe
       if (valueLength > maxValueLength) return PAIR_VALUE_TOO_LONG;
       const nameOffset = base + i;
       if (<f64>nameOffset + <f64>nameLength + <f64>valueLength > maxTotalBytes) return PAIR_PARAMS_TOO_LARGE;
-      const e = PAIRS + <usize>(n++ * PAIR_SIZE);
+      const e = table + <usize>(n++ * PAIR_SIZE);
       const rest = length - i;
       const id = nameLength <= rest ? lookupName(PAIR_WINDOW + i, nameLength) : -1;
       store<i32>(e, nameOffset + nameLength, 0);
@@ -124,20 +124,5 @@ export function scanPairs(length: i32, base: i32, maxNameLength: i32, maxValueLe
   store<i32>(STATE, nameLength, 12);
   store<i32>(STATE, pairStart, 16);
   store<i64>(STATE, left, 24);
-  store<i32>(STATE, ascii(PAIR_WINDOW, length), 32);
   return n;
-}
-
-// 1 if no byte of the n bytes at p has its top bit set. Eight bytes at a time; the window has
-// spare bytes past its end, and the last word is masked so they never count.
-function ascii(p: usize, n: i32): i32 {
-  let any: u64 = 0;
-  let i = 0;
-  for (; i + 32 <= n; i += 32) {
-    any |= load<u64>(p + i) | load<u64>(p + i, 8) | load<u64>(p + i, 16) | load<u64>(p + i, 24);
-  }
-  for (; i + 8 <= n; i += 8) any |= load<u64>(p + i);
-  const rest = n - i;
-  if (rest > 0) any |= load<u64>(p + i) & ((<u64>1 << (<u64>rest << 3)) - 1);
-  return (any & 0x8080808080808080) == 0 ? 1 : 0;
 }

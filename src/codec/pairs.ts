@@ -44,7 +44,7 @@ function limit(value: number | undefined, fallback: number, name: string): numbe
 }
 
 // ---- bytes as latin1 text ----
-const ascii = new TextDecoder();
+const utf8 = new TextDecoder();
 // TextDecoder("latin1") is windows-1252 by the Encoding Standard (Deno, Bun; Node 20 decodes true
 // ISO-8859-1): bytes 0x80-0x9F may come back as other characters, which FROM_1252 maps back.
 const windows1252 = new TextDecoder("windows-1252");
@@ -58,8 +58,12 @@ const FROM_1252 = new Map<string, string>();
 }
 
 /** Bytes as a latin1 string: every byte, 0x80-0x9F included, one character of the same code. */
-function latin1(bytes: Uint8Array, isAscii: boolean): string {
-  if (isAscii) return ascii.decode(bytes);
+function latin1(bytes: Uint8Array): string {
+  // UTF-8 never gives more characters than bytes, and one per byte only if every byte is ASCII
+  // or was replaced by U+FFFD alone: the same length and no U+FFFD means the bytes were ASCII,
+  // which UTF-8 and latin1 read alike. Anything else takes the slower exact way.
+  const text = utf8.decode(bytes);
+  if (text.length === bytes.length && !text.includes("\uFFFD")) return text;
   return windows1252.decode(bytes).replace(NOT_LATIN1, (ch) => FROM_1252.get(ch)!);
 }
 
@@ -154,7 +158,6 @@ export class PairDecoder {
   #bytesAt = 0;
   #bytesCap = 0;
   #total = 0;
-  #ascii = true;
   // The pairs found so far, PAIR_WORDS i32 each: #used words in #tableSlab from word #tableAt, or
   // (the usual case: one push) in the same region as the bytes.
   #tableSlab: Slab | undefined;
@@ -201,25 +204,22 @@ export class PairDecoder {
     if (wellKnownIds === undefined) nameIds(c);
     const window = c.PAIR_WINDOW_SIZE;
     if (base === 0 && length <= window) {
-      // The usual case, a whole PARAMS stream in one record: scan, then keep the bytes and the
-      // pair table in one region sized exactly.
+      // The usual case, a whole PARAMS stream in one record: scan, then copy the bytes and the
+      // pair table the scanner wrote after them into one region, in one go.
       c.u8.set(piece, c.PAIR_WINDOW);
       const n = this.#scan(c, length, 0);
       const words = n * PAIR_WORDS;
       const bytesSize = (length + 7) & ~7;
-      const s = take(bytesSize + words * 4);
-      s.u8.set(piece, takenAt);
+      const size = bytesSize + words * 4;
+      const s = take(size);
+      s.u8.set(c.u8.subarray(c.PAIR_WINDOW, c.PAIR_WINDOW + size), takenAt);
       this.#bytesSlab = s;
       this.#bytesAt = takenAt;
       this.#bytesCap = bytesSize;
       this.#total = length;
-      if (n > 0) {
-        const from = c.PAIRS >> 2;
-        this.#tableAt = (takenAt + bytesSize) >> 2;
-        this.#tableCap = words;
-        this.#used = words;
-        s.i32.set(c.i32.subarray(from, from + words), this.#tableAt);
-      }
+      this.#tableAt = (takenAt + bytesSize) >> 2;
+      this.#tableCap = words;
+      this.#used = words;
       return;
     }
     // Several windows or pushes: the bytes and the table grow in regions of their own.
@@ -229,7 +229,7 @@ export class PairDecoder {
       const to = Math.min(from + window, length);
       c.u8.set(from === 0 && to === length ? piece : piece.subarray(from, to), c.PAIR_WINDOW);
       const n = this.#scan(c, to - from, base + from);
-      if (n > 0) this.#append(c, n);
+      if (n > 0) this.#append(c, n, to - from);
     }
   }
 
@@ -245,11 +245,11 @@ export class PairDecoder {
     if (this.#bytesSlab === undefined) {
       adopt(params, 0, "", []);
     } else if (!this.#split) {
-      lend(params, count, this.#bytesSlab, this.#bytesAt, this.#total, this.#ascii, this.#tableAt);
+      lend(params, count, this.#bytesSlab, this.#bytesAt, this.#total, this.#tableAt);
     } else {
       // A stream of several pieces (rare): read it now, and look up the names a window or push
       // boundary cut, which the scanner reported as unknown.
-      const text = latin1(this.#bytesSlab.u8.subarray(this.#bytesAt, this.#bytesAt + this.#total), this.#ascii);
+      const text = latin1(this.#bytesSlab.u8.subarray(this.#bytesAt, this.#bytesAt + this.#total));
       const table: number[] = new Array(this.#used);
       const t = this.#tableSlab!.i32;
       const ids = nameIds(heap());
@@ -281,7 +281,7 @@ export class PairDecoder {
   }
 
   // Runs the scanner over the `length` bytes placed in PAIR_WINDOW (stream offset `base`) with
-  // this decoder's state swapped in and out; returns how many pairs it wrote to PAIRS.
+  // this decoder's state swapped in and out; returns how many pairs it wrote after the bytes.
   #scan(c: Codec, length: number, base: number): number {
     const i32 = c.i32;
     const s = c.STATE >> 2;
@@ -310,7 +310,6 @@ export class PairDecoder {
       this.#leftLow = i32[s + 6];
       this.#leftHigh = i32[s + 7];
     }
-    if (i32[s + 8] === 0) this.#ascii = false;
     return n;
   }
 
@@ -333,8 +332,8 @@ export class PairDecoder {
     this.#total = total;
   }
 
-  // Appends the n pairs the last scan wrote to PAIRS, doubling the region.
-  #append(c: Codec, n: number): void {
+  // Appends the n pairs the last scan of `length` bytes wrote after them, doubling the region.
+  #append(c: Codec, n: number, length: number): void {
     const words = n * PAIR_WORDS;
     const used = this.#used;
     if (used + words > this.#tableCap) {
@@ -349,7 +348,7 @@ export class PairDecoder {
       this.#tableAt = takenAt >> 2;
       this.#tableCap = cap;
     }
-    const from = c.PAIRS >> 2;
+    const from = (c.PAIR_WINDOW + ((length + 7) & ~7)) >> 2;
     this.#tableSlab!.i32.set(c.i32.subarray(from, from + words), this.#tableAt + used);
     this.#used = used + words;
   }
@@ -363,7 +362,7 @@ export class PairDecoder {
 // How PairDecoder hands its pairs to a Params, set by the Params class itself (its fields are
 // private): as a string and a table, or still in a slab region (bytes, then the table).
 let adopt: (params: Params, count: number, text: string, table: number[]) => void;
-let lend: (params: Params, count: number, slab: Slab, bytesAt: number, total: number, ascii: boolean, tableAt: number) => void;
+let lend: (params: Params, count: number, slab: Slab, bytesAt: number, total: number, tableAt: number) => void;
 
 /**
  * The name-value pairs of a PARAMS (or GET_VALUES) stream, in stream order, duplicates included.
@@ -391,7 +390,6 @@ export class Params {
   #slab: Slab | undefined;
   #bytesAt = 0;
   #total = 0;
-  #ascii = true;
   #tableAt = 0;
 
   static {
@@ -400,12 +398,11 @@ export class Params {
       params.#text = text;
       params.#table = table;
     };
-    lend = (params, count, slab, bytesAt, total, ascii, tableAt) => {
+    lend = (params, count, slab, bytesAt, total, tableAt) => {
       params.#count = count;
       params.#slab = slab;
       params.#bytesAt = bytesAt;
       params.#total = total;
-      params.#ascii = ascii;
       params.#tableAt = tableAt;
     };
   }
@@ -474,7 +471,7 @@ export class Params {
     if (this.#table !== undefined) return this.#table;
     const s = this.#slab;
     if (s === undefined) return (this.#table = []);
-    this.#text = latin1(s.u8.subarray(this.#bytesAt, this.#bytesAt + this.#total), this.#ascii);
+    this.#text = latin1(s.u8.subarray(this.#bytesAt, this.#bytesAt + this.#total));
     const words = this.#count * PAIR_WORDS;
     const table: number[] = new Array(words);
     for (let k = 0; k < words; k++) table[k] = s.i32[this.#tableAt + k];

@@ -10,7 +10,7 @@ import { WASM_MODULE_BASE64 } from "./wasm_module.generated.ts";
 export interface Codec {
   /** Scans a record-stream chunk (see wasm/records.ts); reads it through {@link Codec.chunk}. */
   readonly scanRecords: (chunkLength: number, start: number, withHeader: number, table: number) => number;
-  /** Scans name-value bytes placed at PAIR_WINDOW (see wasm/pairs.ts). */
+  /** Scans name-value bytes placed at PAIR_WINDOW and writes the pair table after them (see wasm/pairs.ts). */
   readonly scanPairs: (length: number, base: number, maxNameLength: number, maxValueLength: number, maxTotalBytes: number, resume: number) => number;
   /** Byte offset of the 8-byte header area (a header completed across chunks). */
   readonly HEADER: number;
@@ -24,8 +24,6 @@ export interface Codec {
   readonly PAIR_WINDOW: number;
   /** Size of the pair window. */
   readonly PAIR_WINDOW_SIZE: number;
-  /** Byte offset of the pair table. */
-  readonly PAIRS: number;
   /** The well-known parameter names, by id (see wasm/vocab.ts). */
   readonly names: readonly string[];
   /** Byte view of the module's memory; re-created by {@link heap} if memory ever grows. */
@@ -99,7 +97,6 @@ function load(): Codec {
     MAX_EVENTS: address("MAX_EVENTS"),
     PAIR_WINDOW: address("PAIR_WINDOW"),
     PAIR_WINDOW_SIZE: address("PAIR_WINDOW_SIZE"),
-    PAIRS: address("PAIRS"),
     names,
     u8,
     i32: new Int32Array(memory.buffer),
