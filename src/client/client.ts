@@ -9,7 +9,7 @@ import { Role } from "../protocol/constants.ts";
 import { getRuntime, detectRuntime, type RuntimeName } from "../runtime/index.ts";
 import type { Runtime, SocketAddress } from "../runtime/types.ts";
 import { DEFAULT_MAX_HEADER_BYTES } from "./cgi_response.ts";
-import { abortReason, Exchange, type InputSource, type StderrInfo } from "./exchange.ts";
+import { abortReason, Exchange, type InputSource, type RequestHead, type StderrInfo } from "./exchange.ts";
 import { requestParams, type ParamsOptions } from "./params.ts";
 import { Pool, type BackendLimits, type PoolStats } from "./pool.ts";
 
@@ -169,21 +169,27 @@ export class Client implements AsyncDisposable {
    * ```
    */
   fetch(input: Request | string | URL, options: FetchOptions = {}): Promise<Response> {
-    let request: Request;
     let role: number;
     try {
-      request = input instanceof Request ? input : new Request(input);
       role = roleNumber(options.role);
     } catch (error) {
       return Promise.reject(error);
     }
-    if (request.signal.aborted) return Promise.reject(abortReason(request.signal));
+    // A bare URL is a GET without headers: no Request object needed (URL checked by requestParams).
+    if (!(input instanceof Request)) {
+      const url = typeof input === "string" ? input : String(input);
+      return this.#send({ method: "GET", url, headers: null, signal: null, request: null }, options, role, { kind: "none" }, null);
+    }
+    const request = input;
+    const signal = request.signal;
+    if (signal.aborted) return Promise.reject(abortReason(signal));
+    const head: RequestHead = { method: request.method, url: request.url, headers: request.headers, signal, request };
     const body = role === Role.AUTHORIZER ? null : request.body;
-    if (body === null) return this.#send(request, options, role, { kind: "none" }, null);
+    if (body === null) return this.#send(head, options, role, { kind: "none" }, null);
     if (request.bodyUsed) return Promise.reject(new TypeError("the request body was already read"));
     const declared = declaredLength(request, options);
-    if (declared !== null) return this.#send(request, options, role, { kind: "stream", stream: body, length: declared }, declared);
-    return this.#buffered(request, options, role, body);
+    if (declared !== null) return this.#send(head, options, role, { kind: "stream", stream: body, length: declared }, declared);
+    return this.#buffered(head, options, role, body);
   }
 
   /**
@@ -223,7 +229,7 @@ export class Client implements AsyncDisposable {
     return this.close();
   }
 
-  #send(request: Request, options: FetchOptions, role: number, stdin: InputSource, contentLength: number | null): Promise<Response> {
+  #send(request: RequestHead, options: FetchOptions, role: number, stdin: InputSource, contentLength: number | null): Promise<Response> {
     let exchange: Exchange;
     try {
       const extra: Array<readonly [string, string | Uint8Array]> = [];
@@ -242,7 +248,7 @@ export class Client implements AsyncDisposable {
   }
 
   /** A body of unknown length: read it (up to maxBufferedBody) to tell CONTENT_LENGTH. */
-  async #buffered(request: Request, options: FetchOptions, role: number, body: ReadableStream<Uint8Array>): Promise<Response> {
+  async #buffered(request: RequestHead, options: FetchOptions, role: number, body: ReadableStream<Uint8Array>): Promise<Response> {
     const limit = this.#maxBufferedBody;
     const chunks: Uint8Array[] = [];
     let length = 0;
@@ -267,7 +273,7 @@ export class Client implements AsyncDisposable {
     } finally {
       reader.releaseLock();
     }
-    if (request.signal.aborted) throw abortReason(request.signal);
+    if (request.signal!.aborted) throw abortReason(request.signal!);
     return await this.#send(request, options, role, { kind: "bytes", chunks, length }, length);
   }
 }

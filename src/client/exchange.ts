@@ -13,9 +13,23 @@ import type { BackendSocket, SocketExchange } from "./socket.ts";
 /** Where a STDERR message came from, for {@link ExchangeSettings.onStderr}. */
 export interface StderrInfo {
   /** The requestId on its connection. */
-  requestId: number;
-  /** The request it belongs to. */
-  request: Request;
+  readonly requestId: number;
+  /** The request it belongs to (made from the URL when fetch() was given a string or URL). */
+  readonly request: Request;
+}
+
+/**
+ * What an exchange needs of its request: a Request, or just a URL (fetch("…") makes no Request
+ * object: on Node a Request and its AbortSignal cost more than the rest of the client's work).
+ */
+export interface RequestHead {
+  readonly method: string;
+  readonly url: string;
+  /** The request headers; null for a bare URL. */
+  readonly headers: Headers | null;
+  readonly signal: AbortSignal | null;
+  /** The Request given to fetch(), or null for a bare URL. */
+  readonly request: Request | null;
 }
 
 /** The client-wide settings an exchange follows. */
@@ -84,7 +98,7 @@ const NULL_BODY_STATUS = new Set([204, 205, 304]);
 
 /** One request and its response, from the queue to the last byte. */
 export class Exchange implements SocketExchange {
-  readonly request: Request;
+  readonly request: RequestHead;
   readonly role: number;
   readonly params: Array<readonly [string, Bytesish]>;
   readonly #stdin: InputSource;
@@ -115,9 +129,9 @@ export class Exchange implements SocketExchange {
   #reader: ReadableStreamDefaultReader<Uint8Array> | null = null;
   #timer: ReturnType<typeof setTimeout> | undefined;
   #lastActivity = 0;
-  readonly #onAbort: () => void;
+  readonly #onAbort: (() => void) | null = null;
 
-  constructor(host: ExchangeHost, request: Request, role: number, params: Array<readonly [string, Bytesish]>, stdin: InputSource, data: InputSource) {
+  constructor(host: ExchangeHost, request: RequestHead, role: number, params: Array<readonly [string, Bytesish]>, stdin: InputSource, data: InputSource) {
     this.#host = host;
     this.request = request;
     this.role = role;
@@ -128,8 +142,11 @@ export class Exchange implements SocketExchange {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    this.#onAbort = () => this.giveUp(abortReason(request.signal));
-    request.signal.addEventListener("abort", this.#onAbort, { once: true });
+    const signal = request.signal;
+    if (signal !== null) {
+      this.#onAbort = () => this.giveUp(abortReason(signal));
+      signal.addEventListener("abort", this.#onAbort, { once: true });
+    }
   }
 
   /** Whether it could be sent again as is: no input stream was consumed. */
@@ -416,7 +433,7 @@ export class Exchange implements SocketExchange {
   #finish(): void {
     this.finished = true;
     clearTimeout(this.#timer);
-    this.request.signal.removeEventListener("abort", this.#onAbort);
+    if (this.#onAbort !== null) this.request.signal!.removeEventListener("abort", this.#onAbort);
   }
 
   #flushStderr(): void {
@@ -429,7 +446,14 @@ export class Exchange implements SocketExchange {
 
   #log(text: string): void {
     try {
-      this.#host.settings.onStderr(text, { requestId: this.#requestId, request: this.request });
+      const head = this.request;
+      let request = head.request;
+      this.#host.settings.onStderr(text, {
+        requestId: this.#requestId,
+        get request(): Request {
+          return (request ??= new Request(head.url));
+        },
+      });
     } catch {
       // A throwing log callback must not break the response.
     }

@@ -42,7 +42,11 @@ const httpNames = new Map<string, string | null>();
  * // [["REQUEST_METHOD", "GET"], ["REQUEST_URI", "/index.php?a=1"], ["QUERY_STRING", "a=1"], …]
  * ```
  */
-export function requestParams(request: Request, options: ParamsOptions, contentLength: number | null): Array<readonly [string, Bytesish]> {
+export function requestParams(
+  request: { readonly method: string; readonly url: string; readonly headers: Headers | null },
+  options: ParamsOptions,
+  contentLength: number | null,
+): Array<readonly [string, Bytesish]> {
   const url = new URL(request.url);
   const https = url.protocol === "https:";
   const query = url.search.length > 1 ? url.search.slice(1) : "";
@@ -76,12 +80,15 @@ export function requestParams(request: Request, options: ParamsOptions, contentL
     ["REMOTE_ADDR", "127.0.0.1"],
   );
   if (https) pairs.push(["HTTPS", "on"]);
-  const contentType = request.headers.get("content-type");
+  const headers = request.headers;
+  const contentType = headers === null ? null : headers.get("content-type");
   if (contentType !== null) pairs.push(["CONTENT_TYPE", contentType]);
   if (contentLength !== null) pairs.push(["CONTENT_LENGTH", String(contentLength)]);
-  for (const [name, value] of request.headers) {
-    const param = httpName(name);
-    if (param !== null) pairs.push([param, value]);
+  if (headers !== null) {
+    for (const [name, value] of headers) {
+      const param = httpName(name);
+      if (param !== null) pairs.push([param, value]);
+    }
   }
   const extra = options.params;
   if (extra !== undefined) {
@@ -114,6 +121,7 @@ function text(value: string): Bytesish {
 }
 
 function decodePath(path: string): string {
+  if (!path.includes("%")) return path;
   try {
     return decodeURIComponent(path);
   } catch {
