@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import { Client, RequestRefusedError, type ClientOptions } from "../src/client/client.ts";
 import { FastCGIError } from "../src/errors.ts";
 import { ProtocolStatus, RecordType, Role } from "../src/protocol/constants.ts";
+import type { Connection, ConnectionHandlers, Runtime } from "../src/runtime/types.ts";
 import { startFakeApp, until, within, type FakeApp, type FakeAppHooks, type FakeRequest } from "./_support/fake_fcgi_app.ts";
 
 const OK = "Content-Type: text/plain\r\n\r\n";
@@ -162,6 +163,68 @@ describe("Client: connections and GET_VALUES", () => {
     // A POST is not repeated: the backend may have acted on it.
     count = 1;
     await assert.rejects(client.fetch(new Request("http://h/c", { method: "POST", body: "x" })), isError("CONNECTION_CLOSED"));
+  });
+});
+
+describe("Client: limits and runtimes", () => {
+  it("a connection that takes longer than connectTimeout fails with TIMEOUT, and is destroyed when it comes", async () => {
+    const destroyed: string[] = [];
+    const late: Connection = {
+      write: () => true, pause() {}, resume() {}, end() {},
+      destroy: () => void destroyed.push("late"),
+      remoteAddress: "127.0.0.1", remotePort: 9, localAddress: "127.0.0.1", localPort: 1,
+    };
+    const slow: Runtime = {
+      name: "node",
+      listen: () => Promise.reject(new Error("not used")),
+      connect: (_address, _handlers: ConnectionHandlers) => new Promise((resolve) => setTimeout(() => resolve(late), 400)),
+    };
+    const client = new Client({ address: "127.0.0.1:9", runtime: slow, connectTimeout: 100 });
+    cleanups.push(() => client.close());
+    const started = Date.now();
+    await assert.rejects(client.fetch("http://h/"), (e: unknown) => e instanceof FastCGIError && e.code === "TIMEOUT" && e.limit === "connectTimeout" && /127\.0\.0\.1:9/.test(e.message));
+    assert.ok(Date.now() - started < 350, "rejected at the timeout, not when the connection came");
+    await until(() => destroyed.length === 1, 5000, "the late connection destroyed");
+  });
+
+  it("the socket adapter may be chosen by name: \"node\" works on every runtime", async () => {
+    const { client } = await setup(echoUri, { runtime: "node" });
+    assert.equal(await (await client.fetch("http://h/by-name")).text(), "/by-name");
+  });
+
+  it("on a multiplexing backend FCGI_MAX_REQS caps the requests in flight", async () => {
+    const held: FakeRequest[] = [];
+    let most = 0;
+    const { app, client } = await setup(
+      {
+        onGetValues: () => [["FCGI_MPXS_CONNS", "1"], ["FCGI_MAX_REQS", "3"]],
+        onStdinEnd: (r) => {
+          held.push(r);
+          most = Math.max(most, held.length);
+          setTimeout(() => {
+            held.splice(held.indexOf(r), 1);
+            r.connection.respond(r.requestId, OK + r.params.REQUEST_URI);
+          }, 20);
+        },
+      },
+      { maxConnections: 2 },
+      true,
+    );
+    const texts = await within(Promise.all(Array.from({ length: 12 }, (_, i) => client.fetch(`http://h/${i}`).then((r) => r.text()))), 10_000, "12 requests");
+    assert.deepEqual(texts, Array.from({ length: 12 }, (_, i) => `/${i}`));
+    assert.equal(most, 3);
+    assert.ok(requestConnections(app) <= 2);
+    const limits = await client.limits();
+    assert.equal(limits.multiplex, true);
+    assert.equal(limits.maxRequests, 3);
+  });
+
+  it("a HEAD response has no body, whatever the backend sent", async () => {
+    const { client } = await setup({ onStdinEnd: (r) => r.connection.respond(r.requestId, OK + "ignored body") });
+    const response = await client.fetch(new Request("http://h/", { method: "HEAD" }));
+    assert.equal(response.status, 200);
+    assert.equal(response.body, null);
+    assert.equal(await (await client.fetch("http://h/after")).text(), "ignored body", "the connection is still in step");
   });
 });
 

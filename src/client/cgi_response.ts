@@ -178,7 +178,11 @@ function parseHead(bytes: Uint8Array, end: number): CgiHead {
       continue;
     }
     if (lower === "location") location = true;
-    headers.append(name, value);
+    try {
+      headers.append(name, value);
+    } catch (error) {
+      throw new FastCGIError("BAD_RESPONSE", `a CGI header is not a valid HTTP header: ${show(line)}`, { cause: error });
+    }
   }
   // RFC 3875 §6.2.3: a client redirect (Location without Status) is a 302, as nginx answers.
   if (status === 0) status = location ? 302 : 200;

@@ -182,7 +182,8 @@ export class Pool implements ExchangeHost, SocketOwner {
             this.#queueHead++;
             continue;
           }
-          if (limits.multiplex && this.#active() >= limits.maxRequests) break;
+          // Each connection being opened carries one request already.
+          if (limits.multiplex && this.#active() + this.#connecting >= limits.maxRequests) break;
           const socket = this.#pick(limits);
           if (socket !== null) {
             this.#queueHead++;
