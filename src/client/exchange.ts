@@ -116,13 +116,13 @@ export class Exchange implements SocketExchange {
   queuedAt = 0;
   /** How many times it was sent again. */
   retries = 0;
+  /** The response body's queue is over its high-water mark: its consumer is not keeping up. */
   full = false;
 
   #socket: BackendSocket | null = null;
   #requestId = 0;
   #parser: CgiResponseParser | null = null;
   #controller: ReadableStreamDefaultController<Uint8Array> | null = null;
-  #discardBody = false;
   #gotOutput = false;
   #inputDone = false;
   #stderr: TextDecoder | null = null;
@@ -328,9 +328,7 @@ export class Exchange implements SocketExchange {
     const head = this.#parser!.head!;
     const discard = this.request.method === "HEAD" || NULL_BODY_STATUS.has(head.status);
     let body: ReadableStream<Uint8Array> | null = null;
-    if (discard) {
-      this.#discardBody = true;
-    } else {
+    if (!discard) {
       body = new ReadableStream<Uint8Array>(
         {
           start: (controller) => {
