@@ -101,10 +101,9 @@ export class RecordDecoder {
       pos += n;
       if (pos === length) return;
     }
-    const c = heap();
     let withHeader = 0;
     if (this.#pendingLength > 0) {
-      // Complete the cut header in the module's HEADER area; the scan starts with it.
+      // Complete the cut header; the scan starts with it (from the module's HEADER area).
       const pending = this.#pending!;
       const need = 8 - this.#pendingLength;
       if (length - pos < need) {
@@ -113,7 +112,6 @@ export class RecordDecoder {
         return;
       }
       pending.set(chunk.subarray(pos, pos + need), this.#pendingLength);
-      c.u8.set(pending, c.HEADER);
       this.#pendingLength = 0;
       pos += need;
       withHeader = 1;
@@ -121,6 +119,8 @@ export class RecordDecoder {
       pos = this.#longRecords(chunk, pos, onRecord);
       if (pos === length) return;
     }
+    const c = heap();
+    if (withHeader === 1) c.u8.set(this.#pending!, c.HEADER);
     const nested = depth > 1;
     const table = nested ? c.EVENTS + c.MAX_EVENTS * EVENT_WORDS * 4 : c.EVENTS;
     const s = c.STATE >> 2;
