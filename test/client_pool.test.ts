@@ -382,6 +382,26 @@ describe("Client: abort and timeouts", () => {
     await until(() => aborted.length === 1, 5000, "ABORT_REQUEST at the backend");
   });
 
+  it("aborting a request still waiting in the queue rejects it, and it never reaches the backend", async () => {
+    const held: FakeRequest[] = [];
+    const { client } = await setup({ onStdinEnd: (r) => held.push(r) }, { maxConnections: 1 });
+    const first = client.fetch("http://h/first");
+    await until(() => held.length === 1, 5000, "the first request");
+    const controller = new AbortController();
+    const queued = client.fetch(new Request("http://h/queued", { signal: controller.signal }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(client.stats().queued, 1);
+    controller.abort();
+    await assert.rejects(queued, isAbort);
+    held[0]!.connection.respond(held[0]!.requestId, OK + "first");
+    assert.equal(await (await first).text(), "first");
+    const third = client.fetch("http://h/third");
+    await until(() => held.length === 2, 5000, "the next request at the backend");
+    assert.equal(held[1]!.params.REQUEST_URI, "/third", "the aborted request was never sent");
+    held[1]!.connection.respond(held[1]!.requestId, OK + "third");
+    assert.equal(await (await third).text(), "third");
+  });
+
   it("an already aborted signal rejects without touching the backend", async () => {
     const { app, client } = await setup(echoUri);
     await assert.rejects(client.fetch(new Request("http://h/", { signal: AbortSignal.abort() })), isAbort);
