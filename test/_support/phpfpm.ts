@@ -145,6 +145,12 @@ export async function startPhpFpm(options: PhpFpmOptions): Promise<PhpFpm> {
       // already gone
     }
   };
+  // A test process that ends without stop() (an uncaught error, process.exit) takes PHP-FPM along.
+  const onExit = () => {
+    signalGroup("SIGKILL");
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once("exit", onExit);
   let stopped: Promise<void> | null = null;
   const fpm: PhpFpm = {
     address,
@@ -165,6 +171,7 @@ export async function startPhpFpm(options: PhpFpmOptions): Promise<PhpFpm> {
         }
         // Workers of a killed master may linger a moment; make sure none is left.
         signalGroup("SIGKILL");
+        process.off("exit", onExit);
         try {
           rmSync(dir, { recursive: true, force: true });
         } catch {
