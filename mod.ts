@@ -34,8 +34,19 @@ export {
 export { AppConnection, CORE_REJECT_APP_STATUS } from "./src/protocol/app_connection.ts";
 export type { AppConnectionOptions, AppEvent } from "./src/protocol/app_connection.ts";
 
+// The sans-IO client core: what a web server says to a FastCGI application.
+export { ClientConnection } from "./src/protocol/client_connection.ts";
+export type { BeginRequestOptions, ClientEvent } from "./src/protocol/client_connection.ts";
+
 // The application side: serve(), accept().
 export * from "./src/app/mod.ts";
+
+// The web-server side: a pooled Client for PHP-FPM or any FastCGI application.
+export { Client, RequestRefusedError } from "./src/client/client.ts";
+export type { BackendLimits, ClientOptions, FetchOptions, PoolStats, StderrInfo } from "./src/client/client.ts";
+export type { ParamsOptions } from "./src/client/params.ts";
+export { CgiResponseParser } from "./src/client/cgi_response.ts";
+export type { CgiHead } from "./src/client/cgi_response.ts";
 
 // Sockets: the runtime adapters and address parsing.
 export { detectRuntime, getRuntime } from "./src/runtime/index.ts";
