@@ -5,7 +5,8 @@
 // With files after --, only those run (on Node, their compiled copies in dist/).
 import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { dirname, join } from "node:path";
+import { dirname, join, relative } from "node:path";
+import { readdirSync } from "node:fs";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const bin = (name) => join(root, "node_modules", ".bin", name);
@@ -24,8 +25,17 @@ function build() {
   return r.status === 0;
 }
 
+// Node 20 runs a directory given to --test, Node 22+ takes only files and globs: list the files.
+function compiledTests(dir = join(root, "dist", "test")) {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((entry) =>
+    entry.isDirectory() ? compiledTests(join(dir, entry.name))
+    : entry.name.endsWith(".test.js") ? [relative(root, join(dir, entry.name))]
+    : []
+  ).sort();
+}
+
 const commands = {
-  node: () => [process.execPath, ["--test", "--test-reporter=spec", ...(files.length ? files.map(compiled) : ["dist/test/"])]],
+  node: () => [process.execPath, ["--test", "--test-reporter=spec", ...(files.length ? files.map(compiled) : compiledTests())]],
   deno: () => [bin("deno"), ["test", "-A", "--no-check", ...(files.length ? files : ["test/"])]],
   bun: () => [bin("bun"), ["test", "--timeout", "120000", ...(files.length ? files.map((f) => "./" + f) : ["./test/"])]],
 };
