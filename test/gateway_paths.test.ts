@@ -1,0 +1,281 @@
+// The gateway's routing and path safety, against this project's own app server as the backend:
+// the backend reports the params it got, so each test sees exactly what would reach PHP-FPM,
+// and that a refused request reaches nothing at all.
+import { after, before, describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serve } from "../src/app/serve.ts";
+import type { Server } from "../src/app/types.ts";
+import { gateway, safeSegments, type Gateway } from "../src/client/gateway.ts";
+import { formatAddress } from "../src/address.ts";
+
+let dir: string;
+let root: string;
+let server: Server;
+let php: Gateway;
+let phpStatic: Gateway;
+let noTryFiles: Gateway;
+/** Every request the backend got, as the params that matter. */
+const seen: Array<Record<string, string | undefined>> = [];
+
+const NAMES = ["SCRIPT_FILENAME", "SCRIPT_NAME", "PATH_INFO", "REQUEST_URI", "QUERY_STRING", "DOCUMENT_ROOT", "REMOTE_ADDR", "REMOTE_PORT", "X_EXTRA"];
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), "fcgi-gateway-"));
+  root = join(dir, "www");
+  mkdirSync(join(root, "uploads"), { recursive: true });
+  mkdirSync(join(root, "blog"));
+  mkdirSync(join(root, "empty"));
+  writeFileSync(join(root, "index.php"), "<?php // front controller");
+  writeFileSync(join(root, "app.php"), "<?php");
+  writeFileSync(join(root, "blog", "index.php"), "<?php");
+  writeFileSync(join(root, "style.css"), "body { color: red }\n");
+  writeFileSync(join(root, "uploads", "evil.jpg"), "<?php system($_GET['c']); ?>");
+  writeFileSync(join(dir, "secret.php"), "<?php // outside the root");
+  writeFileSync(join(dir, "secret.txt"), "outside the root");
+  symlinkSync(join(dir, "secret.php"), join(root, "out.php"));
+  symlinkSync(join(dir, "secret.txt"), join(root, "out.txt"));
+  symlinkSync(dir, join(root, "up"));
+  symlinkSync(join(root, "app.php"), join(root, "alias.php"));
+  server = await serve({
+    listen: "127.0.0.1:0",
+    logger: null,
+    overrideGlobalObjects: false,
+    fetch: (_request, context) => {
+      const got: Record<string, string | undefined> = {};
+      for (const name of NAMES) got[name] = context.params.get(name);
+      seen.push(got);
+      return Response.json(got);
+    },
+  });
+  const upstream = formatAddress(server.addresses[0]!);
+  php = gateway({ upstream, documentRoot: root, params: { X_EXTRA: "1" }, onError: () => {} });
+  phpStatic = gateway({ upstream: php.client, documentRoot: root, staticFiles: true });
+  noTryFiles = gateway({ upstream: php.client, documentRoot: root, tryFiles: false });
+});
+
+after(async () => {
+  await php?.close();
+  await server?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Sends `path` (raw, not normalized by URL parsing where it matters) and returns the response with what reached the backend. */
+async function get(handler: Gateway, path: string, init: RequestInit = {}, info?: unknown) {
+  const before = seen.length;
+  const response = await handler(new Request("http://example.test" + path, init), info);
+  const text = await response.text();
+  return { status: response.status, headers: response.headers, text, reached: seen.slice(before) };
+}
+
+async function refused(path: string, status: number) {
+  const r = await get(php, path);
+  assert.equal(r.status, status, `${path}: ${r.text}`);
+  assert.equal(r.reached.length, 0, `${path} reached the backend: ${JSON.stringify(r.reached)}`);
+}
+
+describe("gateway routing", () => {
+  it("sends a script with SCRIPT_FILENAME under the root and the original REQUEST_URI", async () => {
+    const r = await get(php, "/app.php?a=1&b=2");
+    assert.equal(r.status, 200);
+    assert.equal(r.reached.length, 1);
+    assert.equal(r.reached[0]!.SCRIPT_FILENAME, join(root, "app.php"));
+    assert.equal(r.reached[0]!.SCRIPT_NAME, "/app.php");
+    assert.equal(r.reached[0]!.PATH_INFO, undefined);
+    assert.equal(r.reached[0]!.REQUEST_URI, "/app.php?a=1&b=2");
+    assert.equal(r.reached[0]!.QUERY_STRING, "a=1&b=2");
+    assert.equal(r.reached[0]!.DOCUMENT_ROOT, root);
+    assert.equal(r.reached[0]!.X_EXTRA, "1");
+  });
+
+  it("splits PATH_INFO after the script, as fastcgi_split_path_info does", async () => {
+    const r = await get(php, "/app.php/users/7?x=y");
+    assert.equal(r.reached[0]!.SCRIPT_NAME, "/app.php");
+    assert.equal(r.reached[0]!.SCRIPT_FILENAME, join(root, "app.php"));
+    assert.equal(r.reached[0]!.PATH_INFO, "/users/7");
+    assert.equal(r.reached[0]!.REQUEST_URI, "/app.php/users/7?x=y");
+  });
+
+  it("sends any other path to the front controller with the query (try_files … /index.php?$query_string)", async () => {
+    const r = await get(php, "/articles/42?page=2");
+    assert.equal(r.status, 200);
+    assert.equal(r.reached[0]!.SCRIPT_FILENAME, join(root, "index.php"));
+    assert.equal(r.reached[0]!.SCRIPT_NAME, "/index.php");
+    assert.equal(r.reached[0]!.REQUEST_URI, "/articles/42?page=2");
+    assert.equal(r.reached[0]!.QUERY_STRING, "page=2");
+  });
+
+  it("answers a directory with its index, after a redirect that adds the slash", async () => {
+    const redirect = await get(php, "/blog?x=1");
+    assert.equal(redirect.status, 301);
+    assert.equal(redirect.headers.get("location"), "/blog/?x=1");
+    assert.equal(redirect.reached.length, 0);
+    const r = await get(php, "/blog/");
+    assert.equal(r.reached[0]!.SCRIPT_FILENAME, join(root, "blog", "index.php"));
+    assert.equal(r.reached[0]!.SCRIPT_NAME, "/blog/index.php");
+  });
+
+  it("a script that does not exist is a 404 from the gateway (try_files $fastcgi_script_name =404)", async () => {
+    await refused("/missing.php", 404);
+    await refused("/missing.php/x", 404);
+  });
+
+  it("without tryFiles, a path that is no script is a 404 and a directory without index a 403", async () => {
+    const r = await get(noTryFiles, "/articles/42");
+    assert.equal(r.status, 404);
+    assert.equal(r.reached.length, 0);
+    const d = await get(noTryFiles, "/empty/");
+    assert.equal(d.status, 403);
+    assert.equal((await get(noTryFiles, "/app.php")).reached.length, 1);
+  });
+
+  it("serves static files when asked, with type, length, Last-Modified and 304, and never a script's source", async () => {
+    const r = await get(phpStatic, "/style.css");
+    assert.equal(r.status, 200);
+    assert.equal(r.text, "body { color: red }\n");
+    assert.equal(r.headers.get("content-type"), "text/css; charset=utf-8");
+    assert.equal(r.headers.get("content-length"), "20");
+    assert.equal(r.reached.length, 0);
+    const modified = r.headers.get("last-modified")!;
+    const again = await get(phpStatic, "/style.css", { headers: { "if-modified-since": modified } });
+    assert.equal(again.status, 304);
+    assert.equal(again.text, "");
+    const head = await get(phpStatic, "/style.css", { method: "HEAD" });
+    assert.equal(head.headers.get("content-length"), "20");
+    assert.equal(head.text, "");
+    const post = await get(phpStatic, "/style.css", { method: "POST", body: "x" });
+    assert.equal(post.status, 405);
+    const source = await get(phpStatic, "/app.php");
+    assert.ok(!source.text.includes("<?php"), "a script's source was served");
+    assert.equal(source.reached.length, 1);
+  });
+
+  it("without staticFiles, a file that exists still goes to the front controller, never sent as is", async () => {
+    const r = await get(php, "/style.css");
+    assert.ok(!r.text.includes("color: red"));
+    assert.equal(r.reached[0]!.SCRIPT_NAME, "/index.php");
+  });
+
+  it("REMOTE_ADDR and REMOTE_PORT come from the server's connection info", async () => {
+    const r = await get(php, "/app.php", {}, { remoteAddr: { hostname: "203.0.113.9", port: 51234, transport: "tcp" } });
+    assert.equal(r.reached[0]!.REMOTE_ADDR, "203.0.113.9");
+    assert.equal(r.reached[0]!.REMOTE_PORT, "51234");
+  });
+
+  it("a backend that cannot be reached is a 502, not a crash", async () => {
+    const errors: unknown[] = [];
+    const dead = gateway({ upstream: `unix:${join(dir, "nobody.sock")}`, documentRoot: root, onError: (e) => errors.push(e) });
+    try {
+      const r = await dead(new Request("http://example.test/app.php"));
+      assert.equal(r.status, 502);
+      assert.equal(errors.length, 1);
+    } finally {
+      await dead.close();
+    }
+  });
+
+  it("refuses an index that is a path", () => {
+    assert.throws(() => gateway({ upstream: "127.0.0.1:9", documentRoot: root, index: "../x.php" }), TypeError);
+  });
+});
+
+describe("gateway path safety: nothing leaves the document root", () => {
+  it("'..' segments", async () => {
+    // new URL() already resolves literal dot segments, so the path arrives as /etc/passwd here;
+    // what matters is that it stays under the root: the front controller gets it, nothing else.
+    const r = await get(phpStatic, "/../../secret.txt");
+    assert.ok(!r.text.includes("outside the root"));
+    assert.ok(r.reached.every((p) => p.SCRIPT_FILENAME === join(root, "index.php")));
+  });
+
+  it("'%2e%2e' and '%2E%2E', alone or with an encoded slash", async () => {
+    // A Request's URL already treats %2e%2e as '..' and resolves it: /secret.php under the root, missing.
+    await refused("/%2e%2e/secret.php", 404);
+    await refused("/%2E%2E/secret.php", 404);
+    await refused("/.%2e/secret.php", 404);
+    // Encoded slashes are refused before anything is decoded.
+    await refused("/uploads/..%2f..%2fsecret.php", 400);
+    await refused("/uploads/%2e%2e%2f%2e%2e%2fsecret.php", 400);
+    // The check itself, for a handler given a path that was never through URL parsing.
+    assert.equal(safeSegments("/%2e%2e/secret.php"), null);
+    assert.equal(safeSegments("/.%2E/secret.php"), null);
+    assert.equal(safeSegments("/a/../../secret.php"), null);
+  });
+
+  it("a double-encoded '%252e%252e' stays a literal name and escapes nothing", async () => {
+    const r = await get(php, "/%252e%252e/secret.php");
+    assert.equal(r.status, 404);
+    assert.equal(r.reached.length, 0);
+  });
+
+  it("'%00' (a NUL cutting the name short in C)", async () => {
+    await refused("/app.php%00.jpg", 400);
+    await refused("/uploads/evil.jpg%00.php", 400);
+  });
+
+  it("backslashes, literal or '%5c'", async () => {
+    await refused("/uploads%5c..%5c..%5csecret.php", 400);
+    await refused("/..%5Csecret.php", 400);
+    const r = await get(php, "/a\\..\\secret.php");
+    assert.notEqual(r.status, 200);
+    assert.ok(r.reached.every((p) => !p.SCRIPT_FILENAME?.includes("secret")));
+  });
+
+  it("malformed percent-encoding", async () => {
+    await refused("/app.php/%E0%A4%A", 400);
+    await refused("/%zz.php", 400);
+  });
+
+  it("a symlink to a script outside the root", async () => {
+    await refused("/out.php", 404);
+  });
+
+  it("a symlink to a file outside the root, with static files on", async () => {
+    const r = await get(phpStatic, "/out.txt");
+    assert.ok(!r.text.includes("outside the root"));
+  });
+
+  it("a symlinked directory pointing out of the root", async () => {
+    await refused("/up/secret.php", 404);
+    const r = await get(phpStatic, "/up/secret.txt");
+    assert.ok(!r.text.includes("outside the root"));
+  });
+
+  it("a symlink inside the root to a script inside the root is fine", async () => {
+    const r = await get(php, "/alias.php");
+    assert.equal(r.status, 200);
+    assert.equal(r.reached[0]!.SCRIPT_NAME, "/alias.php");
+  });
+
+  it("CVE-2019-11043: a newline in the path ('%0a') never reaches the backend", async () => {
+    await refused("/index.php/PHP_VALUE%0Asession.auto_start=1;;;?a", 400);
+    await refused("/app.php/%0a", 400);
+    await refused("/app.php%0a/x", 400);
+    await refused("/x%0d%0a.php", 400);
+  });
+
+  it("CVE-2019-11043: no request reaches the backend with an empty PATH_INFO from a split", async () => {
+    const r = await get(php, "/app.php/");
+    assert.equal(r.reached.length, 1);
+    assert.equal(r.reached[0]!.PATH_INFO, "/");
+    for (const p of seen) assert.notEqual(p.PATH_INFO, "");
+  });
+
+  it("/uploads/evil.jpg/x.php does not run evil.jpg (cgi.fix_pathinfo)", async () => {
+    await refused("/uploads/evil.jpg/x.php", 404);
+    await refused("/uploads/evil.jpg%2fx.php", 400);
+    // "/.php" is no script name (nginx's `[^/]\.php` agrees): the front controller answers it.
+    const r = await get(php, "/uploads/evil.jpg/.php");
+    assert.deepEqual(r.reached.map((p) => p.SCRIPT_FILENAME), [join(root, "index.php")]);
+  });
+
+  it("the path is checked after decoding exactly once", () => {
+    assert.deepEqual(safeSegments("/a%20b/c.php"), ["a b", "c.php"]);
+    assert.deepEqual(safeSegments("/%252e%252e/x"), ["%2e%2e", "x"]);
+    assert.equal(safeSegments("/%2e%2e/x"), null);
+    assert.equal(safeSegments("/a%2fb"), null);
+    assert.equal(safeSegments("/a%2Fb"), null);
+  });
+});
