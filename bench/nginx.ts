@@ -15,11 +15,12 @@
  * Linux only (reads /proc).
  * @module
  */
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "../test/_support/env.ts";
+import { wrk } from "./_wrk.ts";
 import {
   type Service,
   canConnect,
@@ -121,35 +122,6 @@ function procStatus(pid: number, field: "VmHWM" | "VmRSS"): number {
   return Number(m[1]);
 }
 
-interface WrkResult {
-  requestsPerSecond: number;
-  errors: string[];
-}
-
-// Asynchronous, so the harness keeps draining the app's and nginx's output pipes meanwhile.
-function wrk(url: string, connections: number, seconds: number, script?: string): Promise<WrkResult> {
-  const args = ["-t", "1", "-c", String(connections), "-d", `${seconds}s`, "--timeout", "30s"];
-  if (script) args.push("-s", script);
-  return new Promise((resolve, reject) => {
-    const child = spawn("wrk", [...args, url], { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    child.stdout.on("data", (d) => (out += d));
-    child.stderr.on("data", (d) => (out += d));
-    const timer = setTimeout(() => child.kill("SIGKILL"), (seconds + 60) * 1000);
-    child.once("error", reject);
-    child.once("close", () => {
-      clearTimeout(timer);
-      const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
-      if (!rps) return reject(new Error(`wrk printed no Requests/sec:\n${out}`));
-      const errors: string[] = [];
-      const non2xx = /Non-2xx or 3xx responses: (\d+)/.exec(out);
-      if (non2xx) errors.push(`${non2xx[1]} non-2xx answers from ${url}`);
-      const socketErrors = /Socket errors: (.*)/.exec(out);
-      if (socketErrors) errors.push(`socket errors from ${url}: ${socketErrors[1]}`);
-      resolve({ requestsPerSecond: Number(rps[1]), errors });
-    });
-  });
-}
 
 // Every app must answer the three routes alike before its numbers count.
 async function checkRoutes(base: string): Promise<void> {
@@ -199,7 +171,7 @@ async function measure(contestant: Contestant, dir: string, nginxBinary: string,
 
       const rssBefore = procStatus(app.pid, "VmRSS");
       writeFileSync(`/proc/${app.pid}/clear_refs`, "5"); // resets VmHWM to the current RSS
-      const upload = await wrk(`${base}/upload`, UPLOAD_CONNECTIONS, SECONDS, uploadScript);
+      const upload = await wrk(`${base}/upload`, UPLOAD_CONNECTIONS, SECONDS, { script: uploadScript });
       sample.upload = (upload.requestsPerSecond * UPLOAD_BYTES) / MiB;
       sample.uploadRss = Math.max(0, procStatus(app.pid, "VmHWM") - rssBefore) / 1024;
       errors.push(...upload.errors);

@@ -1,12 +1,237 @@
-// Placeholder until the 'proxy' command lands; replaced by its owner.
+/**
+ * `fcgi proxy`: an HTTP front for a FastCGI backend (PHP-FPM, or an app run by `fcgi serve`),
+ * configured as a common nginx PHP site is. Argument parsing and wiring only: the gateway does
+ * the routing and path safety, the runtime's HTTP server the HTTP.
+ * @module
+ */
+import { statSync } from "node:fs";
+import { resolve } from "node:path";
+import { formatAddress, parseAddress } from "../address.ts";
 import type { Command } from "../cli.ts";
+import type { ClientOptions } from "../client/client.ts";
+import { gateway, type Gateway, type GatewayOptions } from "../client/gateway.ts";
+import { listenHttp } from "../runtime/http.ts";
+import { addressArg, eachArg, timeoutArg, UsageError } from "./request.ts";
+
+const DEFAULT_LISTEN = "127.0.0.1:8080";
+
+const help = `Usage: fcgi proxy --upstream ADDR --root DIR [options]
+
+An HTTP server in front of a FastCGI backend: PHP-FPM, or an application run with
+'fcgi serve'. It routes requests as a common nginx PHP site does:
+
+  try_files $uri $uri/ /index.php?$query_string;   # the front controller
+  fastcgi_split_path_info ^(.+?\\.php)(/.*)$;        # /app.php/extra: PATH_INFO=/extra
+
+A request for a script (a file under DIR with the script extension) goes to the backend
+with SCRIPT_FILENAME set to it; any other path goes to the front controller (--index),
+or, with --static, is served from DIR when such a file exists. Nothing outside DIR can be
+reached: '..', %2e%2e, %00, backslashes and symlinks pointing out of DIR are refused, and
+no request reaches the backend with a script name that is not a file under DIR.
+
+Options:
+  --listen HOST:PORT       where to serve HTTP (default ${DEFAULT_LISTEN}); :PORT listens on
+                           every IPv4 interface, [::1]:PORT on IPv6 loopback.
+  --upstream ADDR          the FastCGI backend (required): HOST:PORT, [IPv6]:PORT or
+                           unix:/PATH (a path starting with / is a Unix socket).
+  --root DIR               the document root (required): where scripts and static files
+                           are looked up; DOCUMENT_ROOT.
+  --index NAME             the front controller and directory index (default index.php).
+  --script-extension EXT   what makes a file a script for the backend (default: the
+                           extension of --index, .php).
+  --static                 serve files under DIR that are not scripts directly, as nginx
+                           does with try_files (default: every request goes to the backend).
+  --no-try-files           no front controller: a path that is no script is answered 404.
+  --backend-root DIR       DIR as the backend sees it, when it differs (PHP-FPM in a
+                           container): SCRIPT_FILENAME and DOCUMENT_ROOT use this path.
+  -p, --param K=V          a param sent with every request; it overrides the one the
+                           gateway builds (HTTPS=on, SERVER_NAME, ...). Repeatable.
+  --max-connections N      FastCGI connections at most (default 8; lowered to the
+                           backend's FCGI_MAX_CONNS when it tells one).
+  --timeout MS             connect timeout, and the longest the backend may stay silent
+                           (default 10000 to connect, 60000 for the response).
+  --no-keep-conn           one FastCGI connection per request (no FCGI_KEEP_CONN).
+
+When the backend cannot be reached or fails, the answer is 502 (504 on a timeout).
+Output: "fcgi: listening on http://HOST:PORT" and every log line go to stderr.
+SIGINT or SIGTERM closes gracefully (no new connections, in-flight requests finish, then
+the FastCGI connections close) and exits with status 0; a second signal exits at once with
+status 1. Exit status 1 when it cannot listen; 2 for a usage error.
+
+Examples:
+  fcgi proxy --listen 127.0.0.1:8080 --upstream unix:/run/php/php8.2-fpm.sock --root /var/www/html
+  fcgi proxy --listen :8080 --upstream 127.0.0.1:9000 --root ./public --static`;
+
+/** Parsed `fcgi proxy` arguments. */
+interface ProxyArgs {
+  hostname: string;
+  port: number;
+  options: GatewayOptions;
+}
+
+function positiveArg(flag: string, text: string): number {
+  if (!/^[1-9][0-9]*$/.test(text)) throw new UsageError(`${flag}: '${text}' is not a positive whole number`);
+  return Number(text);
+}
+
+function directoryArg(flag: string, text: string): string {
+  const dir = resolve(text);
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(dir).isDirectory();
+  } catch {
+    // reported below, with the flag's name
+  }
+  if (!isDirectory) throw new UsageError(`${flag}: '${text}' is not a directory`);
+  return dir;
+}
+
+function parse(args: string[]): ProxyArgs {
+  let listen = DEFAULT_LISTEN;
+  let upstream: string | undefined;
+  let root: string | undefined;
+  const options: Partial<GatewayOptions> = {};
+  const client: Omit<ClientOptions, "address"> = {};
+  const params: Record<string, string> = {};
+  eachArg(args, (flag, take) => {
+    switch (flag) {
+      case "--listen":
+        listen = take();
+        return true;
+      case "--upstream":
+        upstream = take();
+        return true;
+      case "--root":
+        root = take();
+        return true;
+      case "--index": {
+        const index = take();
+        if (index === "" || /[/\\\0]/.test(index)) throw new UsageError(`--index: '${index}' must be a file name, without a folder`);
+        options.index = index;
+        return true;
+      }
+      case "--script-extension": {
+        const extension = take();
+        if (!/^\.?[A-Za-z0-9_-]+$/.test(extension)) throw new UsageError(`--script-extension: '${extension}' is not an extension such as .php`);
+        options.scriptExtension = extension.startsWith(".") ? extension : "." + extension;
+        return true;
+      }
+      case "--static":
+        options.staticFiles = true;
+        return true;
+      case "--no-try-files":
+        options.tryFiles = false;
+        return true;
+      case "--backend-root": {
+        const dir = take();
+        if (!dir.startsWith("/")) throw new UsageError(`--backend-root: '${dir}' must be an absolute path`);
+        options.backendRoot = dir;
+        return true;
+      }
+      case "-p":
+      case "--param": {
+        const pair = take();
+        const eq = pair.indexOf("=");
+        if (eq <= 0) throw new UsageError(`--param: '${pair}' is not NAME=value`);
+        params[pair.slice(0, eq)] = pair.slice(eq + 1);
+        return true;
+      }
+      case "--max-connections":
+        client.maxConnections = positiveArg(flag, take());
+        return true;
+      case "--timeout": {
+        const timeout = timeoutArg(flag, take());
+        client.connectTimeout = timeout;
+        client.responseTimeout = timeout;
+        return true;
+      }
+      case "--no-keep-conn":
+        client.keepConn = false;
+        return true;
+      default:
+        return false;
+    }
+  }, (arg) => {
+    throw new UsageError(`unexpected argument '${arg}'`);
+  });
+  if (upstream === undefined) throw new UsageError("--upstream is missing (the FastCGI backend's address)");
+  if (root === undefined) throw new UsageError("--root is missing (the document root)");
+  const { hostname, port } = listenArg(listen);
+  if (Object.keys(params).length > 0) options.params = params;
+  if (Object.keys(client).length > 0) options.client = client;
+  return {
+    hostname,
+    port,
+    options: { ...options, upstream: addressArg(upstream), documentRoot: directoryArg("--root", root) },
+  };
+}
+
+/** --listen: TCP only, as HTTP is served here; "localhost" is 127.0.0.1, the same on every runtime. */
+function listenArg(text: string): { hostname: string; port: number } {
+  let address;
+  try {
+    address = parseAddress(text);
+  } catch (error) {
+    throw new UsageError(`--listen: ${error instanceof Error ? error.message : String(error)}`);
+  }
+  if (address.transport !== "tcp") throw new UsageError(`--listen: '${text}' is not HOST:PORT (HTTP is served over TCP)`);
+  return { hostname: address.hostname === "localhost" ? "127.0.0.1" : address.hostname, port: address.port };
+}
+
+async function run(args: string[]): Promise<number> {
+  let parsed: ProxyArgs;
+  try {
+    parsed = parse(args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`fcgi proxy: ${error.message}\nRun 'fcgi proxy --help' for the options.`);
+    return 2;
+  }
+  const handler: Gateway = gateway(parsed.options);
+  const upstream = formatAddress(handler.client.address);
+
+  // Signal handlers go in before the server listens: a SIGTERM during startup must close it
+  // once it is up, not kill the process the default way.
+  const controller = new AbortController();
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      console.error(`fcgi: ${signal} again: exiting without waiting`);
+      process.exit(1);
+    }
+    stopping = true;
+    console.error(`fcgi: ${signal}: closing`);
+    controller.abort();
+  };
+  const onInt = () => stop("SIGINT");
+  const onTerm = () => stop("SIGTERM");
+  process.on("SIGINT", onInt);
+  process.on("SIGTERM", onTerm);
+  try {
+    let server;
+    try {
+      server = await listenHttp(handler, { hostname: parsed.hostname, port: parsed.port, signal: controller.signal });
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      const why = code === "EADDRINUSE" ? "the address is in use" : code === "EACCES" ? "permission denied" : error instanceof Error ? error.message : String(error);
+      console.error(`fcgi proxy: cannot listen on ${parsed.hostname}:${parsed.port}: ${why}`);
+      return 1;
+    }
+    console.error(`fcgi: listening on ${server.url} (FastCGI upstream ${upstream}, root ${parsed.options.documentRoot})`);
+    await server.finished;
+    console.error("fcgi: stopped");
+    return 0;
+  } finally {
+    // The HTTP server is closed (or never opened) first, so no request is left to need the backend.
+    await handler.close();
+    process.off("SIGINT", onInt);
+    process.off("SIGTERM", onTerm);
+  }
+}
 
 /** The 'fcgi proxy' command. */
 export const command: Command = {
-  summary: "proxy",
-  help: "fcgi proxy: not implemented yet",
-  run(): Promise<number> {
-    console.error("fcgi proxy: not implemented yet");
-    return Promise.resolve(1);
-  },
+  summary: "an HTTP front (gateway) for a FastCGI backend such as PHP-FPM",
+  help,
+  run,
 };

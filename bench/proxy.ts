@@ -1,0 +1,242 @@
+/**
+ * The gateway question: is `fcgi proxy` an HTTP front for PHP-FPM as fast as nginx?
+ * wrk → front → PHP-FPM over a Unix socket, one PHP-FPM pool (pm = static, 8 workers) shared by
+ * every front in the same run. The fronts:
+ *
+ * - nginx with the usual PHP site config (try_files to index.php, fastcgi_split_path_info), as
+ *   Debian ships it: a new FastCGI connection per request;
+ * - the same with `fastcgi_keep_conn on` and an upstream `keepalive 8` block;
+ * - `fcgi proxy --upstream unix:… --root …` on Node, Deno and Bun, started through the CLI as users
+ *   start it (kept connections, the Client's defaults).
+ *
+ * Two loads: `/hello.php` (a script named in the URL) and `/route/7?x=1` (no such file: the front
+ * controller, index.php, answers after try_files). Every front runs one at a time (kept FastCGI
+ * connections hold PHP-FPM workers) and must answer both correctly before its numbers count.
+ * Several rounds, fronts interleaved in each; medians, with the ratio to the faster nginx and the
+ * front's CPU time per request (from /proc, the front's processes only).
+ *
+ * ```sh
+ * node scripts/run-ts.mjs bench/proxy.ts [--runs 5] [--seconds 5] [--connections 32] [--only nginx,fcgi-node]
+ * ```
+ * Needs nginx, wrk and php-fpm. Linux only (reads /proc).
+ * @module
+ */
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { repoRoot } from "../test/_support/env.ts";
+import { wrk } from "./_wrk.ts";
+import { phpFpmBinary, startPhpFpm } from "../test/_support/phpfpm.ts";
+import {
+  canConnect,
+  fetchWithin,
+  findBinary,
+  freePort,
+  makeTempDir,
+  removeDir,
+  type Service,
+  startNginx,
+  startProcess,
+} from "../test/interop/_servers.ts";
+
+function option(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+const RUNS = Number(option("runs", "5"));
+const SECONDS = Number(option("seconds", "5"));
+const CONNECTIONS = Number(option("connections", "32"));
+const ONLY = option("only", "").split(",").filter(Boolean);
+const WORKERS = 8;
+const PROFILE = option("profile", ""); // a folder: fcgi-node runs with --cpu-prof into it
+
+const LOADS = [
+  { name: "hello", path: "/hello.php", expect: "Hello, World!" },
+  { name: "front controller", path: "/route/7?x=1", expect: "Hello from index.php: /route/7?x=1" },
+] as const;
+
+/** A front under test: starts on `port`, talking to PHP-FPM at `socket` with `root` as the document root. */
+interface Front {
+  name: string;
+  start(port: number, socket: string, root: string, dir: string): Promise<Service>;
+}
+
+interface Sample {
+  /** Requests per second, per load. */
+  rps: number[];
+  /** The front's CPU time per request in microseconds, per load. */
+  cpu: number[];
+  errors: string[];
+}
+
+
+/** CPU time (user + system, clock ticks) of `pid` and its children: nginx's master and worker, Deno's or Bun's whole process. */
+function cpuTicks(pid: number): number {
+  const read = (p: string): [number, number] | null => {
+    try {
+      // Fields after the parenthesised command name: state ppid ... utime(14) stime(15).
+      const stat = readFileSync(`/proc/${p}/stat`, "utf8");
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      return [Number(fields[1]), Number(fields[11]) + Number(fields[12])];
+    } catch {
+      return null;
+    }
+  };
+  let ticks = read(String(pid))?.[1] ?? 0;
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = read(entry);
+    if (stat && stat[0] === pid) ticks += stat[1];
+  }
+  return ticks;
+}
+const TICKS_PER_SECOND = 100;
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+function version(command: string, args: string[]): string {
+  const r = spawnSync(command, args, { encoding: "utf8" });
+  return `${r.stdout ?? ""}${r.stderr ?? ""}`.trim().split("\n")[0] || "unknown";
+}
+
+/** nginx's PHP site, as Debian's default site and most guides write it. */
+function nginxSite(port: number, socket: string, root: string, keepalive: boolean): string {
+  return `
+  upstream php {
+    server unix:${socket};
+    ${keepalive ? `keepalive ${WORKERS};` : ""}
+  }
+  server {
+    listen 127.0.0.1:${port};
+    root ${root};
+    index index.php;
+    location / {
+      try_files $uri $uri/ /index.php?$query_string;
+    }
+    location ~ [^/]\\.php(/|$) {
+      fastcgi_split_path_info ^(.+?\\.php)(/.*)$;
+      if (!-f $document_root$fastcgi_script_name) { return 404; }
+      include fastcgi_params;
+      fastcgi_param SCRIPT_FILENAME $document_root$fastcgi_script_name;
+      fastcgi_param PATH_INFO $fastcgi_path_info;
+      fastcgi_pass php;
+      ${keepalive ? "fastcgi_keep_conn on;" : ""}
+    }
+  }`;
+}
+
+async function measure(front: Front, socket: string, root: string, dir: string): Promise<Sample> {
+  const port = await freePort();
+  const sample: Sample = { rps: [], cpu: [], errors: [] };
+  const service = await front.start(port, socket, root, dir);
+  try {
+    const base = `http://127.0.0.1:${port}`;
+    for (const load of LOADS) {
+      const check = await fetchWithin(base + load.path);
+      if (check.status !== 200 || check.text !== load.expect) throw new Error(`${front.name} ${load.path} answered ${check.status} ${JSON.stringify(check.text.slice(0, 300))}`);
+    }
+    for (const load of LOADS) {
+      await wrk(base + load.path, CONNECTIONS, 1, { timeout: "10s" }); // warm-up: JIT, connection pools
+      const before = cpuTicks(service.pid);
+      const result = await wrk(base + load.path, CONNECTIONS, SECONDS, { timeout: "10s" });
+      const ticks = cpuTicks(service.pid) - before;
+      sample.rps.push(result.requestsPerSecond);
+      sample.cpu.push(((ticks / TICKS_PER_SECOND) * 1e6) / Math.max(1, result.requests));
+      sample.errors.push(...result.errors);
+    }
+  } catch (error) {
+    sample.errors.push(error instanceof Error ? error.message : String(error));
+  }
+  if (sample.errors.length) sample.errors.push(`${front.name} output: ${service.logs().slice(-1500)}`);
+  await service.stop();
+  return sample;
+}
+
+async function main(): Promise<void> {
+  const nginxBinary = findBinary("nginx");
+  if (!nginxBinary || !findBinary("wrk")) throw new Error("bench/proxy.ts needs nginx and wrk on PATH (and php-fpm)");
+  const dir = makeTempDir("fcgi-bench-proxy-");
+  const root = join(dir, "www");
+  mkdirSync(root);
+  writeFileSync(join(root, "hello.php"), `<?php echo "Hello, World!";`);
+  writeFileSync(join(root, "index.php"), `<?php echo "Hello from index.php: ", $_SERVER["REQUEST_URI"];`);
+  const fpm = await startPhpFpm({ listen: "unix", root, maxChildren: WORKERS });
+  const socket = (fpm.address as { path: string }).path;
+  try {
+    // The Node proxy runs from a private build, so a concurrent `npm test` rebuilding dist/
+    // cannot pull files from under it. tsc emits even with type errors elsewhere.
+    console.log("building: tsc → temp");
+    spawnSync(process.execPath, [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", join(repoRoot, "tsconfig.json"), "--outDir", join(dir, "dist")], { stdio: "ignore" });
+    if (!existsSync(join(dir, "dist", "src", "cli.js"))) throw new Error("tsc did not emit src/cli.js");
+    const node = findBinary("node") ?? process.execPath;
+    const deno = join(repoRoot, "node_modules", ".bin", "deno");
+    const bun = join(repoRoot, "node_modules", ".bin", "bun");
+    const proxy = (name: string, command: string, prefix: string[]): Front => ({
+      name,
+      start: (port, socket, root) => startProcess(name, command, [...prefix, "proxy", "--listen", `127.0.0.1:${port}`, "--upstream", `unix:${socket}`, "--root", root], () => canConnect(`127.0.0.1:${port}`)),
+    });
+    const nginx = (name: string, keepalive: boolean): Front => ({
+      name,
+      start: async (port, socket, root, dir) => {
+        const own = join(dir, name);
+        mkdirSync(own, { recursive: true });
+        return await startNginx(nginxBinary, own, nginxSite(port, socket, root, keepalive), [port]);
+      },
+    });
+    const nodeFlags = PROFILE ? ["--cpu-prof", "--cpu-prof-dir", PROFILE] : [];
+    const all: Front[] = [
+      nginx("nginx", false),
+      nginx("nginx-keepalive", true),
+      proxy("fcgi-node", node, [...nodeFlags, join(dir, "dist", "src", "cli.js")]),
+      proxy("fcgi-deno", deno, ["run", "-A", join(repoRoot, "src", "cli.ts")]),
+      proxy("fcgi-bun", bun, [join(repoRoot, "src", "cli.ts")]),
+    ];
+    const fronts = ONLY.length ? all.filter((f) => ONLY.includes(f.name)) : all;
+
+    console.log(`load before: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+    const samples = new Map<string, Sample[]>(fronts.map((f) => [f.name, []]));
+    for (let round = 1; round <= RUNS; round++) {
+      // Rotate the order each round, so drifting load does not always hit the same front.
+      const order = fronts.map((_, i) => fronts[(i + round - 1) % fronts.length]!);
+      for (const front of order) {
+        const sample = await measure(front, socket, root, dir);
+        samples.get(front.name)!.push(sample);
+        console.log(
+          `round ${round} ${front.name.padEnd(16)} ` +
+            LOADS.map((l, i) => `${l.name} ${(sample.rps[i] ?? 0).toFixed(0)} req/s (${(sample.cpu[i] ?? 0).toFixed(0)} µs CPU/req)`).join(", ") +
+            `, load ${loadavg()[0]!.toFixed(2)}` +
+            (sample.errors.length ? `\n  ERRORS: ${sample.errors.join("\n  ")}` : ""),
+        );
+      }
+    }
+    console.log(`load after: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
+
+    const medians = new Map([...samples].map(([name, list]) => [name, {
+      rps: LOADS.map((_, i) => median(list.map((s) => s.rps[i] ?? 0))),
+      cpu: LOADS.map((_, i) => median(list.map((s) => s.cpu[i] ?? 0))),
+      failed: list.filter((s) => s.errors.length > 0).length,
+    }]));
+    // The ratio is to the faster nginx configuration, load by load.
+    const best = LOADS.map((_, i) => Math.max(...["nginx", "nginx-keepalive"].map((n) => medians.get(n)?.rps[i] ?? 0)));
+    const ratio = (value: number, i: number) => (best[i] ? `${(value / best[i]!).toFixed(2)}×` : "–");
+    console.log(`\nmedians of ${RUNS} rounds, ${SECONDS} s each; wrk -t1 -c${CONNECTIONS}; PHP-FPM pm = static, ${WORKERS} workers, Unix socket\n`);
+    console.log(`| front | ${LOADS.map((l) => `${l.name} req/s | vs nginx | front CPU µs/req`).join(" | ")} |`);
+    console.log(`|---|${LOADS.map(() => "---:|---:|---:").join("|")}|`);
+    for (const [name, m] of medians) {
+      console.log(`| ${name} | ${LOADS.map((_, i) => `${m.rps[i]!.toFixed(0)} | ${ratio(m.rps[i]!, i)} | ${m.cpu[i]!.toFixed(0)}`).join(" | ")} |` +
+        (m.failed ? ` ${m.failed} of ${RUNS} rounds had errors (above)` : ""));
+    }
+    console.log(`\nversions: node ${version(node, ["--version"])}, ${version(deno, ["--version"])}, bun ${version(bun, ["--version"])}, ` +
+      `${version(nginxBinary, ["-v"])}, ${version(phpFpmBinary() ?? "php-fpm", ["-v"])}, ${version("wrk", ["-v"])}`);
+  } finally {
+    await fpm.stop();
+    removeDir(dir);
+  }
+}
+
+await main();
