@@ -46,6 +46,12 @@ export { Client, RequestRefusedError } from "./src/client/client.ts";
 export type { BackendLimits, ClientOptions, FetchOptions, PoolStats, StderrInfo } from "./src/client/client.ts";
 export type { ParamsOptions } from "./src/client/params.ts";
 export { CgiResponseParser } from "./src/client/cgi_response.ts";
+export { gateway, safeSegments } from "./src/client/gateway.ts";
+export type { Gateway, GatewayOptions } from "./src/client/gateway.ts";
+export { toNodeHandler } from "./src/client/node_http.ts";
+export type { FetchHandler, HttpConnInfo, NodeHandlerOptions, NodeRequestListener } from "./src/client/node_http.ts";
+export { listenHttp } from "./src/runtime/http.ts";
+export type { HttpListenOptions, HttpServer } from "./src/runtime/http.ts";
 export type { CgiHead } from "./src/client/cgi_response.ts";
 
 // Sockets: the runtime adapters and address parsing.
