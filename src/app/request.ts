@@ -7,6 +7,7 @@
  * @module
  */
 import { InputBody } from "./body.ts";
+import { NativeRequest, NativeResponse } from "../native.ts";
 
 /** The params a request is built from; a structural view of the codec's Params. */
 export interface RequestParams {
@@ -15,8 +16,6 @@ export interface RequestParams {
 }
 
 /** The Request constructor as the runtime defined it, before any override. */
-export const NativeRequest: typeof Request = globalThis.Request;
-const NativeResponse: typeof Response = globalThis.Response;
 
 const textDecoder = new TextDecoder();
 
@@ -24,6 +23,7 @@ const textDecoder = new TextDecoder();
  * The global Request replacement installed by `overrideGlobalObjects`: a real Request subclass
  * that accepts a lightweight request as its input, so `new Request(request, init)` keeps working.
  */
+export { NativeRequest };
 export class FastCGIGlobalRequest extends NativeRequest {
   constructor(input: RequestInfo | URL, init?: RequestInit) {
     if (input instanceof LightRequest) input = LightRequest.toNative(input);

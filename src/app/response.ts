@@ -5,10 +5,10 @@
  * by {@link installGlobalObjects} (the `overrideGlobalObjects` option of `serve()`).
  * @module
  */
+import { NativeResponse } from "../native.ts";
 import { FastCGIGlobalRequest, LightRequest, NativeRequest } from "./request.ts";
 
-/** The Response constructor as the runtime defined it, before any override. */
-export const NativeResponse: typeof Response = globalThis.Response;
+export { NativeResponse };
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();

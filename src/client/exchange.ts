@@ -9,6 +9,7 @@ import { FastCGIError } from "../errors.ts";
 import { ProtocolStatus, Role } from "../protocol/constants.ts";
 import { CgiResponseParser } from "./cgi_response.ts";
 import type { BackendSocket, SocketExchange } from "./socket.ts";
+import { NativeResponse } from "../native.ts";
 
 /** Where a STDERR message came from, for {@link ExchangeSettings.onStderr}. */
 export interface StderrInfo {
@@ -351,7 +352,7 @@ export class Exchange implements SocketExchange {
     }
     let response: Response;
     try {
-      response = new Response(body, { status: head.status, statusText: head.statusText, headers: head.headers });
+      response = new NativeResponse(body, { status: head.status, statusText: head.statusText, headers: head.headers });
     } catch (error) {
       return this.giveUp(new FastCGIError("BAD_RESPONSE", `the CGI response cannot be a Response: ${(error as Error).message}`, { cause: error }));
     }

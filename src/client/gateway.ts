@@ -7,6 +7,7 @@ import { realpathSync, statSync } from "node:fs";
 import { open } from "node:fs/promises";
 import { resolve as resolvePath, sep } from "node:path";
 import { FastCGIError } from "../errors.ts";
+import { NativeResponse } from "../native.ts";
 import type { SocketAddress } from "../runtime/types.ts";
 import { Client, type ClientOptions } from "./client.ts";
 
@@ -69,7 +70,7 @@ const CONTENT_TYPES: Record<string, string> = {
 const STATIC_CHUNK = 64 * 1024;
 
 function plainResponse(status: number, text: string, headers: Record<string, string> = {}): Response {
-  return new Response(text + "\n", { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers } });
+  return new NativeResponse(text + "\n", { status, headers: { "content-type": "text/plain; charset=utf-8", ...headers } });
 }
 
 function answer(status: number, text: string, headers: Record<string, string> = {}): Route {
@@ -232,8 +233,8 @@ async function serveStatic(request: Request, file: string, size: number, modifie
   const lastModified = new Date(Math.floor(modified.getTime() / 1000) * 1000);
   const headers = { "content-type": type, "last-modified": lastModified.toUTCString() };
   const since = Date.parse(request.headers.get("if-modified-since") ?? "");
-  if (!Number.isNaN(since) && lastModified.getTime() <= since) return new Response(null, { status: 304, headers });
-  if (request.method === "HEAD") return new Response(null, { headers: { ...headers, "content-length": String(size) } });
+  if (!Number.isNaN(since) && lastModified.getTime() <= since) return new NativeResponse(null, { status: 304, headers });
+  if (request.method === "HEAD") return new NativeResponse(null, { headers: { ...headers, "content-length": String(size) } });
   const handle = await open(file, "r");
   let sent = 0;
   const body = new ReadableStream<Uint8Array>({
@@ -254,5 +255,5 @@ async function serveStatic(request: Request, file: string, size: number, modifie
     },
     cancel: () => handle.close(),
   });
-  return new Response(body, { headers: { ...headers, "content-length": String(size) } });
+  return new NativeResponse(body, { headers: { ...headers, "content-length": String(size) } });
 }
