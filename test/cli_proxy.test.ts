@@ -3,34 +3,18 @@
 // and a graceful stop on SIGTERM.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatAddress } from "../src/address.ts";
-import { cliCommand, sourcePath } from "./_support/env.ts";
+import { sourcePath, startCli, type RunningCli } from "./_support/env.ts";
 import { phpFpmSkip, startPhpFpm, type PhpFpm } from "./_support/phpfpm.ts";
 import { within } from "./_support/records.ts";
 import { canConnect, fetchWithin, startApp, type Service } from "./interop/_servers.ts";
 
-interface Running {
-  child: ChildProcess;
-  stderr(): string;
-  stdout(): string;
-  exited: Promise<number | null>;
-}
-
-function start(args: string[]): Running {
-  const [command, argv] = cliCommand(args);
-  const child = spawn(command, argv, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
-  let err = "";
-  let out = "";
-  child.stderr!.on("data", (d) => (err += d));
-  child.stdout!.on("data", (d) => (out += d));
-  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-  return { child, stderr: () => err, stdout: () => out, exited };
-}
+type Running = RunningCli;
+const start = (args: string[]): Running => startCli(args);
 
 /** Runs the CLI to its end (within 30 s). */
 async function runCli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {

@@ -1,30 +1,16 @@
 // `fcgi serve`, spawned as users run it on this runtime, spoken to over loopback sockets.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cliCommand, repoRoot, sourcePath } from "./_support/env.ts";
+import { repoRoot, sourcePath, startCli, type RunningCli } from "./_support/env.ts";
 import { fcgiRequest, httpParams, parseCgi, parseValues, RecordClient, within } from "./_support/records.ts";
 
-interface Running {
-  child: ChildProcess;
-  stderr: () => string;
-  stdout: () => string;
-  exited: Promise<number | null>;
-}
+type Running = RunningCli;
 
 function start(args: string[], cwd = repoRoot): Running {
-  const [command, argv] = cliCommand(["serve", ...args]);
-  const child = spawn(command, argv, { cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
-  let err = "";
-  let out = "";
-  child.stderr!.on("data", (d) => (err += d));
-  child.stdout!.on("data", (d) => (out += d));
-  // "close" waits for the pipes too, so the output is complete.
-  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
-  return { child, stderr: () => err, stdout: () => out, exited };
+  return startCli(["serve", ...args], cwd);
 }
 
 async function listening(running: Running, timeout = 20_000): Promise<string[]> {

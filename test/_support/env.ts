@@ -1,5 +1,6 @@
 // Test-only facts about where the suite runs: which runtime, where the repo is, how to start the CLI
 // under the same runtime. Tests run from test/ on Deno and Bun and from dist/test/ on Node.
+import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -42,6 +43,27 @@ export function runtimeCommand(entry: string, args: readonly string[] = []): [st
 /** The command that runs the fcgi CLI on this runtime. */
 export function cliCommand(args: readonly string[]): [string, string[]] {
   return runtimeCommand("src/cli.ts", args);
+}
+
+/** A spawned CLI, its output so far, and its exit status once its pipes are drained. */
+export interface RunningCli {
+  child: ChildProcess;
+  stderr(): string;
+  stdout(): string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `fcgi ...args` on this runtime with piped output (no colour). */
+export function startCli(args: readonly string[], cwd: string = repoRoot): RunningCli {
+  const [command, argv] = cliCommand(args);
+  const child = spawn(command, argv, { cwd, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, NO_COLOR: "1" } });
+  let err = "";
+  let out = "";
+  child.stderr!.on("data", (d) => (err += d));
+  child.stdout!.on("data", (d) => (out += d));
+  // "close" waits for the pipes too, so the output is complete.
+  const exited = new Promise<number | null>((resolve) => child.on("close", (code) => resolve(code)));
+  return { child, stderr: () => err, stdout: () => out, exited };
 }
 
 /** True when running in CI, where every interop dependency must be present (missing ones fail, not skip). */
