@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
+import { clearImmediate, setImmediate } from "node:timers";
 
 /** What the handler learns about the connection, in the shape `Deno.serve` gives it. */
 export interface HttpConnInfo {
@@ -57,9 +58,17 @@ function plain(res: ServerResponse, status: number, text: string): void {
   res.end(text + "\n");
 }
 
+/** The address a Host-less (HTTP/1.0) request came to, as a URL authority. */
+function localHost(req: IncomingMessage): string {
+  const address = (req.socket.localAddress ?? "localhost").replace(/^::ffff:(?=\d+\.)/, "");
+  const port = req.socket.localPort;
+  const name = address.includes(":") ? `[${address}]` : address;
+  return port ? `${name}:${port}` : name;
+}
+
 async function serveNode(handler: FetchHandler, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const target = req.url ?? "/";
-  const host = req.headers.host ?? req.socket.localAddress ?? "localhost";
+  const host = req.headers.host ?? localHost(req);
   // Only origin-form targets, and a Host that is only a host: "//evil/x" or "a@b" must not move the URL.
   if (!target.startsWith("/") || target.startsWith("//") || !SAFE_HOST.test(host)) return plain(res, 400, "Bad Request");
   const scheme = (req.socket as { encrypted?: boolean }).encrypted ? "https" : "http";
@@ -87,48 +96,94 @@ async function serveNode(handler: FetchHandler, req: IncomingMessage, res: Serve
   await writeResponse(response, res, controller.signal);
 }
 
+/** Headers that describe one hop, not the message: node:http writes its own. */
+const HOP_BY_HOP = new Set(["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer"]);
+
+/** What {@link promptly} gives when the promise did not settle within the current turn. */
+const LATE = Symbol("late");
+
+/** Settles as `promise` does if it settles before the event loop's next turn, else with LATE. */
+function promptly<T>(promise: Promise<T>): Promise<T | typeof LATE> {
+  return new Promise((resolve, reject) => {
+    const timer = setImmediate(() => resolve(LATE));
+    promise.then(
+      (value) => {
+        clearImmediate(timer);
+        resolve(value);
+      },
+      (error) => {
+        clearImmediate(timer);
+        reject(error);
+      },
+    );
+  });
+}
+
 async function writeResponse(response: Response, res: ServerResponse, signal: AbortSignal): Promise<void> {
   const head: Record<string, string | string[]> = {};
   response.headers.forEach((value, name) => {
-    if (name !== "set-cookie") head[name] = value;
+    if (!HOP_BY_HOP.has(name) && name !== "set-cookie") head[name] = value;
   });
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) head["set-cookie"] = cookies;
+  // A handler may end the connection after its response; node:http honours its own header.
+  if (/(?:^|,)\s*close\s*(?:,|$)/i.test(response.headers.get("connection") ?? "")) head["connection"] = "close";
+  const statusText = response.statusText || undefined;
   if (response.body === null || res.req.method === "HEAD") {
     await response.body?.cancel();
-    res.writeHead(response.status, response.statusText || undefined, head);
+    res.writeHead(response.status, statusText, head);
     res.end();
     return;
   }
+  const declared = head["content-length"] === undefined ? -1 : Number(head["content-length"]);
   const reader = response.body.getReader();
   const stop = (): void => void reader.cancel(signal.reason).catch(() => {});
   signal.addEventListener("abort", stop, { once: true });
+  let sent = 0;
+  // Bytes past the Content-Length would be read by the client as the next response.
+  const send = (chunk: Uint8Array): boolean => {
+    sent += chunk.length;
+    if (declared >= 0 && sent > declared) throw new Error(`the response body runs past its Content-Length (${declared})`);
+    return res.write(chunk);
+  };
   try {
-    // A body that is one piece (most dynamic pages) goes out with the head in one write, with a
-    // Content-Length instead of chunked framing: half the writes, and the cheapest path in node:http.
-    const first = await reader.read();
-    const second = first.done ? first : await reader.read();
+    // A body complete at once (most dynamic pages) goes out with the head in one write and a
+    // Content-Length: half the writes, no chunked framing. A slower body streams as it comes, the
+    // head first, so an event stream or a long poll is not held back.
+    let read = reader.read();
+    const first = await promptly(read);
+    let chunk: Uint8Array | undefined;
+    if (first !== LATE && !first.done) {
+      chunk = first.value;
+      read = reader.read();
+    }
+    const rest = first === LATE ? LATE : await promptly(read);
     if (signal.aborted) return;
-    if (second.done) {
-      const body = first.done ? undefined : first.value;
-      if (head["content-length"] === undefined && head["transfer-encoding"] === undefined) head["content-length"] = String(body?.length ?? 0);
-      res.writeHead(response.status, response.statusText || undefined, head);
-      res.end(body);
+    if (rest !== LATE && rest.done) {
+      const length = chunk?.length ?? 0;
+      if (declared >= 0 && declared !== length) throw new Error(`the response body is ${length} bytes, its Content-Length says ${declared}`);
+      head["content-length"] = String(length);
+      res.writeHead(response.status, statusText, head);
+      res.end(chunk);
       return;
     }
-    res.writeHead(response.status, response.statusText || undefined, head);
-    res.write(first.value);
-    if (!res.write(second.value)) await drained(res);
+    res.writeHead(response.status, statusText, head);
+    if (chunk === undefined) res.flushHeaders();
+    else if (!send(chunk)) await drained(res);
     for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
+      const step = await read;
+      if (step.done) break;
       if (signal.aborted) return;
-      if (!res.write(value)) await drained(res);
+      if (!send(step.value)) await drained(res);
+      read = reader.read();
     }
+    // A body shorter than its Content-Length would leave the client waiting for the rest.
+    if (declared >= 0 && sent !== declared) throw new Error(`the response body ended after ${sent} of its ${declared} bytes`);
     res.end();
   } catch (error) {
-    // The body failed: before the head went out that is a 502-style failure for the caller; after
-    // it, a truncated body must not look complete.
+    // Before the head went out the caller answers 500; after it, a cut connection is the only way
+    // to tell the client that the body is incomplete.
+    reader.cancel(error).catch(() => {});
     if (signal.aborted) return;
     if (!res.headersSent) throw error;
     res.destroy(error instanceof Error ? error : new Error(String(error)));
