@@ -11,7 +11,8 @@ import type { Command } from "../cli.ts";
 import type { ClientOptions } from "../client/client.ts";
 import { gateway, type Gateway, type GatewayOptions } from "../client/gateway.ts";
 import { listenHttp } from "../runtime/http.ts";
-import { addressArg, eachArg, timeoutArg, UsageError } from "./request.ts";
+import { addressArg, eachArg, timeoutArg } from "./request.ts";
+import { UsageError, usageFailure } from "./usage.ts";
 
 const DEFAULT_LISTEN = "127.0.0.1:8080";
 
@@ -183,9 +184,7 @@ async function run(args: string[]): Promise<number> {
   try {
     parsed = parse(args);
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`fcgi proxy: ${error.message}\nRun 'fcgi proxy --help' for the options.`);
-    return 2;
+    return usageFailure("proxy", error);
   }
   const handler: Gateway = gateway(parsed.options);
   const upstream = formatAddress(handler.client.address);

@@ -9,6 +9,7 @@ import { basename, dirname, isAbsolute } from "node:path";
 import { parseAddress } from "../address.ts";
 import { Client, type ClientOptions, type FetchOptions } from "../client/client.ts";
 import type { Command } from "../cli.ts";
+import { UsageError, usageFailure } from "./usage.ts";
 import type { SocketAddress } from "../runtime/types.ts";
 
 const help = `Usage: fcgi request ADDR SCRIPT [options]
@@ -52,9 +53,6 @@ Examples:
   fcgi request unix:/run/php/php8.2-fpm.sock /var/www/html/index.php
   fcgi request 127.0.0.1:9000 /srv/app/api.php --uri '/api.php/users?id=7' -i
   fcgi request 127.0.0.1:9000 /srv/app/upload.php -d @photo.jpg -H 'Content-Type: image/jpeg'`;
-
-/** A command-line mistake: reported with the usage hint and exit status 2. */
-export class UsageError extends Error {}
 
 /** Parsed `fcgi request` arguments. */
 interface RequestArgs {
@@ -275,9 +273,7 @@ async function run(args: string[]): Promise<number> {
   try {
     parsed = parse(args);
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`fcgi request: ${error.message}\nRun 'fcgi request --help' for the options.`);
-    return 2;
+    return usageFailure("request", error);
   }
   const headers = new Headers();
   try {

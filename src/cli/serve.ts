@@ -11,6 +11,7 @@ import { installGlobalObjects } from "../app/response.ts";
 import { serve } from "../app/serve.ts";
 import type { Handler, Limits, ServeOptions, Server } from "../app/types.ts";
 import type { Command } from "../cli.ts";
+import { UsageError, usageFailure } from "./usage.ts";
 
 const help = `Usage: fcgi serve <module> [options]
 
@@ -59,8 +60,6 @@ exits with status 0; a second signal exits at once with status 1.
 Examples:
   fcgi serve app.ts --listen 127.0.0.1:9000
   spawn-fcgi -s /run/app.sock -- /usr/bin/env node dist/src/cli.js serve app.js`;
-
-class UsageError extends Error {}
 
 const SIZE = /^([0-9]+(?:\.[0-9]+)?)([kKmMgG]?)[bB]?$/;
 const TIME = /^([0-9]+(?:\.[0-9]+)?)(ms|s|m)?$/;
@@ -172,9 +171,7 @@ async function run(args: string[]): Promise<number> {
   try {
     parsed = parse(args);
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`fcgi serve: ${error.message}\nRun 'fcgi serve --help' for the options.`);
-    return 2;
+    return usageFailure("serve", error);
   }
   // Before the module loads, so that a Response class it captures at import is the fast one.
   if (parsed.options.overrideGlobalObjects !== false) installGlobalObjects();

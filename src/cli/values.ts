@@ -7,7 +7,8 @@ import { Client } from "../client/client.ts";
 import type { Command } from "../cli.ts";
 import { FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS } from "../protocol/constants.ts";
 import type { SocketAddress } from "../runtime/types.ts";
-import { addressArg, describe, eachArg, timeoutArg, UsageError } from "./request.ts";
+import { addressArg, describe, eachArg, timeoutArg } from "./request.ts";
+import { UsageError, usageFailure } from "./usage.ts";
 
 const DEFAULT_NAMES = [FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS];
 
@@ -43,9 +44,7 @@ async function run(args: string[]): Promise<number> {
     if (positionals.length === 0) throw new UsageError("ADDR is missing");
     address = addressArg(positionals[0]!);
   } catch (error) {
-    if (!(error instanceof UsageError)) throw error;
-    console.error(`fcgi values: ${error.message}\nRun 'fcgi values --help' for the options.`);
-    return 2;
+    return usageFailure("values", error);
   }
   const names = positionals.length > 1 ? positionals.slice(1) : DEFAULT_NAMES;
   const client = new Client({ address, connectTimeout: timeout, responseTimeout: timeout });

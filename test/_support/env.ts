@@ -2,6 +2,7 @@
 // under the same runtime. Tests run from test/ on Deno and Bun and from dist/test/ on Node.
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
+import { connect, type Socket } from "node:net";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -68,3 +69,30 @@ export function startCli(args: readonly string[], cwd: string = repoRoot): Runni
 
 /** True when running in CI, where every interop dependency must be present (missing ones fail, not skip). */
 export const inCI: boolean = !!process.env.CI;
+
+/** True if something accepts a connection at `address` ("host:port" or a Unix socket path). */
+export function canConnect(address: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connectTo(address);
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), 2000);
+    socket.once("connect", () => done(true));
+    socket.once("error", () => done(false));
+  });
+}
+
+/** A node:net connection to `address` ("host:port" or a Unix socket path). */
+export function connectTo(address: string): Socket {
+  return address.startsWith("/") ? connect(address) : connect(portOf(address), hostOf(address));
+}
+
+function hostOf(address: string): string {
+  return address.slice(0, address.lastIndexOf(":"));
+}
+function portOf(address: string): number {
+  return Number(address.slice(address.lastIndexOf(":") + 1));
+}

@@ -2,12 +2,12 @@
 // Unix socket or on 127.0.0.1 at a free port, in its own process group so that kill() can take
 // down the master and every worker at once. Importing this file has no side effects.
 import { spawn, type ChildProcess } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer } from "node:net";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { SocketAddress } from "../../src/runtime/types.ts";
-import { inCI } from "./env.ts";
+import { canConnect, inCI } from "./env.ts";
 
 /** Options of {@link startPhpFpm}. */
 export interface PhpFpmOptions {
@@ -188,28 +188,11 @@ export async function startPhpFpm(options: PhpFpmOptions): Promise<PhpFpm> {
       await fpm.stop();
       throw new Error(`php-fpm exited during startup:\n${log()}`);
     }
-    if (await accepts(address)) return fpm;
+    if (await canConnect(address.transport === "unix" ? address.path : `${address.hostname}:${address.port}`)) return fpm;
     if (Date.now() > deadline) {
       await fpm.stop();
       throw new Error(`php-fpm did not accept connections within ${START_TIMEOUT_MS} ms:\n${log()}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
-}
-
-/** True if something accepts connections at `address`. */
-function accepts(address: SocketAddress): Promise<boolean> {
-  if (address.transport === "unix" && !existsSync(address.path)) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    if (address.transport === "fd") return resolve(false);
-    const socket = address.transport === "unix" ? connect(address.path) : connect(address.port, address.hostname);
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), 1000);
-    socket.once("connect", () => done(true));
-    socket.once("error", () => done(false));
-  });
 }

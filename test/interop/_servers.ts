@@ -3,10 +3,12 @@
 // Not a test file itself: importing it has no side effects.
 import { spawn, type ChildProcess } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect, createServer, type Server, type Socket } from "node:net";
+import { createServer, type Server, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
-import { cliCommand, inCI, repoRoot } from "../_support/env.ts";
+import { canConnect, cliCommand, connectTo, inCI, repoRoot } from "../_support/env.ts";
+
+export { canConnect };
 
 /** How long a server or app may take to accept connections; generous, the machine is shared. */
 export const START_TIMEOUT_MS = 30_000;
@@ -112,27 +114,6 @@ export function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** True if something accepts a connection at `address` ("host:port" or a Unix socket path). */
-export function canConnect(address: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = address.startsWith("/") ? connect(address) : connect(portOf(address), hostOf(address));
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), 2000);
-    socket.once("connect", () => done(true));
-    socket.once("error", () => done(false));
-  });
-}
-
-function hostOf(address: string): string {
-  return address.slice(0, address.lastIndexOf(":"));
-}
-function portOf(address: string): number {
-  return Number(address.slice(address.lastIndexOf(":") + 1));
-}
 
 /**
  * Spawns a long-running process and resolves once `ready()` is true. Fails early, with the
@@ -382,7 +363,7 @@ export function startCountingRelay(target: string): Promise<CountingRelay> {
   let closedByTarget = 0;
   const server: Server = createServer((front) => {
     connections++;
-    const back = target.startsWith("/") ? connect(target) : connect(portOf(target), hostOf(target));
+    const back = connectTo(target);
     sockets.add(front);
     sockets.add(back);
     let frontEnded = false;
