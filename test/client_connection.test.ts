@@ -264,15 +264,21 @@ describe("ClientConnection bytes → events", () => {
     assert.deepEqual(feed(conn, encodeUnknownType(RecordType.GET_VALUES), "bytes"), [{ type: "unknownType", recordType: RecordType.GET_VALUES }]);
   });
 
-  it("a malformed GET_VALUES_RESULT (a pair cut short) is fatal", () => {
-    const conn = begun(1);
+  it("a malformed GET_VALUES_RESULT is fatal: a pair cut short, a length cut inside its 4 bytes, a length near 2^31", () => {
     const pairs = encodePairs([["FCGI_MAX_CONNS", "10"]]);
-    const input = encodeRecord(RecordType.GET_VALUES_RESULT, 0, pairs.subarray(0, pairs.length - 1));
-    assert.deepEqual(feed(conn, input, "bytes"), [
-      { type: "error", requestId: undefined, code: "BAD_RESPONSE" },
-      { type: "lost", requestId: 1, code: "BAD_RESPONSE" },
-    ]);
-    assert.equal(conn.broken, true);
+    for (const content of [
+      pairs.subarray(0, pairs.length - 1),
+      Uint8Array.of(0x80, 0x00),
+      Uint8Array.of(1, 0xff, 0xff, 0xff, 0xff, 0x41), // a value of 2^31-1 bytes that never come
+    ]) {
+      const conn = begun(1);
+      const input = encodeRecord(RecordType.GET_VALUES_RESULT, 0, content);
+      assert.deepEqual(feed(conn, input, "bytes"), [
+        { type: "error", requestId: undefined, code: "BAD_RESPONSE" },
+        { type: "lost", requestId: 1, code: "BAD_RESPONSE" },
+      ], `content ${[...content.subarray(0, 8)]}`);
+      assert.equal(conn.broken, true);
+    }
   });
 
   it("an END_REQUEST whose body is not 8 bytes is fatal for the connection", () => {

@@ -427,6 +427,22 @@ describe("Client: abort and timeouts", () => {
     await until(() => aborted.length === 1, 5000, "ABORT_REQUEST at the backend");
   });
 
+  it("a backend that sends 5 bytes of a record header and stalls: TIMEOUT, and that connection is never reused", async () => {
+    let calls = 0;
+    const { app, client } = await setup({
+      onStdinEnd: (r) => {
+        if (++calls === 1) r.connection.write(Uint8Array.of(1, RecordType.STDOUT, 0, r.requestId, 0));
+        else r.connection.respond(r.requestId, OK + "second");
+      },
+    }, { responseTimeout: 200 });
+    await assert.rejects(client.fetch("http://h/"), isError("TIMEOUT"));
+    // The stalled connection is mid-record: the next request must go out on another one.
+    assert.equal(await (await client.fetch("http://h/")).text(), "second");
+    assert.equal(requestConnections(app), 2);
+    const stalled = app.connections.find((c) => c.begun > 0)!;
+    await until(() => stalled.closed, 5000, "the client to close the stalled connection");
+  });
+
   it("responseTimeout also bounds silence between body records", async () => {
     const { client } = await setup({ onStdinEnd: (r) => r.connection.stdout(r.requestId, OK + "start") }, { responseTimeout: 200 });
     const response = await client.fetch("http://h/");

@@ -400,6 +400,7 @@ describe("toNodeHandler serving the gateway (node:http → gateway → FastCGI �
   let php: Gateway;
   let http: Awaited<ReturnType<typeof listen>>;
   let progress = signal();
+  const streamSignals: AbortSignal[] = [];
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "fcgi-node-http-"));
@@ -411,6 +412,7 @@ describe("toNodeHandler serving the gateway (node:http → gateway → FastCGI �
       fetch: async (request, context) => {
         const script = context.params.get("SCRIPT_NAME");
         if (script === "/stream.php") {
+          streamSignals.push(request.signal);
           return new Response(new ReadableStream<Uint8Array>({
             async start(controller) {
               controller.enqueue(enc.encode("tick 1;"));
@@ -479,7 +481,8 @@ describe("toNodeHandler serving the gateway (node:http → gateway → FastCGI �
     const response = await get(http.port, "/stream.php");
     await within(new Promise((resolve) => response.once("data", resolve)), 10_000, "tick 1");
     response.destroy();
-    await new Promise((r) => setTimeout(r, 50));
+    // The gateway passes the loss on as ABORT_REQUEST: the app's handler hears of it and its slot is freed.
+    await until(() => streamSignals.at(-1)!.aborted && app.activeRequests === 0, 5000, "the app to see the abort");
     progress.fire();
     const body = JSON.parse((await readAll(await get(http.port, "/echo.php"))).toString());
     assert.equal(body.script, "/echo.php");
