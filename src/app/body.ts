@@ -4,6 +4,7 @@
  * the socket (backpressure) and when a request has buffered too much (limit).
  * @module
  */
+import { concatBytes } from "../bytes.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -103,13 +104,7 @@ export class InputBody {
     }
     if (parts.length === 0) return EMPTY;
     if (parts.length === 1) return parts[0];
-    const all = new Uint8Array(total);
-    let at = 0;
-    for (const p of parts) {
-      all.set(p, at);
-      at += p.byteLength;
-    }
-    return all;
+    return concatBytes(parts, total);
   }
 
   /** The body as a ReadableStream: pulled on demand, so unread bytes stay counted in {@link buffered}. */

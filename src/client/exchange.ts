@@ -10,6 +10,7 @@ import { ProtocolStatus, Role } from "../protocol/constants.ts";
 import { CgiResponseParser } from "./cgi_response.ts";
 import type { BackendSocket, SocketExchange } from "./socket.ts";
 import { NativeResponse } from "../native.ts";
+import { concatBytes } from "../bytes.ts";
 
 /** Where a STDERR message came from, for {@link ExchangeSettings.onStderr}. */
 export interface StderrInfo {
@@ -498,16 +499,4 @@ export class Exchange implements SocketExchange {
 /** What fetch() rejects with when the signal fires: its reason, or an AbortError. */
 export function abortReason(signal: AbortSignal): unknown {
   return signal.reason ?? new DOMException("The operation was aborted.", "AbortError");
-}
-
-function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  let length = 0;
-  for (const part of parts) length += part.length;
-  const out = new Uint8Array(length);
-  let at = 0;
-  for (const part of parts) {
-    out.set(part, at);
-    at += part.length;
-  }
-  return out;
 }

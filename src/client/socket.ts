@@ -8,6 +8,7 @@ import type { Params } from "../codec/pairs.ts";
 import { FastCGIError } from "../errors.ts";
 import { ClientConnection } from "../protocol/client_connection.ts";
 import type { Connection, ConnectionHandlers } from "../runtime/types.ts";
+import { concatBytes } from "../bytes.ts";
 
 /** What a socket tells the exchange it carries. */
 export interface SocketExchange {
@@ -30,16 +31,6 @@ export interface SocketOwner {
 
 /** Output smaller than this is copied into one buffer before it is written. */
 const MERGE_BELOW = 4096;
-
-function merge(chunks: Uint8Array[], size: number): Uint8Array {
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const chunk of chunks) {
-    out.set(chunk, at);
-    at += chunk.length;
-  }
-  return out;
-}
 
 /** How long a socket given up on (after an abort) may take to close before it is destroyed. */
 const CLOSE_GRACE_MS = 1000;
@@ -190,7 +181,7 @@ export class BackendSocket implements ConnectionHandlers {
     let output = this.core.takeOutput();
     // A request's BEGIN_REQUEST, PARAMS and empty STDIN are a few small pieces: one copy makes
     // them one plain write, cheaper than a gathered one on every runtime.
-    if (output.length > 1 && size <= MERGE_BELOW) output = [merge(output, size)];
+    if (output.length > 1 && size <= MERGE_BELOW) output = [concatBytes(output, size)];
     if (!connection.write(output)) this.#writable = false;
   }
 
