@@ -7,10 +7,10 @@ import { repoRoot } from "./_support/env.ts";
 
 const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
 
-for (const name of ["nginx.conf", "apache.conf", "lighttpd.conf"]) {
+for (const name of ["nginx.conf", "apache.conf", "apache-authnz.conf", "lighttpd.conf"]) {
   test(`the README shows examples/${name} as it is`, () => {
     const config = readFileSync(join(repoRoot, "examples", name), "utf8").trimEnd();
-    assert.ok(readme.includes("```" + name.replace(".conf", "") + "\n" + config + "\n```"), `README block for ${name} differs from examples/${name}`);
+    assert.ok(readme.includes("```" + name.replace(/(-authnz)?\.conf$/, "") + "\n" + config + "\n```"), `README block for ${name} differs from examples/${name}`);
   });
 }
 

@@ -1,6 +1,6 @@
-// fcgi serve behind a real Apache httpd (mod_proxy_fcgi), configured with the README snippet
-// (examples/apache.conf): the responder role with GET, POST and bodies both ways; and, for
-// /private/, the same app as mod_authnz_fcgi's AUTHORIZER in front of it.
+// fcgi serve behind a real Apache httpd, configured with the README snippets: examples/apache.conf
+// (mod_proxy_fcgi) for the responder role with GET, POST and bodies both ways; and
+// examples/apache-authnz.conf (mod_authnz_fcgi) for /private/, the same app as its AUTHORIZER.
 import { after, before, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { sourcePath } from "../_support/env.ts";
@@ -33,18 +33,10 @@ describe("fcgi serve behind Apache httpd (mod_proxy_fcgi, mod_authnz_fcgi)", { s
     dir = makeTempDir();
     const appAddress = `127.0.0.1:${await freePort()}`;
     services.push(await startApp(sourcePath("test/interop/app.ts"), appAddress));
-    const config = renderExample("apache.conf", [["fcgi://127.0.0.1:9000/", `fcgi://${appAddress}/`]]) + `
-# Not in the README snippet: the app's authorize handler guards /private/ (mod_authnz_fcgi,
-# "authnz" type, check_user_id mechanism). Its Variable-FCGI_USER names the user.
-AuthnzFcgiDefineProvider authnz FcgiAuthorizer fcgi://${appAddress}/
-<Location "/private/">
-  AuthType Basic
-  AuthName "fcgi"
-  AuthnzFcgiCheckAuthnProvider FcgiAuthorizer Authoritative On RequireBasicAuth Off UserExpr "%{reqenv:FCGI_USER}"
-  CGIPassAuth On
-  Require valid-user
-</Location>
-`;
+    const config = [
+      renderExample("apache.conf", [["fcgi://127.0.0.1:9000/", `fcgi://${appAddress}/`]]),
+      renderExample("apache-authnz.conf", [["fcgi://127.0.0.1:9000/", `fcgi://${appAddress}/`]]),
+    ].join("\n");
     const modules = ["proxy", "proxy_fcgi", "authn_core", "authz_user", "authnz_fcgi"];
     const apache: WebServer = await startApache(binary, dir, config, await freePort(), modules);
     services.push(apache);
