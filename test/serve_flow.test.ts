@@ -2,19 +2,10 @@
 // without it, ABORT_REQUEST, and web servers that disappear mid-response.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { serve } from "../src/app/serve.ts";
-import type { Handler, ServeOptions, Server } from "../src/app/types.ts";
+import type { Handler } from "../src/app/types.ts";
 import { ProtocolStatus, RecordType } from "../src/protocol/constants.ts";
 import { captureLogger, deferred, fcgiRequest, httpParams, parseCgi, RecordClient, waitFor, within } from "./_support/records.ts";
-
-async function withServer(options: Partial<ServeOptions>, body: (port: number, server: Server) => Promise<void>): Promise<void> {
-  const server = await serve({ listen: "127.0.0.1:0", logger: null, ...options } as ServeOptions);
-  try {
-    await body((server.addresses[0] as { port: number }).port, server);
-  } finally {
-    await within(server.close(), 10_000, "server.close()");
-  }
-}
+import { withServer } from "./_support/serve.ts";
 
 const MiB = 1024 * 1024;
 

@@ -4,20 +4,11 @@
 // serve()'s own limits, a second BEGIN_REQUEST for a live id, and the 127/128/65535 boundaries.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { serve } from "../src/app/serve.ts";
-import type { Handler, ServeOptions, Server } from "../src/app/types.ts";
+import type { Handler } from "../src/app/types.ts";
 import { encodeBeginRequest } from "../src/codec/encode.ts";
 import { ProtocolStatus, RecordType, Role } from "../src/protocol/constants.ts";
-import { captureLogger, fcgiRequest, httpParams, parseCgi, RecordClient, waitFor, within } from "./_support/records.ts";
-
-async function withServer(options: Partial<ServeOptions>, body: (port: number, server: Server) => Promise<void>): Promise<void> {
-  const server = await serve({ listen: "127.0.0.1:0", logger: null, ...options } as ServeOptions);
-  try {
-    await body((server.addresses[0] as { port: number }).port, server);
-  } finally {
-    await within(server.close(), 5000, "server.close()");
-  }
-}
+import { captureLogger, fcgiRequest, httpParams, parseCgi, RecordClient, waitFor } from "./_support/records.ts";
+import { withServer } from "./_support/serve.ts";
 
 const encoder = new TextEncoder();
 

@@ -5,18 +5,10 @@ import { connect } from "node:net";
 import { encodeBeginRequest, encodeRecord } from "../src/codec/encode.ts";
 import { DEFAULT_LIMITS } from "../src/app/options.ts";
 import { serve } from "../src/app/serve.ts";
-import type { Handler, ServeOptions, Server } from "../src/app/types.ts";
+import type { Handler } from "../src/app/types.ts";
 import { ProtocolStatus, RecordType, Role } from "../src/protocol/constants.ts";
 import { captureLogger, deferred, fcgiRequest, httpParams, parseCgi, RecordClient, waitFor, within } from "./_support/records.ts";
-
-async function withServer(options: Partial<ServeOptions>, body: (port: number, server: Server) => Promise<void>): Promise<void> {
-  const server = await serve({ listen: "127.0.0.1:0", logger: null, ...options } as ServeOptions);
-  try {
-    await body((server.addresses[0] as { port: number }).port, server);
-  } finally {
-    await within(server.close(), 10_000, "server.close()");
-  }
-}
+import { withServer } from "./_support/serve.ts";
 
 const hello: Handler = () => new Response("hello");
 

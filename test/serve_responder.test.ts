@@ -1,24 +1,13 @@
 // serve() as a Responder, spoken to record by record over a real loopback socket.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { serve } from "../src/app/serve.ts";
-import type { Handler, RequestContext, ServeOptions, Server } from "../src/app/types.ts";
+import type { Handler, RequestContext } from "../src/app/types.ts";
 import { RecordType, Role } from "../src/protocol/constants.ts";
-import { captureLogger, deferred, fcgiRequest, httpParams, parseCgi, RecordClient, within } from "./_support/records.ts";
+import { captureLogger, deferred, fcgiRequest, httpParams, parseCgi, RecordClient } from "./_support/records.ts";
+import { withServer } from "./_support/serve.ts";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-
-async function withServer(options: Partial<ServeOptions>, body: (port: number, server: Server) => Promise<void>): Promise<void> {
-  const server = await serve({ listen: "127.0.0.1:0", logger: null, ...options } as ServeOptions);
-  try {
-    const address = server.addresses[0]!;
-    assert.equal(address.transport, "tcp");
-    await body((address as { port: number }).port, server);
-  } finally {
-    await within(server.close(), 5000, "server.close()");
-  }
-}
 
 test("a GET gets its Status line, headers and body", async () => {
   await withServer({ fetch: () => new Response("hello", { headers: { "x-app": "1" } }) }, async (port) => {

@@ -1,19 +1,10 @@
 // The Authorizer and Filter roles, GET_VALUES and multiplexing refusals, over loopback sockets.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { serve } from "../src/app/serve.ts";
-import type { Handler, RequestContext, ServeOptions, Server } from "../src/app/types.ts";
+import type { Handler, RequestContext } from "../src/app/types.ts";
 import { ProtocolStatus, RecordType, Role } from "../src/protocol/constants.ts";
-import { deferred, fcgiRequest, httpParams, parseCgi, parseValues, RecordClient, within } from "./_support/records.ts";
-
-async function withServer(options: Partial<ServeOptions>, body: (port: number, server: Server) => Promise<void>): Promise<void> {
-  const server = await serve({ listen: "127.0.0.1:0", logger: null, ...options } as ServeOptions);
-  try {
-    await body((server.addresses[0] as { port: number }).port, server);
-  } finally {
-    await within(server.close(), 5000, "server.close()");
-  }
-}
+import { deferred, fcgiRequest, httpParams, parseCgi, parseValues, RecordClient } from "./_support/records.ts";
+import { withServer } from "./_support/serve.ts";
 
 const authorize: Handler = (request) => {
   if (request.headers.get("authorization") === "Bearer good") {

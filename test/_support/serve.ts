@@ -1,0 +1,16 @@
+// A serve() on a free loopback port for the length of one test body, closed (gracefully) after it.
+import type { ServeOptions, Server } from "../../src/app/types.ts";
+import { serve } from "../../src/app/serve.ts";
+import { within } from "./records.ts";
+
+/** Runs `body` with a server on 127.0.0.1 (silent unless `options.logger` says otherwise), then closes it. */
+export async function withServer(options: Partial<ServeOptions>, body: (port: number, server: Server) => Promise<void>): Promise<void> {
+  const server = await serve({ listen: "127.0.0.1:0", logger: null, ...options } as ServeOptions);
+  try {
+    const address = server.addresses[0]!;
+    if (address.transport !== "tcp") throw new Error(`expected a TCP address, got ${address.transport}`);
+    await body(address.port, server);
+  } finally {
+    await within(server.close(), 10_000, "server.close()");
+  }
+}
