@@ -11,7 +11,8 @@ import type { Command } from "../cli.ts";
 import type { ClientOptions } from "../client/client.ts";
 import { gateway, type Gateway, type GatewayOptions } from "../client/gateway.ts";
 import { listenHttp } from "../runtime/http.ts";
-import { addressArg, eachArg, timeoutArg } from "./request.ts";
+import { addressArg, eachArg, paramArg, timeoutArg } from "./request.ts";
+import { stopOnSignals } from "./signals.ts";
 import { UsageError, usageFailure } from "./usage.ts";
 
 const DEFAULT_LISTEN = "127.0.0.1:8080";
@@ -131,10 +132,8 @@ function parse(args: string[]): ProxyArgs {
       }
       case "-p":
       case "--param": {
-        const pair = take();
-        const eq = pair.indexOf("=");
-        if (eq <= 0) throw new UsageError(`--param: '${pair}' is not NAME=value`);
-        params[pair.slice(0, eq)] = pair.slice(eq + 1);
+        const [name, value] = paramArg(take());
+        params[name] = value;
         return true;
       }
       case "--max-connections":
@@ -189,27 +188,11 @@ async function run(args: string[]): Promise<number> {
   const handler: Gateway = gateway(parsed.options);
   const upstream = formatAddress(handler.client.address);
 
-  // Signal handlers go in before the server listens: a SIGTERM during startup must close it
-  // once it is up, not kill the process the default way.
-  const controller = new AbortController();
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) {
-      console.error(`fcgi: ${signal} again: exiting without waiting`);
-      process.exit(1);
-    }
-    stopping = true;
-    console.error(`fcgi: ${signal}: closing`);
-    controller.abort();
-  };
-  const onInt = () => stop("SIGINT");
-  const onTerm = () => stop("SIGTERM");
-  process.on("SIGINT", onInt);
-  process.on("SIGTERM", onTerm);
+  const stopping = stopOnSignals();
   try {
     let server;
     try {
-      server = await listenHttp(handler, { hostname: parsed.hostname, port: parsed.port, signal: controller.signal });
+      server = await listenHttp(handler, { hostname: parsed.hostname, port: parsed.port, signal: stopping.signal });
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       const why = code === "EADDRINUSE" ? "the address is in use" : code === "EACCES" ? "permission denied" : error instanceof Error ? error.message : String(error);
@@ -223,8 +206,7 @@ async function run(args: string[]): Promise<number> {
   } finally {
     // The HTTP server is closed (or never opened) first, so no request is left to need the backend.
     await handler.close();
-    process.off("SIGINT", onInt);
-    process.off("SIGTERM", onTerm);
+    stopping.release();
   }
 }
 

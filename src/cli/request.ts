@@ -90,6 +90,13 @@ export function timeoutArg(flag: string, text: string): number {
   return Number(text);
 }
 
+/** A `--param NAME=value` argument as its name and value. */
+export function paramArg(text: string): [string, string] {
+  const eq = text.indexOf("=");
+  if (eq <= 0) throw new UsageError(`--param: '${text}' is not NAME=value`);
+  return [text.slice(0, eq), text.slice(eq + 1)];
+}
+
 /** Splits `args` into options (with their values, `--flag=value` or `--flag value`) and positionals. */
 export function eachArg(args: string[], handle: (flag: string, take: () => string) => boolean, positional: (arg: string) => void): void {
   for (let i = 0; i < args.length; i++) {
@@ -173,10 +180,7 @@ function parse(args: string[]): RequestArgs {
         return true;
       case "-p":
       case "--param": {
-        const pair = take();
-        const eq = pair.indexOf("=");
-        if (eq <= 0) throw new UsageError(`--param: '${pair}' is not NAME=value`);
-        parsed.params.push([pair.slice(0, eq), pair.slice(eq + 1)]);
+        parsed.params.push(paramArg(take()));
         return true;
       }
       case "--role": {

@@ -11,6 +11,7 @@ import { installGlobalObjects } from "../app/response.ts";
 import { serve } from "../app/serve.ts";
 import type { Handler, Limits, ServeOptions, Server } from "../app/types.ts";
 import type { Command } from "../cli.ts";
+import { stopOnSignals } from "./signals.ts";
 import { UsageError, usageFailure } from "./usage.ts";
 
 const help = `Usage: fcgi serve <module> [options]
@@ -184,35 +185,17 @@ async function run(args: string[]): Promise<number> {
     console.error(`fcgi serve: cannot load ${parsed.module}: ${error instanceof Error ? error.message : String(error)}`);
     return 1;
   }
-  // Signal handlers go in before anything listens: a SIGTERM during startup must not kill the
-  // process the default way, it must close the server once it is up.
-  let stopping: string | undefined;
-  let server: Server | undefined;
-  const stop = (signal: string): void => {
-    if (stopping !== undefined) {
-      console.error(`fcgi: ${signal} again: exiting without waiting`);
-      process.exit(1);
-    }
-    stopping = signal;
-    console.error(`fcgi: ${signal}: closing`);
-    void server?.close();
-  };
-  const onInt = () => stop("SIGINT");
-  const onTerm = () => stop("SIGTERM");
-  process.on("SIGINT", onInt);
-  process.on("SIGTERM", onTerm);
+  const stopping = stopOnSignals();
+  let server: Server;
   try {
-    server = await serve({ ...parsed.options, ...handlers });
+    server = await serve({ ...parsed.options, ...handlers, signal: stopping.signal });
   } catch (error) {
-    process.off("SIGINT", onInt);
-    process.off("SIGTERM", onTerm);
+    stopping.release();
     throw error;
   }
   for (const address of server.addresses) console.error(`fcgi: listening on ${formatAddress(address)}`);
-  if (stopping !== undefined) void server.close();
   await server.finished;
-  process.off("SIGINT", onInt);
-  process.off("SIGTERM", onTerm);
+  stopping.release();
   console.error("fcgi: stopped");
   // A module's own timers or sockets must not keep a stopped server's process alive.
   process.exit(0);
