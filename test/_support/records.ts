@@ -2,6 +2,7 @@
 // records built and parsed with the project's codec, every wait bounded by a timeout.
 // Playing the web server by hand lets tests send what real web servers never would.
 import { connect, type Socket } from "node:net";
+import { concatBytes } from "../../src/bytes.ts";
 import { RecordDecoder } from "../../src/codec/decoder.ts";
 import { encodeBeginRequest, encodeAbortRequest, encodeGetValues, encodeParams, encodeRecord, encodeStream, encodeStreamEnd } from "../../src/codec/encode.ts";
 import { PairDecoder } from "../../src/codec/pairs.ts";
@@ -188,7 +189,7 @@ export class RecordClient {
       else if (record.type === RecordType.STDERR) stderr += decoder.decode(record.content);
       else if (record.type === RecordType.END_REQUEST) {
         const view = new DataView(record.content.buffer, record.content.byteOffset, record.content.byteLength);
-        return { stdout: concatAll(out), stderr, appStatus: view.getUint32(0), protocolStatus: record.content[4], records };
+        return { stdout: concatBytes(out), stderr, appStatus: view.getUint32(0), protocolStatus: record.content[4], records };
       }
     }
   }
@@ -215,7 +216,7 @@ export class RecordClient {
     if (flags & PIECE_START) this.#partial = { type, requestId, parts: [] };
     this.#partial!.parts.push(content.slice());
     if (flags & PIECE_END) {
-      this.#records.push({ type, requestId, content: concatAll(this.#partial!.parts) });
+      this.#records.push({ type, requestId, content: concatBytes(this.#partial!.parts) });
       this.#partial = null;
     }
   }
@@ -331,19 +332,6 @@ function latin1(b: Uint8Array): string {
   let s = "";
   for (const c of b) s += String.fromCharCode(c);
   return s;
-}
-
-/** Concatenates byte arrays. */
-export function concatAll(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
 }
 
 /** Waits until `check` holds, polling every 10 ms, up to `timeout` ms. */
