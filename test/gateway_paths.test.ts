@@ -10,6 +10,8 @@ import { serve } from "../src/app/serve.ts";
 import type { Server } from "../src/app/types.ts";
 import { gateway, safeSegments, type Gateway } from "../src/client/gateway.ts";
 import { formatAddress } from "../src/address.ts";
+import { listenHttp } from "../src/runtime/http.ts";
+import { within } from "./_support/records.ts";
 
 let dir: string;
 let root: string;
@@ -178,6 +180,20 @@ describe("gateway routing", () => {
 
   it("refuses an index that is a path", () => {
     assert.throws(() => gateway({ upstream: "127.0.0.1:9", documentRoot: root, index: "../x.php" }), TypeError);
+  });
+});
+
+describe("listenHttp", () => {
+  it("closes when its signal aborts, and at once when the signal was aborted before it listened", async () => {
+    const hello = (): Response => new Response("hi");
+    const controller = new AbortController();
+    const server = await listenHttp(hello, { hostname: "127.0.0.1", port: 0, signal: controller.signal });
+    assert.equal(await (await fetch(server.url)).text(), "hi");
+    controller.abort();
+    await within(server.finished, 5000, "the server to close on abort");
+    // A SIGTERM while the server was starting: the signal is already aborted when it listens.
+    const early = await listenHttp(hello, { hostname: "127.0.0.1", port: 0, signal: AbortSignal.abort() });
+    await within(early.finished, 5000, "a server given an aborted signal to close");
   });
 });
 

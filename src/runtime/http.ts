@@ -121,7 +121,9 @@ export async function listenHttp(handler: FetchHandler, options: HttpListenOptio
     })();
     return closing;
   };
-  options.signal?.addEventListener("abort", () => void close(), { once: true });
+  // A signal aborted while the server was starting (a SIGTERM during start-up) closes it now.
+  if (options.signal?.aborted) void close();
+  else options.signal?.addEventListener("abort", () => void close(), { once: true });
   const host = options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname;
   return { url: `http://${host}:${port}/`, hostname: options.hostname, port, close, finished };
 }
