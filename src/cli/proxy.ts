@@ -11,9 +11,8 @@ import type { Command } from "../cli.ts";
 import type { ClientOptions } from "../client/client.ts";
 import { gateway, type Gateway, type GatewayOptions } from "../client/gateway.ts";
 import { listenHttp } from "../runtime/http.ts";
-import { addressArg, eachArg, paramArg, timeoutArg } from "./request.ts";
 import { stopOnSignals } from "./signals.ts";
-import { UsageError, usageFailure } from "./usage.ts";
+import { addressArg, eachArg, paramArg, timeoutArg, UsageError, usageFailure } from "./args.ts";
 
 const DEFAULT_LISTEN = "127.0.0.1:8080";
 

@@ -12,7 +12,7 @@ import { serve } from "../app/serve.ts";
 import type { Handler, Limits, ServeOptions, Server } from "../app/types.ts";
 import type { Command } from "../cli.ts";
 import { stopOnSignals } from "./signals.ts";
-import { UsageError, usageFailure } from "./usage.ts";
+import { UsageError, usageFailure } from "./args.ts";
 
 const help = `Usage: fcgi serve <module> [options]
 

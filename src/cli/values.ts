@@ -7,8 +7,8 @@ import { Client } from "../client/client.ts";
 import type { Command } from "../cli.ts";
 import { FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS } from "../protocol/constants.ts";
 import type { SocketAddress } from "../runtime/types.ts";
-import { addressArg, describe, eachArg, timeoutArg } from "./request.ts";
-import { UsageError, usageFailure } from "./usage.ts";
+import { describe } from "./request.ts";
+import { addressArg, eachArg, timeoutArg, UsageError, usageFailure } from "./args.ts";
 
 const DEFAULT_NAMES = [FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS];
 
