@@ -10,6 +10,7 @@ import { serve } from "../src/app/serve.ts";
 import type { Server } from "../src/app/types.ts";
 import { gateway, safeSegments, type Gateway } from "../src/client/gateway.ts";
 import { formatAddress } from "../src/address.ts";
+import { NativeResponse } from "../src/native.ts";
 import { listenHttp } from "../src/runtime/http.ts";
 import { within } from "./_support/records.ts";
 
@@ -185,7 +186,8 @@ describe("gateway routing", () => {
 
 describe("listenHttp", () => {
   it("closes when its signal aborts, and at once when the signal was aborted before it listened", async () => {
-    const hello = (): Response => new Response("hi");
+    // The runtime's own class: on Bun other test files' serve() may have replaced the global one.
+    const hello = (): Response => new NativeResponse("hi");
     const controller = new AbortController();
     const server = await listenHttp(hello, { hostname: "127.0.0.1", port: 0, signal: controller.signal });
     assert.equal(await (await fetch(server.url)).text(), "hi");
