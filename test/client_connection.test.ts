@@ -127,6 +127,22 @@ describe("ClientConnection intents → bytes", () => {
     assert.equal(conn.beginRequest([]), 4);
   });
 
+  it("an ended id is not reused while its events are still queued: a request begun meanwhile never gets them", () => {
+    const conn = begun(2);
+    // One read holds request 2's END, then request 1's whole response.
+    conn.receive(bytes(encodeEndRequest(2, 0, 0), stdout(1, "for request 1"), encodeEndRequest(1, 0, 0)));
+    assert.equal(conn.nextEvent()?.type, "end"); // request 2's
+    // The caller starts the next request while handling it, as the Client's pool does.
+    const next = conn.beginRequest([]);
+    assert.notEqual(next, 1, "id 1's response is still queued");
+    assert.equal(next, 2);
+    assert.deepEqual(drain(conn), [
+      { type: "stdout", requestId: 1, data: "for request 1" },
+      { type: "end", requestId: 1, appStatus: 0, protocolStatus: 0 },
+    ]);
+    assert.equal(conn.beginRequest([]), 1, "taken, its events are gone: id 1 is free again");
+  });
+
   it("STDIN is cut into records of at most 65535 bytes and ended by the empty STDIN record", () => {
     const conn = begun(1);
     const body = new Uint8Array(200_000).map((_, i) => i & 0xff);

@@ -7,7 +7,8 @@
  * {@link ClientConnection.beginRequest} picks the lowest inactive id, queues BEGIN_REQUEST and the
  * whole PARAMS stream, and makes the id *active*. It stays active until the application's
  * END_REQUEST for it arrives (an ABORT_REQUEST does not end it: the application answers the abort
- * with END_REQUEST), or until the connection is lost. Records for inactive ids are ignored.
+ * with END_REQUEST), or until the connection is lost. Records for inactive ids are ignored. An
+ * ended id is reused only once its `end` (or `lost`) event has been taken.
  *
  * | state  | record from the application | what happens                                  |
  * |--------|-----------------------------|-----------------------------------------------|
@@ -133,6 +134,12 @@ export class ClientConnection {
   readonly #decoder: RecordDecoder = new RecordDecoder();
   readonly #requests: Map<number, ActiveRequest> = new Map();
   #events: ClientEvent[] = [];
+  /**
+   * Ids whose `end` or `lost` is queued but not yet taken: not reusable until then, or a request
+   * begun while the caller handles earlier events would take an id whose last events are still
+   * to come, and receive them as its own.
+   */
+  readonly #retiring = new Set<number>();
   #eventHead = 0;
   #output: Uint8Array[] = [];
   #outputBytes = 0;
@@ -169,7 +176,7 @@ export class ClientConnection {
       throw new FastCGIError("CONNECTION_CLOSED", "the connection cannot take another request (lost, failed, or closing after a request without FCGI_KEEP_CONN)");
     }
     let requestId = 1;
-    while (this.#requests.has(requestId)) requestId++;
+    while (this.#requests.has(requestId) || this.#retiring.has(requestId)) requestId++;
     if (requestId > MAX_REQUEST_ID) throw new RangeError("all 65535 requestIds are active on this connection");
     const role = options.role ?? Role.RESPONDER;
     const keepConn = options.keepConn ?? true;
@@ -291,6 +298,7 @@ export class ClientConnection {
     if (this.#eventHead === this.#events.length) return null;
     const event = this.#events[this.#eventHead]!;
     this.#eventHead++;
+    if (event.type === "end" || event.type === "lost") this.#retiring.delete(event.requestId);
     if (this.#eventHead === this.#events.length) {
       this.#events = [];
       this.#eventHead = 0;
@@ -387,6 +395,7 @@ export class ClientConnection {
     const b = this.#endBody;
     const appStatus = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
     this.#requests.delete(requestId);
+    this.#retiring.add(requestId);
     this.#events.push({ type: "end", requestId, appStatus, protocolStatus: b[4]! });
   }
 
@@ -437,6 +446,7 @@ export class ClientConnection {
 
   #lose(requestId: number, error: FastCGIError): void {
     this.#requests.delete(requestId);
+    this.#retiring.add(requestId);
     this.#events.push({ type: "lost", requestId, error });
   }
 
