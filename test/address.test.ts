@@ -1,6 +1,6 @@
 // Listen/connect addresses as text, and the allow-list of web server addresses (FCGI_WEB_SERVER_ADDRS):
 // every accepted form, the inverse formatting, and the malformed inputs that must be refused by name.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { ALL_INTERFACES, formatAddress, parseAddress, parseAllowList, parseIPv4, parseIPv6 } from "../src/address.ts";
 

@@ -1,7 +1,7 @@
 // `fcgi proxy`, spawned as users run it on this runtime, in front of a real PHP-FPM and of our own
 // `fcgi serve`: requests through it, --static, path safety through the CLI, --help, bad arguments,
 // and a graceful stop on SIGTERM.
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
@@ -97,7 +97,7 @@ const SCRIPTS: Record<string, string> = {
   "style.css": "body { color: teal }\n",
 };
 
-describe("fcgi proxy in front of PHP-FPM", { skip: phpFpmSkip(), timeout: 240_000 }, () => {
+describe("fcgi proxy in front of PHP-FPM", { skip: phpFpmSkip() }, () => {
   let base = "";
   let root = "";
   let fpm: PhpFpm | undefined;
@@ -230,7 +230,7 @@ describe("fcgi proxy in front of PHP-FPM", { skip: phpFpmSkip(), timeout: 240_00
   });
 });
 
-describe("fcgi proxy in front of fcgi serve", { timeout: 120_000 }, () => {
+describe("fcgi proxy in front of fcgi serve", () => {
   let dir = "";
   let app: Service | undefined;
   let socket = "";
@@ -269,7 +269,7 @@ describe("fcgi proxy in front of fcgi serve", { timeout: 120_000 }, () => {
   });
 });
 
-describe("fcgi proxy arguments", { timeout: 120_000 }, () => {
+describe("fcgi proxy arguments", () => {
   it("--help describes every option", async () => {
     const run = await runCli(["proxy", "--help"]);
     assert.equal(run.code, 0);

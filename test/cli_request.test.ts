@@ -1,6 +1,6 @@
 // `fcgi request` and `fcgi values` run as processes against a real PHP-FPM: binary-safe output,
 // headers with --include, bodies from a file and from stdin, stderr records, exit statuses.
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -47,7 +47,7 @@ const SCRIPTS: Record<string, string> = {
   "log.php": `<?php error_log("to stderr"); echo "out";`,
 };
 
-describe("fcgi request and fcgi values against PHP-FPM", { skip: phpFpmSkip(), timeout: 180_000 }, () => {
+describe("fcgi request and fcgi values against PHP-FPM", { skip: phpFpmSkip() }, () => {
   let root = "";
   let fpm: PhpFpm | undefined;
   let addr = "";

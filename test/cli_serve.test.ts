@@ -1,5 +1,5 @@
 // `fcgi serve`, spawned as users run it on this runtime, spoken to over loopback sockets.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

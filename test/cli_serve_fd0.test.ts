@@ -1,6 +1,6 @@
 // The classic FastCGI start: the web server (or spawn-fcgi) opens the listening socket and starts
 // the application with it on file descriptor 0. A small python3 wrapper plays spawn-fcgi here.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { cliCommand, inCI, repoRoot, sourcePath } from "./_support/env.ts";

@@ -1,6 +1,6 @@
 // The CGI response parser: header blocks cut anywhere by STDOUT records, the status rules
 // (Status, Location → 302), repeated headers, the size limit and every kind of bad header line.
-import { describe, it } from "node:test";
+import { describe, it } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { CgiResponseParser, type CgiHead } from "../src/client/cgi_response.ts";
 import { FastCGIError } from "../src/errors.ts";

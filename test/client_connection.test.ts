@@ -1,6 +1,6 @@
 // The web server side of the protocol core, without sockets: what it writes for each intent, and
 // the events it makes of the application's bytes, fed whole and one byte at a time.
-import { describe, it } from "node:test";
+import { describe, it } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { RecordDecoder } from "../src/codec/decoder.ts";
 import {

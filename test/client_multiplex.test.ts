@@ -1,6 +1,6 @@
 // The Client against this project's own application server, which multiplexes: many requests
 // share few connections, and a slow one does not hold up the rest.
-import { afterEach, describe, it } from "node:test";
+import { afterEach, describe, it } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { serve } from "../src/app/serve.ts";
 import type { Server } from "../src/app/types.ts";

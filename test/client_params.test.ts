@@ -1,6 +1,6 @@
 // The CGI params the client builds from a Request: URL parts, script location, headers as
 // HTTP_*, the ones never copied (Proxy: httpoxy), and caller params overriding all.
-import { describe, it } from "node:test";
+import { describe, it } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { requestParams } from "../src/client/params.ts";
 

@@ -1,6 +1,6 @@
 // The Client against a scripted FastCGI application: connection reuse, GET_VALUES, limits and
 // the queue, refusals, lost connections, bad output, aborts, timeouts, and backpressure both ways.
-import { afterEach, describe, it } from "node:test";
+import { afterEach, describe, it } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { Client, RequestRefusedError, type ClientOptions } from "../src/client/client.ts";

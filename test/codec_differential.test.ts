@@ -1,7 +1,7 @@
 // Holds the WASM codec (RecordDecoder, PairDecoder) to the plain-TypeScript oracle in test/oracle/:
 // the same streams, cut every possible way, must give the same pieces, pairs and errors. Also checks
 // the oracle against hand-written expectations, and the encoders against the oracle decoder.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import process from "node:process";
 import { RecordDecoder } from "../src/codec/decoder.ts";

@@ -1,6 +1,6 @@
 // The encoders: exact header bytes, padding to 8, streams split (never truncated) at 65535 bytes and
 // handed out as views, pair lengths at 127/128, latin1 vs UTF-8, and round trips through the decoders.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import {
   encodeAbortRequest, encodeBeginRequest, encodeEndRequest, encodeGetValues, encodeGetValuesResult, encodePairs,

@@ -1,6 +1,6 @@
 // One named regression test per codec-level known-bad input of shared/fastcgi.md, each run on the
 // WASM codec and on the oracle (test/oracle/), both held to the same explicit expectation.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { RecordDecoder } from "../src/codec/decoder.ts";
 import { PairDecoder } from "../src/codec/pairs.ts";

@@ -1,7 +1,7 @@
 // The name-value decoder on its own: length encodings, cuts anywhere (inside length bytes too),
 // the limit rules in their exact order, lengths near 2^31, windows larger than the scanner's, and
 // the lazy Params (well-known names, latin1, duplicates). Streams come from test/oracle/build.ts.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { PairDecoder, type Params } from "../src/codec/pairs.ts";
 import { heap } from "../src/codec/wasm.ts";

@@ -1,7 +1,7 @@
 // The record decoder on its own: pieces, views, cut points, chunk sizes from 1 byte to megabytes,
 // the WASM scanner's limits (event table, refill window), BAD_VERSION, nesting and failure.
 // Streams are built with the independent writer in test/oracle/build.ts, not with src/codec/encode.ts.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { RecordDecoder } from "../src/codec/decoder.ts";
 import { heap } from "../src/codec/wasm.ts";

@@ -1,7 +1,7 @@
 // The committed src/codec/wasm_module.generated.ts must be exactly what wasm/ compiles to with the
 // pinned assemblyscript: rebuilt here in memory (asc's JS API runs on Node, Deno and Bun alike) and
 // compared byte for byte, so an edit to wasm/ without `npm run build:wasm` fails the suite.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";

@@ -1,7 +1,7 @@
 // The gateway's routing and path safety, against this project's own app server as the backend:
 // the backend reports the params it got, so each test sees exactly what would reach PHP-FPM,
 // and that a refused request reaches nothing at all.
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";

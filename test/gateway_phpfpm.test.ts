@@ -1,6 +1,6 @@
 // The gateway in front of a real PHP-FPM, served over HTTP by listenHttp (Deno.serve, Bun.serve,
 // or node:http through toNodeHandler, whichever runtime runs the test): what a browser would see.
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";

@@ -1,7 +1,7 @@
 // toNodeHandler: a fetch handler on a node:http server (on Node, and on Deno's and Bun's node:http),
 // alone and with the gateway behind it: what reaches the handler, what reaches the HTTP client,
 // streaming both ways with backpressure, and clients that go away.
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";

@@ -9,7 +9,7 @@
 // - Bun: `bun --bun run server`: package.json's script with `node` meaning Bun, so run-ts.mjs,
 //   examples/server.ts and the `fcgi serve` child all run on Bun. (Plain `bun run server` runs
 //   the script with the machine's Node, which the Node run already covers.)
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";

@@ -1,5 +1,5 @@
 // The npm and JSR manifests describe one package: same version, same entry points.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";

@@ -1,7 +1,7 @@
 // The Client against a real PHP-FPM, started from a temporary pool config, with the PHP scripts
 // written by the test: queries, forms, uploads, 10 MiB through php://input, status, cookies,
 // redirects, error_log() on FCGI_STDERR, 200 concurrent requests, abort, and PHP-FPM killed mid-response.
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -68,7 +68,7 @@ function pattern(size: number): Uint8Array<ArrayBuffer> {
 }
 
 for (const listen of ["unix", "tcp"] as const) {
-  describe(`Client against PHP-FPM over ${listen === "unix" ? "a Unix socket" : "TCP"}`, { skip, timeout: 120_000 }, () => {
+  describe(`Client against PHP-FPM over ${listen === "unix" ? "a Unix socket" : "TCP"}`, { skip }, () => {
     let root = "";
     let fpm: PhpFpm | undefined;
     let client: Client;
@@ -245,7 +245,7 @@ for (const listen of ["unix", "tcp"] as const) {
   });
 }
 
-describe("Client when PHP-FPM dies mid-response", { skip, timeout: 60_000 }, () => {
+describe("Client when PHP-FPM dies mid-response", { skip }, () => {
   let root = "";
   let fpm: PhpFpm | undefined;
 

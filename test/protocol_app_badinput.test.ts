@@ -1,6 +1,6 @@
 // The application-side connection core on the known-bad inputs of shared/fastcgi.md and on records
 // out of order: what it ignores, what it refuses for one request, and what is fatal for the connection.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { AppConnection, CORE_REJECT_APP_STATUS, type AppConnectionOptions } from "../src/protocol/app_connection.ts";
 import { FCGI_KEEP_CONN, ProtocolStatus, RecordType, Role } from "../src/protocol/constants.ts";

@@ -1,6 +1,6 @@
 // The application-side connection core on well-formed traffic: the request lifecycle per role,
 // FCGI_KEEP_CONN, output framing, GET_VALUES, multiplexing and the refusals the core answers itself.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { AppConnection, type AppConnectionOptions } from "../src/protocol/app_connection.ts";
 import { FCGI_KEEP_CONN, ProtocolStatus, RecordType, Role } from "../src/protocol/constants.ts";

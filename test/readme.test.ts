@@ -1,5 +1,5 @@
 // The README shows the web server configs the interop tests use; they must not drift apart.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";

@@ -2,7 +2,7 @@
 // node:net one on Deno and Bun) echoes over TCP IPv4, IPv6 and Unix sockets, pushes back when its
 // buffers are full, really stops reading when paused, reports onClose exactly once, replaces stale
 // Unix socket files but not live ones, and fails with errors that name the address.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";

@@ -2,7 +2,7 @@
 // on fd 0. A python3 stand-in for spawn-fcgi creates the socket, puts it on fd 0 and execs the runtime;
 // the child (runtime_fd0_child.ts) accepts through each adapter this runtime has and echoes. Started
 // without such a socket, the child must fail with the clear error, not hang or listen elsewhere.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";

@@ -1,5 +1,5 @@
 // The accept-loop form: for await (const exchange of accept(...)).
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { accept } from "../src/app/accept.ts";
 import { Role } from "../src/protocol/constants.ts";

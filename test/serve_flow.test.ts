@@ -1,6 +1,6 @@
 // Flow control and lost peers: per-request buffering with multiplexing, plain backpressure
 // without it, ABORT_REQUEST, and web servers that disappear mid-response.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import type { Handler } from "../src/app/types.ts";
 import { ProtocolStatus, RecordType } from "../src/protocol/constants.ts";

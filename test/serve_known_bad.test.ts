@@ -2,7 +2,7 @@
 // layers' own tests (protocol_app_badinput, codec_known_bad) cannot show what the server does:
 // a response body that fails midway, a handler that never settles, lengths near 2^31 under
 // serve()'s own limits, a second BEGIN_REQUEST for a live id, and the 127/128/65535 boundaries.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import type { Handler } from "../src/app/types.ts";
 import { encodeBeginRequest } from "../src/codec/encode.ts";

@@ -1,5 +1,5 @@
 // Every limit: a safe default, configurable, logged when hit, and never a cause of memory growth.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { encodeBeginRequest, encodeRecord } from "../src/codec/encode.ts";

@@ -1,5 +1,5 @@
 // The lightweight Request and Response behave like the standard ones where handlers can tell.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { InputBody } from "../src/app/body.ts";
 import { cgiOutput } from "../src/app/cgi.ts";

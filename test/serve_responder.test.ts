@@ -1,5 +1,5 @@
 // serve() as a Responder, spoken to record by record over a real loopback socket.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import type { Handler, RequestContext } from "../src/app/types.ts";
 import { RecordType, Role } from "../src/protocol/constants.ts";

@@ -1,5 +1,5 @@
 // The Authorizer and Filter roles, GET_VALUES and multiplexing refusals, over loopback sockets.
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import type { Handler, RequestContext } from "../src/app/types.ts";
 import { ProtocolStatus, RecordType, Role } from "../src/protocol/constants.ts";

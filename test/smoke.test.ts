@@ -1,4 +1,4 @@
-import { test } from "node:test";
+import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { FastCGIError, RecordType } from "../mod.ts";
 

@@ -1,7 +1,7 @@
 // fcgi serve behind a real Apache httpd, configured with the README snippets: examples/apache.conf
 // (mod_proxy_fcgi) for the responder role with GET, POST and bodies both ways; and
 // examples/apache-authnz.conf (mod_authnz_fcgi) for /private/, the same app as its AUTHORIZER.
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it } from "../_support/test.ts";
 import assert from "node:assert/strict";
 import { sourcePath } from "../_support/env.ts";
 import { patternBytes, sha256 } from "./app.ts";
@@ -23,7 +23,7 @@ import {
 const apacheBinary = webServerBinary("apache2 (httpd)", findApache());
 const MiB = 1024 * 1024;
 
-describe("fcgi serve behind Apache httpd (mod_proxy_fcgi, mod_authnz_fcgi)", { skip: apacheBinary.skip, timeout: 120_000 }, () => {
+describe("fcgi serve behind Apache httpd (mod_proxy_fcgi, mod_authnz_fcgi)", { skip: apacheBinary.skip }, () => {
   let dir = "";
   const services: Service[] = [];
   let base = "";

@@ -1,6 +1,6 @@
 // The Hono app in examples/hono_app.ts, unchanged, served by `fcgi serve` behind nginx with the
 // README snippet: a framework's fetch handler works as a FastCGI responder as it is.
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it } from "../_support/test.ts";
 import assert from "node:assert/strict";
 import { sourcePath } from "../_support/env.ts";
 import {
@@ -18,7 +18,7 @@ import {
 
 const nginxBinary = webServerBinary("nginx");
 
-describe("the Hono example app behind nginx", { skip: nginxBinary.skip, timeout: 120_000 }, () => {
+describe("the Hono example app behind nginx", { skip: nginxBinary.skip }, () => {
   let dir = "";
   const services: Service[] = [];
   let base = "";

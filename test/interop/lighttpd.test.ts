@@ -1,7 +1,7 @@
 // fcgi serve behind a real lighttpd, configured with the README snippet (examples/lighttpd.conf):
 // one app as FastCGI AUTHORIZER and RESPONDER. Allowed requests reach the responder with the
 // authorizer's Variable-* values; denied ones get the authorizer's own status and body.
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it } from "../_support/test.ts";
 import assert from "node:assert/strict";
 import { Role } from "../../src/protocol/constants.ts";
 import { sourcePath } from "../_support/env.ts";
@@ -22,7 +22,7 @@ import {
 const lighttpdBinary = webServerBinary("lighttpd");
 const allowed = { authorization: "Bearer good-token" };
 
-describe("fcgi serve as authorizer and responder behind lighttpd", { skip: lighttpdBinary.skip, timeout: 120_000 }, () => {
+describe("fcgi serve as authorizer and responder behind lighttpd", { skip: lighttpdBinary.skip }, () => {
   let dir = "";
   const services: Service[] = [];
   let base = "";

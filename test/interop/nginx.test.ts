@@ -1,7 +1,7 @@
 // fcgi serve behind a real nginx, configured with the README snippet (examples/nginx.conf):
 // requests, bodies both ways, status codes, redirects, cookies, FCGI_KEEP_CONN on and off,
 // over TCP and over a Unix socket.
-import { after, before, describe, it } from "node:test";
+import { after, before, describe, it } from "../_support/test.ts";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Role } from "../../src/protocol/constants.ts";
@@ -38,7 +38,7 @@ function site(name: string, upstream: string, port: number, keepConn = true): st
   return renderExample("nginx.conf", replacements);
 }
 
-describe("fcgi serve behind nginx", { skip: nginxBinary.skip, timeout: 180_000 }, () => {
+describe("fcgi serve behind nginx", { skip: nginxBinary.skip }, () => {
   let dir = "";
   const services: Service[] = [];
   const relays: CountingRelay[] = [];
