@@ -119,12 +119,19 @@ test("a pair length near 2^31 under serve()'s limits: END_REQUEST at once, the k
 });
 
 test("with maxParamsBytes: Infinity, a 2^31 length waits for bytes that never come, and paramsTimeout closes it", async () => {
-  await withServer({ fetch: () => new Response("hello"), maxParamsBytes: Infinity, paramsTimeout: 300 }, async (port) => {
+  const paramsTimeout = 300;
+  await withServer({ fetch: () => new Response("hello"), maxParamsBytes: Infinity, paramsTimeout }, async (port) => {
     const client = await RecordClient.connect(port);
     try {
+      const sent = performance.now();
       client.begin(1);
       client.record(RecordType.PARAMS, 1, Uint8Array.of(1, ...long(0x7fffffff), 0x41, 0x42));
       await client.waitClosed(3000);
+      const waited = performance.now() - sent;
+      // No limit refused the pair: the server waited for the value, and only the timeout ended it.
+      assert.deepEqual(client.pending.map((r) => r.type), [], "no record (no END_REQUEST) came before the close");
+      // A few ms of slack for timer and clock granularity; a refusal would come within a few ms.
+      assert.ok(waited >= paramsTimeout - 20, `closed after ${waited.toFixed(0)} ms, before the ${paramsTimeout} ms paramsTimeout`);
     } finally {
       client.destroy();
     }
