@@ -97,6 +97,17 @@ export function safeSegments(pathname: string): string[] | null {
   return segments;
 }
 
+/**
+ * A request URL's path as the client sent it. Some servers (Deno.serve) keep the target unresolved,
+ * and new URL() would resolve its dot segments and backslashes before they could be refused.
+ */
+function pathAsSent(url: string): string {
+  const start = url.indexOf("/", url.indexOf("://") + 3);
+  if (start < 0) return "/";
+  const end = url.slice(start).search(/[?#]/);
+  return end < 0 ? url.slice(start) : url.slice(start, start + end);
+}
+
 function remoteOf(info: unknown): { hostname: string; port: number } | undefined {
   if (typeof info !== "object" || info === null) return undefined;
   const remote = (info as { remoteAddr?: { hostname?: unknown; port?: unknown } }).remoteAddr;
@@ -171,7 +182,7 @@ export function gateway(options: GatewayOptions): Gateway {
 
   function route(request: Request): Route {
     const url = new URL(request.url);
-    const segments = safeSegments(url.pathname);
+    const segments = safeSegments(pathAsSent(request.url));
     if (segments === null) return answer(400, "Bad Request");
     // fastcgi_split_path_info ^(.+?\.php)(/.*)$: the first segment named *.php ends the script name.
     const at = segments.findIndex((s) => s.length > extension.length && s.endsWith(extension));
