@@ -19,6 +19,8 @@ export interface PhpFpmOptions {
   maxChildren?: number;
   /** Extra `php_admin_value[name] = value` settings. */
   ini?: Record<string, string>;
+  /** Extra pool directives, `name = value` (e.g. `security.limit_extensions`). */
+  pool?: Record<string, string>;
 }
 
 /** A running PHP-FPM. */
@@ -111,6 +113,7 @@ export async function startPhpFpm(options: PhpFpmOptions): Promise<PhpFpm> {
     "catch_workers_output = yes",
     "decorate_workers_output = no",
     "clear_env = yes",
+    ...Object.entries(options.pool ?? {}).map(([name, value]) => `${name} = ${value}`),
     ...ini,
     "",
   ].join("\n"));
