@@ -2,7 +2,7 @@
 // on fd 0. A python3 stand-in for spawn-fcgi creates the socket, puts it on fd 0 and execs the runtime;
 // the child (runtime_fd0_child.ts) accepts through each adapter this runtime has and echoes. Started
 // without such a socket, the child must fail with the clear error, not hang or listen elsewhere.
-import { test } from "./_support/test.ts";
+import { requirePresent, skipUnless, test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getRuntime, detectRuntime } from "../src/runtime/index.ts";
 import type { Connection, Runtime, SocketAddress } from "../src/runtime/types.ts";
-import { inCI, runtimeCommand, runtimeName } from "./_support/env.ts";
+import { runtimeCommand, runtimeName } from "./_support/env.ts";
 
 const ADAPTERS: ReadonlyArray<Runtime["name"]> = runtimeName === "node" ? ["node"] : [runtimeName, "node"];
 const WAIT = 20_000;
@@ -96,16 +96,13 @@ async function echoOnce(address: SocketAddress): Promise<string> {
   }
 }
 
-function skipWithoutPython(): boolean {
-  if (hasPython) return false;
-  if (inCI) throw new Error("python3 is needed for the fd 0 tests");
-  console.log("skipped: python3 is needed to start a process with a listening socket on fd 0");
-  return true;
-}
+const NEEDS_PYTHON = "python3 is needed to start a process with a listening socket on fd 0";
+/** Skipped, with its reason, only outside CI; in CI a missing python3 fails the test. */
+const needsPython = { skip: skipUnless(hasPython, NEEDS_PYTHON) };
 
 for (const adapter of ADAPTERS) {
-  test(`${adapter}: accepts on a listening TCP socket inherited on fd 0, reporting its real address`, async () => {
-    if (skipWithoutPython()) return;
+  test(`${adapter}: accepts on a listening TCP socket inherited on fd 0, reporting its real address`, needsPython, async () => {
+    requirePresent(hasPython, NEEDS_PYTHON);
     const [cmd, args] = childArgs(adapter);
     const child = spawn("python3", ["-c", SPAWN_FCGI, "tcp", "-", cmd, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     try {
@@ -120,8 +117,8 @@ for (const adapter of ADAPTERS) {
     }
   });
 
-  test(`${adapter}: accepts on a listening Unix socket inherited on fd 0`, async () => {
-    if (skipWithoutPython()) return;
+  test(`${adapter}: accepts on a listening Unix socket inherited on fd 0`, needsPython, async () => {
+    requirePresent(hasPython, NEEDS_PYTHON);
     const dir = mkdtempSync(join(tmpdir(), "fcgi-fd0-"));
     const path = join(dir, "fd0.sock");
     const [cmd, args] = childArgs(adapter);
