@@ -1,12 +1,14 @@
 // A raw-record FastCGI test client: plain node:net sockets (available on Node, Deno and Bun),
-// records built and parsed with the project's codec, every wait bounded by a timeout.
+// records built and parsed with the test oracle (test/oracle/), written from the spec apart from
+// src/codec/, so that a bug the project's encoder and decoder share cannot cancel itself out here.
+// Every wait is bounded by a timeout.
 // Playing the web server by hand lets tests send what real web servers never would.
 import { connect, type Socket } from "node:net";
 import { concatBytes } from "../../src/bytes.ts";
-import { RecordDecoder } from "../../src/codec/decoder.ts";
-import { encodeBeginRequest, encodeAbortRequest, encodeGetValues, encodeParams, encodeRecord, encodeStream, encodeStreamEnd } from "../../src/codec/encode.ts";
-import { PairDecoder } from "../../src/codec/pairs.ts";
 import { PIECE_END, PIECE_START } from "../../src/codec/types.ts";
+import { asBytes, chunksOf, pairs as encodePairs, record as encodeRecord, stream as encodeWholeStream } from "../oracle/build.ts";
+import { OracleRecordDecoder } from "../oracle/decoder.ts";
+import { OraclePairDecoder } from "../oracle/pairs.ts";
 import { RecordType, Role } from "../../src/protocol/constants.ts";
 
 /** One whole record as received. */
@@ -39,9 +41,16 @@ export interface CgiResponse {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 const DEFAULT_TIMEOUT = 5000;
+/** Stream records carry at most this much, as the project's encoder cuts them (65535 rounded down to 8). */
+const STREAM_RECORD_CONTENT = 65528;
 
 function bytes(data: Uint8Array | string): Uint8Array {
   return typeof data === "string" ? encoder.encode(data) : data;
+}
+
+/** A string as pair bytes, as web servers send them: latin1 when every code unit fits a byte, else UTF-8. */
+function pairBytes(data: Uint8Array | string): Uint8Array {
+  return typeof data === "string" && /^[\0-\xff]*$/.test(data) ? asBytes(data) : bytes(data);
 }
 
 /** Where the client connects: a TCP port on loopback, or a Unix socket path. */
@@ -51,7 +60,7 @@ export type Target = number | { port: number; host?: string } | { path: string }
 export class RecordClient {
   readonly socket: Socket;
   readonly #records: RawRecord[] = [];
-  readonly #decoder = new RecordDecoder();
+  readonly #decoder = new OracleRecordDecoder();
   #partial: { type: number; requestId: number; parts: Uint8Array[] } | null = null;
   #closed = false;
   #error: Error | undefined;
@@ -114,44 +123,48 @@ export class RecordClient {
   }
 
   begin(requestId: number, role: number = Role.RESPONDER, keepConn: boolean = false): void {
-    this.write(encodeBeginRequest(requestId, role, keepConn ? 1 : 0));
+    this.record(RecordType.BEGIN_REQUEST, requestId, Uint8Array.of(role >> 8, role & 0xff, keepConn ? 1 : 0, 0, 0, 0, 0, 0));
   }
 
   params(requestId: number, params: Record<string, string | Uint8Array> | readonly (readonly [string | Uint8Array, string | Uint8Array])[]): void {
-    this.write(encodeParams(requestId, Array.isArray(params) ? params : Object.entries(params)));
+    const list = (Array.isArray(params) ? params : Object.entries(params)) as ReadonlyArray<readonly [string | Uint8Array, string | Uint8Array]>;
+    this.write(encodeWholeStream(RecordType.PARAMS, requestId, encodePairs(list.map(([name, value]) => [pairBytes(name), pairBytes(value)]))));
   }
 
   stdin(requestId: number, data: Uint8Array | string): void {
-    const out: Uint8Array[] = [];
-    encodeStream(RecordType.STDIN, requestId, bytes(data), out);
-    this.write(out);
+    this.#stream(RecordType.STDIN, requestId, data);
   }
 
   stdinEnd(requestId: number): void {
-    this.write(encodeStreamEnd(RecordType.STDIN, requestId));
+    this.record(RecordType.STDIN, requestId);
   }
 
   data(requestId: number, data: Uint8Array | string): void {
-    const out: Uint8Array[] = [];
-    encodeStream(RecordType.DATA, requestId, bytes(data), out);
-    this.write(out);
+    this.#stream(RecordType.DATA, requestId, data);
   }
 
   dataEnd(requestId: number): void {
-    this.write(encodeStreamEnd(RecordType.DATA, requestId));
+    this.record(RecordType.DATA, requestId);
   }
 
   abort(requestId: number): void {
-    this.write(encodeAbortRequest(requestId));
+    this.record(RecordType.ABORT_REQUEST, requestId);
   }
 
   getValues(names: readonly string[]): void {
-    this.write(encodeGetValues(names));
+    this.record(RecordType.GET_VALUES, 0, encodePairs(names.map((name) => [pairBytes(name), new Uint8Array(0)])));
   }
 
   /** Writes one record of any type (content up to 65535 bytes). */
   record(type: number, requestId: number, content?: Uint8Array): void {
     this.write(encodeRecord(type, requestId, content));
+  }
+
+  /** Stream records holding `data`, without the empty record that would end the stream. */
+  #stream(type: number, requestId: number, data: Uint8Array | string): void {
+    const all = bytes(data);
+    if (all.length === 0) return;
+    this.write(chunksOf(all, STREAM_RECORD_CONTENT).map((piece) => encodeRecord(type, requestId, piece)));
   }
 
   /** A whole request: BEGIN_REQUEST, PARAMS, then STDIN (closed unless `openStdin`). */
@@ -323,7 +336,7 @@ export function parseCgi(stdout: Uint8Array): CgiResponse {
 
 /** Decodes GET_VALUES_RESULT content. */
 export function parseValues(content: Uint8Array): Map<string, string> {
-  const pairs = new PairDecoder();
+  const pairs = new OraclePairDecoder();
   pairs.push(content);
   return new Map(pairs.end().entries());
 }
