@@ -1,7 +1,7 @@
 // `fcgi proxy`, spawned as users run it on this runtime, in front of a real PHP-FPM and of our own
 // `fcgi serve`: requests through it, --static, path safety through the CLI, --help, bad arguments,
 // and a graceful stop on SIGTERM.
-import { after, before, describe, it } from "./_support/test.ts";
+import { after, describe, it, setup } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
@@ -103,7 +103,7 @@ describe("fcgi proxy in front of PHP-FPM", { skip: phpFpmSkip() }, () => {
   let fpm: PhpFpm | undefined;
   let upstream = "";
 
-  before(async () => {
+  const ready = setup(async () => {
     base = mkdtempSync(join(tmpdir(), "fcgi-proxy-"));
     root = join(base, "www");
     mkdirSync(root);
@@ -121,6 +121,7 @@ describe("fcgi proxy in front of PHP-FPM", { skip: phpFpmSkip() }, () => {
   });
 
   it("passes a GET with a query, a header and --param to the script, with the script's real path", async () => {
+    ready();
     const proxy = await startProxy(["--upstream", upstream, "--root", root, "--param", "HTTPS=on"]);
     try {
       const info = await fetchWithin(`${proxy.url}/info.php/extra/path?a=1&b=%20two`, { headers: { "X-Test": "t" } });
@@ -137,6 +138,7 @@ describe("fcgi proxy in front of PHP-FPM", { skip: phpFpmSkip() }, () => {
   });
 
   it("passes a POSTed form and PHP's status, headers and several cookies", async () => {
+    ready();
     const proxy = await startProxy(["--upstream", upstream, "--root", root]);
     try {
       const form = await fetchWithin(`${proxy.url}/form.php`, {
@@ -153,6 +155,7 @@ describe("fcgi proxy in front of PHP-FPM", { skip: phpFpmSkip() }, () => {
   });
 
   it("--static serves files from the root directly, never a script's source", async () => {
+    ready();
     const proxy = await startProxy(["--upstream", upstream, "--root", root, "--static"]);
     try {
       const css = await fetchWithin(`${proxy.url}/style.css`);
@@ -167,6 +170,7 @@ describe("fcgi proxy in front of PHP-FPM", { skip: phpFpmSkip() }, () => {
   });
 
   it("refuses paths that leave the root: .., %2e%2e, %00, backslashes and a symlink out", async () => {
+    ready();
     const proxy = await startProxy(["--upstream", upstream, "--root", root, "--static", "--no-try-files"]);
     try {
       for (const target of [
@@ -195,6 +199,7 @@ describe("fcgi proxy in front of PHP-FPM", { skip: phpFpmSkip() }, () => {
   });
 
   it("SIGTERM lets a request in flight finish, then exits 0; SIGINT does too", async () => {
+    ready();
     const proxy = await startProxy(["--upstream", upstream, "--root", root]);
     let code: number | null = null;
     try {
@@ -219,6 +224,7 @@ describe("fcgi proxy in front of PHP-FPM", { skip: phpFpmSkip() }, () => {
   });
 
   it("answers 502 when the backend is not there, and keeps serving", async () => {
+    ready();
     const proxy = await startProxy(["--upstream", `unix:${join(base, "nobody.sock")}`, "--root", root, "--timeout", "2000"]);
     try {
       const answer = await fetchWithin(`${proxy.url}/info.php`);
@@ -235,7 +241,7 @@ describe("fcgi proxy in front of fcgi serve", () => {
   let app: Service | undefined;
   let socket = "";
 
-  before(async () => {
+  const ready = setup(async () => {
     dir = mkdtempSync(join(tmpdir(), "fcgi-proxy-serve-"));
     // The gateway routes to a front controller file; the fcgi app behind it ignores SCRIPT_FILENAME.
     writeFileSync(join(dir, "index.php"), "");
@@ -249,6 +255,7 @@ describe("fcgi proxy in front of fcgi serve", () => {
   });
 
   it("carries GET and POST both ways, many at once", async () => {
+    ready();
     const proxy = await startProxy(["--upstream", `unix:${socket}`, "--root", dir, "--max-connections", "2"]);
     try {
       const hello = await fetchWithin(`${proxy.url}/`, { headers: { "User-Agent": "proxy-test" } });

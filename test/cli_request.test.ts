@@ -1,6 +1,6 @@
 // `fcgi request` and `fcgi values` run as processes against a real PHP-FPM: binary-safe output,
 // headers with --include, bodies from a file and from stdin, stderr records, exit statuses.
-import { after, before, describe, it } from "./_support/test.ts";
+import { after, describe, it, setup } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
@@ -52,7 +52,7 @@ describe("fcgi request and fcgi values against PHP-FPM", { skip: phpFpmSkip() },
   let fpm: PhpFpm | undefined;
   let addr = "";
 
-  before(async () => {
+  const ready = setup(async () => {
     root = mkdtempSync(join(tmpdir(), "fcgi-cli-root-"));
     for (const [name, source] of Object.entries(SCRIPTS)) writeFileSync(join(root, name), source);
     fpm = await startPhpFpm({ listen: "unix", root, maxChildren: 2 });
@@ -65,6 +65,7 @@ describe("fcgi request and fcgi values against PHP-FPM", { skip: phpFpmSkip() },
   });
 
   it("prints the body byte for byte, NUL, CR and 0xFF included", async () => {
+    ready();
     const run = await cli(["request", addr, join(root, "bytes.php")]);
     assert.equal(run.code, 0, run.stderr);
     const expected = Buffer.concat([Buffer.from(Array.from({ length: 256 }, (_, i) => i)), Buffer.from([0, 13, 10, 255])]);
@@ -72,6 +73,7 @@ describe("fcgi request and fcgi values against PHP-FPM", { skip: phpFpmSkip() },
   });
 
   it("derives SCRIPT_NAME, REQUEST_URI and DOCUMENT_ROOT from SCRIPT, or from --uri; headers and params pass", async () => {
+    ready();
     const plain = await cli(["request", addr, join(root, "info.php")]);
     assert.equal(plain.stdout.toString(), `GET|/info.php|/info.php||${root}|-|-|127.0.0.1|localhost`);
     const custom = await cli([
@@ -84,6 +86,7 @@ describe("fcgi request and fcgi values against PHP-FPM", { skip: phpFpmSkip() },
   });
 
   it("--include prints the status line and every header, each cookie on its own line", async () => {
+    ready();
     const run = await cli(["request", addr, join(root, "headers.php"), "-i"]);
     assert.equal(run.code, 0, "a 404 is still a response: exit 0 without --fail");
     const text = run.stdout.toString();
@@ -98,12 +101,14 @@ describe("fcgi request and fcgi values against PHP-FPM", { skip: phpFpmSkip() },
   });
 
   it("--fail exits with 22 on a status of 400 or more", async () => {
+    ready();
     const run = await cli(["request", addr, join(root, "headers.php"), "--fail"]);
     assert.equal(run.code, 22);
     assert.equal(run.stdout.toString(), "nope");
   });
 
   it("--data @FILE streams a file as the body (POST, form content type by default)", async () => {
+    ready();
     const data = Buffer.alloc(1024 * 1024 + 3);
     for (let i = 0; i < data.length; i++) data[i] = (i * 13) & 0xff;
     const file = join(root, "upload.bin");
@@ -114,6 +119,7 @@ describe("fcgi request and fcgi values against PHP-FPM", { skip: phpFpmSkip() },
   });
 
   it("--data - reads the body from stdin; --data TEXT sends the text", async () => {
+    ready();
     const input = new TextEncoder().encode("from stdin \u00e9");
     const piped = await cli(["request", addr, join(root, "input.php"), "-d", "-"], input);
     assert.equal(piped.stdout.toString(), `${input.length} ${createHash("sha256").update(input).digest("hex")} application/x-www-form-urlencoded`);
@@ -122,6 +128,7 @@ describe("fcgi request and fcgi values against PHP-FPM", { skip: phpFpmSkip() },
   });
 
   it("FCGI_STDERR goes to stderr, the body to stdout", async () => {
+    ready();
     const run = await cli(["request", addr, join(root, "log.php")]);
     assert.equal(run.code, 0);
     assert.equal(run.stdout.toString(), "out");
@@ -129,6 +136,7 @@ describe("fcgi request and fcgi values against PHP-FPM", { skip: phpFpmSkip() },
   });
 
   it("a refused connection exits with 1 and says what failed", async () => {
+    ready();
     const port = await freePort();
     const run = await cli(["request", `127.0.0.1:${port}`, "/x.php"]);
     assert.equal(run.code, 1);
@@ -140,6 +148,7 @@ describe("fcgi request and fcgi values against PHP-FPM", { skip: phpFpmSkip() },
   });
 
   it("usage errors exit with 2", async () => {
+    ready();
     for (const args of [["request"], ["request", addr], ["request", addr, "relative.php"], ["request", "nonsense", "/x.php"], ["request", addr, "/x.php", "--role", "boss"], ["values"], ["values", addr, "--bogus"]]) {
       const run = await cli(args);
       assert.equal(run.code, 2, `${args.join(" ")}: ${run.stderr}`);
@@ -148,6 +157,7 @@ describe("fcgi request and fcgi values against PHP-FPM", { skip: phpFpmSkip() },
   });
 
   it("fcgi values prints NAME=value lines and names the values PHP-FPM does not answer", async () => {
+    ready();
     const run = await cli(["values", addr]);
     assert.equal(run.code, 0, run.stderr);
     assert.equal(run.stdout.toString(), "FCGI_MPXS_CONNS=0\n");
@@ -155,6 +165,7 @@ describe("fcgi request and fcgi values against PHP-FPM", { skip: phpFpmSkip() },
   });
 
   it("--help describes every option", async () => {
+    ready();
     const request = await cli(["request", "--help"]);
     assert.equal(request.code, 0);
     for (const flag of ["--method", "--header", "--data", "--uri", "--document-root", "--path-info", "--param", "--role", "--filter-data", "--include", "--fail", "--timeout", "--no-keep-conn", "Exit status"]) {

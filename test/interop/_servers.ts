@@ -78,7 +78,7 @@ export function findBinary(name: string): string | undefined {
 /**
  * Whether a test file can run its web server: the binary's path, and a `skip` reason for
  * describe() when it is missing locally. In CI a missing binary is not skipped: `path` stays
- * undefined and the `before` hook fails through mustHave().
+ * undefined and the suite's setup() fails through mustHave(), and with it each of its tests.
  */
 export function webServerBinary(name: string, path: string | undefined = findBinary(name)): { path: string | undefined; skip: string | false } {
   return { path, skip: path || inCI ? false : `${name} is not installed (skipped outside CI)` };

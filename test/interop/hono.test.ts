@@ -1,6 +1,6 @@
 // The Hono app in examples/hono_app.ts, unchanged, served by `fcgi serve` behind nginx with the
 // README snippet: a framework's fetch handler works as a FastCGI responder as it is.
-import { after, before, describe, it } from "../_support/test.ts";
+import { after, describe, it, setup } from "../_support/test.ts";
 import assert from "node:assert/strict";
 import { sourcePath } from "../_support/env.ts";
 import {
@@ -23,7 +23,7 @@ describe("the Hono example app behind nginx", { skip: nginxBinary.skip }, () => 
   const services: Service[] = [];
   let base = "";
 
-  before(async () => {
+  const ready = setup(async () => {
     const binary = mustHave(nginxBinary.path, "nginx");
     dir = makeTempDir();
     const appAddress = `127.0.0.1:${await freePort()}`;
@@ -48,6 +48,7 @@ describe("the Hono example app behind nginx", { skip: nginxBinary.skip }, () => 
   }
 
   it("answers the root route with text", async () => {
+    ready();
     const r = await fetchWithin(`${base}/`);
     assert.equal(r.status, 200, why());
     assert.match(r.headers.get("content-type") ?? "", /^text\/plain/);
@@ -55,6 +56,7 @@ describe("the Hono example app behind nginx", { skip: nginxBinary.skip }, () => 
   });
 
   it("routes path parameters and query strings, and sets headers", async () => {
+    ready();
     const r = await fetchWithin(`${base}/greet/Ada%20Lovelace?greeting=Bonjour`);
     assert.equal(r.status, 200, why());
     assert.equal(r.headers.get("x-powered-by"), "Hono");
@@ -62,6 +64,7 @@ describe("the Hono example app behind nginx", { skip: nginxBinary.skip }, () => 
   });
 
   it("takes a JSON POST and answers 201 with JSON", async () => {
+    ready();
     const r = await fetchWithin(`${base}/todos`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -73,12 +76,14 @@ describe("the Hono example app behind nginx", { skip: nginxBinary.skip }, () => 
   });
 
   it("answers a JSON POST without a title with the app's 400", async () => {
+    ready();
     const r = await fetchWithin(`${base}/todos`, { method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
     assert.equal(r.status, 400, why());
     assert.deepEqual(JSON.parse(r.text), { error: "title is required" });
   });
 
   it("answers unknown routes with the app's notFound handler", async () => {
+    ready();
     const r = await fetchWithin(`${base}/nope`);
     assert.equal(r.status, 404, why());
     assert.equal(r.text, "Not here");

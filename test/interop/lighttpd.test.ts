@@ -1,7 +1,7 @@
 // fcgi serve behind a real lighttpd, configured with the README snippet (examples/lighttpd.conf):
 // one app as FastCGI AUTHORIZER and RESPONDER. Allowed requests reach the responder with the
 // authorizer's Variable-* values; denied ones get the authorizer's own status and body.
-import { after, before, describe, it } from "../_support/test.ts";
+import { after, describe, it, setup } from "../_support/test.ts";
 import assert from "node:assert/strict";
 import { Role } from "../../src/protocol/constants.ts";
 import { sourcePath } from "../_support/env.ts";
@@ -27,7 +27,7 @@ describe("fcgi serve as authorizer and responder behind lighttpd", { skip: light
   const services: Service[] = [];
   let base = "";
 
-  before(async () => {
+  const ready = setup(async () => {
     const binary = mustHave(lighttpdBinary.path, "lighttpd");
     dir = makeTempDir();
     const appPort = await freePort();
@@ -48,6 +48,7 @@ describe("fcgi serve as authorizer and responder behind lighttpd", { skip: light
   }
 
   it("lets an authorized request through to the responder", async () => {
+    ready();
     const r = await fetchWithin(`${base}/echo?q=1`, { headers: allowed });
     assert.equal(r.status, 200, why());
     const echo = JSON.parse(r.text);
@@ -57,6 +58,7 @@ describe("fcgi serve as authorizer and responder behind lighttpd", { skip: light
   });
 
   it("passes the authorizer's Variable- header on to the responder as a param", async () => {
+    ready();
     // A client header of the same name arrives as HTTP_FCGI_USER and must not win.
     const r = await fetchWithin(`${base}/params`, { headers: { ...allowed, "fcgi-user": "mallory" } });
     assert.equal(r.status, 200, why());
@@ -66,6 +68,7 @@ describe("fcgi serve as authorizer and responder behind lighttpd", { skip: light
   });
 
   it("keeps the request body for the responder after authorizing", async () => {
+    ready();
     const body = patternBytes(1024 * 1024 + 17);
     const r = await fetchWithin(`${base}/upload`, { method: "POST", body, headers: allowed }, 60_000);
     assert.equal(r.status, 200, why());
@@ -73,6 +76,7 @@ describe("fcgi serve as authorizer and responder behind lighttpd", { skip: light
   });
 
   it("sends the authorizer's deny status, headers and body to the client", async () => {
+    ready();
     for (const headers of [{}, { authorization: "Bearer wrong" }] as Record<string, string>[]) {
       const r = await fetchWithin(`${base}/echo`, { headers });
       assert.equal(r.status, 403, why());
@@ -82,6 +86,7 @@ describe("fcgi serve as authorizer and responder behind lighttpd", { skip: light
   });
 
   it("never runs the responder for a denied request", async () => {
+    ready();
     const hits = async (headers: Record<string, string>) => {
       const r = await fetchWithin(`${base}/hits`, { headers });
       return { status: r.status, hits: r.status === 200 ? JSON.parse(r.text).hits : undefined };
