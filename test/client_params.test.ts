@@ -74,7 +74,7 @@ describe("request params", () => {
     assert.equal(values.HTTP_CONTENT_LENGTH, undefined);
   });
 
-  it("a Proxy header never becomes HTTP_PROXY (httpoxy), and names with _ are dropped", () => {
+  it("httpoxy: a Proxy header never becomes the HTTP_PROXY param the backend might put in its environment, and names with _ are dropped", () => {
     const { values, names } = build(new Request("http://h/", { headers: { Proxy: "http://evil:8080", "X_Real_IP": "1.2.3.4", "X-Real-IP": "5.6.7.8" } }));
     assert.equal(values.HTTP_PROXY, undefined);
     assert.ok(!names.includes("HTTP_PROXY"));
