@@ -3,15 +3,15 @@
 // and a graceful stop on SIGTERM.
 import { after, describe, it, setup } from "./_support/test.ts";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatAddress } from "../src/address.ts";
 import { sourcePath, startCli, type RunningCli } from "./_support/env.ts";
 import { phpFpmSkip, startPhpFpm, type PhpFpm } from "./_support/phpfpm.ts";
-import { within } from "./_support/records.ts";
-import { canConnect, fetchWithin, startApp, type Service } from "./interop/_servers.ts";
+import { waitFor, within } from "./_support/records.ts";
+import { canConnect, fetchWithin, startApp, startCountingRelay, type Service } from "./interop/_servers.ts";
 
 type Running = RunningCli;
 const start = (args: string[]): Running => startCli(args);
@@ -93,7 +93,7 @@ const SCRIPTS: Record<string, string> = {
   "info.php": `<?php echo $_SERVER["REQUEST_METHOD"], "|", $_SERVER["SCRIPT_FILENAME"], "|", $_SERVER["SCRIPT_NAME"], "|", $_SERVER["PATH_INFO"] ?? "-", "|",
     $_SERVER["QUERY_STRING"], "|", $_SERVER["DOCUMENT_ROOT"], "|", $_SERVER["REMOTE_ADDR"], "|", $_SERVER["HTTP_X_TEST"] ?? "-", "|", $_SERVER["HTTPS"] ?? "-";`,
   "form.php": `<?php header("X-Form: yes"); setcookie("a", "1"); setcookie("b", "2"); echo $_SERVER["REQUEST_METHOD"], " ", $_POST["name"] ?? "-", " ", $_POST["city"] ?? "-";`,
-  "slow.php": `<?php usleep(800000); echo "slow done";`,
+  "slow.php": `<?php touch(__DIR__ . "/slow.started"); usleep(800000); echo "slow done";`,
   "style.css": "body { color: teal }\n",
 };
 
@@ -203,8 +203,11 @@ describe("fcgi proxy in front of PHP-FPM", { skip: phpFpmSkip() }, () => {
     const proxy = await startProxy(["--upstream", upstream, "--root", root]);
     let code: number | null = null;
     try {
+      const started = join(root, "slow.started");
+      rmSync(started, { force: true });
       const slow = fetchWithin(`${proxy.url}/slow.php`);
-      await new Promise((r) => setTimeout(r, 300));
+      // The signal comes once PHP runs the script, so the request is surely in flight.
+      await waitFor(() => existsSync(started), 15_000, "slow.php to start");
       signal(proxy, "SIGTERM");
       const answer = await slow;
       assert.equal(answer.status, 200);
@@ -254,9 +257,11 @@ describe("fcgi proxy in front of fcgi serve", () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  it("carries GET and POST both ways, many at once", async () => {
+  it("carries GET and POST both ways, many at once, over no more than --max-connections", async () => {
     ready();
-    const proxy = await startProxy(["--upstream", `unix:${socket}`, "--root", dir, "--max-connections", "2"]);
+    // A relay before the app counts the FastCGI connections the proxy holds open at once.
+    const relay = await startCountingRelay(socket);
+    const proxy = await startProxy(["--upstream", `127.0.0.1:${relay.port}`, "--root", dir, "--max-connections", "2"]);
     try {
       const hello = await fetchWithin(`${proxy.url}/`, { headers: { "User-Agent": "proxy-test" } });
       assert.equal(hello.status, 200);
@@ -270,8 +275,10 @@ describe("fcgi proxy in front of fcgi serve", () => {
       const many = await Promise.all(Array.from({ length: 40 }, (_, i) =>
         fetchWithin(`${proxy.url}/echo`, { method: "POST", body: `n${i}` })));
       assert.deepEqual(many.map((r) => r.text), Array.from({ length: 40 }, (_, i) => `n${i}`));
+      assert.ok(relay.connections >= 1 && relay.peak <= 2, `${relay.peak} FastCGI connections open at once, over --max-connections 2`);
     } finally {
       assert.equal(await stop(proxy), 0, proxy.stderr());
+      await relay.close();
     }
   });
 });

@@ -353,6 +353,8 @@ export interface CountingRelay {
   readonly connections: number;
   /** Connections the app (target) ended before the web server did. */
   readonly closedByTarget: number;
+  /** The most connections open at the same time. */
+  readonly peak: number;
   close(): Promise<void>;
 }
 
@@ -361,8 +363,12 @@ export function startCountingRelay(target: string): Promise<CountingRelay> {
   const sockets = new Set<Socket>();
   let connections = 0;
   let closedByTarget = 0;
+  let open = 0;
+  let peak = 0;
   const server: Server = createServer((front) => {
     connections++;
+    peak = Math.max(peak, ++open);
+    front.once("close", () => open--);
     const back = connectTo(target);
     sockets.add(front);
     sockets.add(back);
@@ -394,6 +400,9 @@ export function startCountingRelay(target: string): Promise<CountingRelay> {
         },
         get closedByTarget() {
           return closedByTarget;
+        },
+        get peak() {
+          return peak;
         },
         close: () =>
           new Promise<void>((done) => {
