@@ -56,5 +56,6 @@ export type { CgiHead } from "./src/client/cgi_response.ts";
 
 // Sockets: the runtime adapters and address parsing.
 export { detectRuntime, getRuntime } from "./src/runtime/index.ts";
+export type { RuntimeName } from "./src/runtime/index.ts";
 export { AllowList, formatAddress, parseAddress, parseAllowList } from "./src/address.ts";
 export type { Connection, ConnectionHandlers, Listener, ListenOptions, Runtime, SocketAddress } from "./src/runtime/types.ts";

@@ -61,6 +61,7 @@ export class FastCGIError extends Error {
   /** The limit that was hit, if any. */
   readonly limit: string | undefined;
 
+  /** An error with its stable `code`, a message for people, and what is known of where it happened. */
   constructor(code: FastCGIErrorCode, message: string, details: FastCGIErrorDetails = {}) {
     super(message, details.cause === undefined ? undefined : { cause: details.cause });
     this.name = "FastCGIError";

@@ -115,6 +115,7 @@ export class Client implements AsyncDisposable {
   readonly #maxBufferedBody: number;
   #runtime: Promise<Runtime> | null = null;
 
+  /** A client for the application at `options.address`; it connects on the first request. */
   constructor(options: ClientOptions) {
     const address = typeof options.address === "string" ? parseAddress(options.address) : options.address;
     if (address.transport === "fd") throw new TypeError("a Client connects to a TCP or Unix address, not fd:0");

@@ -71,6 +71,7 @@ export class RequestRefusedError extends FastCGIError {
   /** The appStatus of END_REQUEST. */
   readonly appStatus: number;
 
+  /** The refusal of request `requestId`, as its END_REQUEST gave it. */
   constructor(requestId: number, protocolStatus: number, appStatus: number) {
     super("REQUEST_REFUSED", `the FastCGI application refused the request: END_REQUEST with protocolStatus ${statusName(protocolStatus)}`, { requestId, recordType: 3 });
     this.name = "RequestRefusedError";

@@ -23,7 +23,9 @@ export interface HttpListenOptions {
 export interface HttpServer {
   /** `http://host:port/`, with the real port. */
   readonly url: string;
+  /** The address it listens on, as given (e.g. `127.0.0.1`). */
   readonly hostname: string;
+  /** The port it listens on: the real one when 0 was asked for. */
   readonly port: number;
   /** Graceful: stops accepting, lets in-flight requests finish (up to closeTimeout), then closes. */
   close(): Promise<void>;
