@@ -15,15 +15,12 @@ export interface RequestParams {
   entries(): IterableIterator<[string, string]>;
 }
 
-/** The Request constructor as the runtime defined it, before any override. */
-
 const textDecoder = new TextDecoder();
 
 /**
  * The global Request replacement installed by `overrideGlobalObjects`: a real Request subclass
  * that accepts a lightweight request as its input, so `new Request(request, init)` keeps working.
  */
-export { NativeRequest };
 export class FastCGIGlobalRequest extends NativeRequest {
   constructor(input: RequestInfo | URL, init?: RequestInit) {
     if (input instanceof LightRequest) input = LightRequest.toNative(input);

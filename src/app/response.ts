@@ -6,7 +6,7 @@
  * @module
  */
 import { NativeResponse } from "../native.ts";
-import { FastCGIGlobalRequest, LightRequest, NativeRequest } from "./request.ts";
+import { FastCGIGlobalRequest, LightRequest } from "./request.ts";
 
 export { NativeResponse };
 
@@ -255,9 +255,4 @@ export function installGlobalObjects(): void {
       return fetch.call(this, input instanceof LightRequest ? LightRequest.toNative(input) : input, init);
     });
   }
-}
-
-/** True when the globals were replaced. */
-export function globalObjectsInstalled(): boolean {
-  return installed && globalThis.Request !== NativeRequest;
 }

@@ -5,6 +5,7 @@
  * @module
  */
 import { formatAddress, parseAddress, parseAllowList, type AllowList } from "../address.ts";
+import { FCGI_LISTENSOCK_FILENO } from "../protocol/constants.ts";
 import { getRuntime, detectRuntime } from "../runtime/index.ts";
 import type { Connection, ConnectionHandlers, Listener, Runtime, SocketAddress } from "../runtime/types.ts";
 import { AppSocket, type ConnectionServer } from "./connection.ts";
@@ -12,8 +13,8 @@ import { resolveOptions, ServerLog, type ResolvedOptions } from "./options.ts";
 import { installGlobalObjects } from "./response.ts";
 import type { ListenAddress, ServeOptions, Server } from "./types.ts";
 
-/** The listening socket a web server or spawn-fcgi hands the application (FCGI_LISTENSOCK_FILENO). */
-const INHERITED: SocketAddress = { transport: "fd", fd: 0 };
+/** The listening socket a web server or spawn-fcgi hands the application. */
+const INHERITED: SocketAddress = { transport: "fd", fd: FCGI_LISTENSOCK_FILENO };
 
 const IGNORE: ConnectionHandlers = { onData() {}, onDrain() {}, onClose() {} };
 

@@ -120,7 +120,7 @@ const MAX_REQUEST_ID = 0xffff;
  * const conn = new ClientConnection();
  * const id = conn.beginRequest([["SCRIPT_FILENAME", "/srv/www/index.php"], ["REQUEST_METHOD", "GET"]]);
  * conn.stdinEnd(id);
- * socket.write(conn.takeOutput());
+ * for (const bytes of conn.takeOutput()) socket.write(bytes);
  * socket.on("data", (chunk) => {
  *   conn.receive(chunk);
  *   for (let e = conn.nextEvent(); e !== null; e = conn.nextEvent()) {
