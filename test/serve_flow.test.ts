@@ -2,12 +2,40 @@
 // without it, ABORT_REQUEST, and web servers that disappear mid-response.
 import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import type { Handler } from "../src/app/types.ts";
 import { ProtocolStatus, RecordType } from "../src/protocol/constants.ts";
 import { captureLogger, deferred, fcgiRequest, httpParams, parseCgi, RecordClient, waitFor, within } from "./_support/records.ts";
 import { withServer } from "./_support/serve.ts";
+import { countingRuntime, settle } from "./_support/poll.ts";
+import { detectRuntime } from "../src/runtime/index.ts";
 
 const MiB = 1024 * 1024;
+/** What a request may hold unread before its connection stops reading: min(64 KiB, maxBufferedBytes / 4) (src/app/task.ts). */
+const STDIN_HIGH_WATER = 64 * 1024;
+/**
+ * The most one onData delivers: Node's and Deno's adapters read 64 KiB at a time (src/runtime/deno.ts
+ * READ_SIZE), Bun's receive buffer is 512 KiB.
+ */
+const MAX_READ = 512 * 1024;
+/** A record's largest size: a piece of one may wait in the decoder beside the buffered input. */
+const MAX_RECORD = 8 + 65535 + 255;
+/**
+ * What loopback TCP may hold between two sockets, neither reading: the sender's and the receiver's
+ * kernel buffers at their largest (Linux: tcp_wmem and tcp_rmem maximums; elsewhere a generous guess).
+ */
+const KERNEL_BUFFERS = kernelBuffers();
+
+function kernelBuffers(): number {
+  try {
+    const max = (name: string) => Number(readFileSync(`/proc/sys/net/ipv4/${name}`, "utf8").trim().split(/\s+/)[2]);
+    const sum = max("tcp_rmem") + max("tcp_wmem");
+    if (Number.isFinite(sum) && sum > 0) return sum;
+  } catch {
+    // not Linux
+  }
+  return 16 * MiB;
+}
 
 /** An endless body: a chunk of `size` bytes every 5 ms, until cancelled. */
 function trickle(size: number, onCancel: (reason: unknown) => void): ReadableStream<Uint8Array> {
@@ -106,7 +134,8 @@ test("one request per connection: an unread body stops the socket being read (ba
     }
     return new Response(`${total} ${sum}`);
   };
-  await withServer({ fetch, multiplex: false }, async (port) => {
+  const counted = countingRuntime(await detectRuntime());
+  await withServer({ fetch, multiplex: false, runtime: counted.runtime }, async (port) => {
     const client = await RecordClient.connect(port);
     try {
       const size = 24 * MiB;
@@ -116,13 +145,19 @@ test("one request per connection: an unread body stops the socket being read (ba
       client.send(1, { params: httpParams("/", { REQUEST_METHOD: "POST", CONTENT_LENGTH: String(size) }), openStdin: true });
       client.stdin(1, body);
       client.stdinEnd(1);
-      // The server reads only what fits its buffer; the rest waits in this client's socket.
-      await new Promise((r) => setTimeout(r, 500));
-      const waiting = client.socket.writableLength;
-      assert.ok(waiting > 4 * MiB, `expected most of the body still unsent, but only ${waiting} bytes wait`);
+      // The server reads until the request holds its high-water mark unread, then stops reading:
+      // what its socket adapter delivered stops growing, far short of the body.
+      const [server] = counted.connections;
+      assert.ok(server, "the server's connection was counted");
+      const delivered = await settle(() => server.delivered, "the bytes delivered to the server");
+      assert.ok(delivered > STDIN_HIGH_WATER, `the server read only ${delivered} bytes before it stopped`);
+      assert.ok(delivered <= STDIN_HIGH_WATER + MAX_READ + MAX_RECORD, `the server read ${delivered} bytes of a body nobody consumed`);
+      assert.equal(server.paused, true, "the server paused its socket");
+      assert.equal(server.deliveredWhilePaused, 0);
       go.resolve();
       const result = await client.response(1, 20_000);
       assert.equal(parseCgi(result.stdout).text, `${size} ${expectedSum}`);
+      assert.ok(server.resumes >= 1, "reading resumed once the handler read");
     } finally {
       client.destroy();
     }
@@ -200,34 +235,66 @@ test("a web server that disconnects mid-response: the body is cancelled, the sig
 test("a web server that disconnects before the handler answers: the signal fires and the late answer is dropped", async () => {
   const aborted = deferred();
   const late = deferred<Response>();
-  await withServer({ fetch: (request) => (request.signal.addEventListener("abort", () => aborted.resolve()), late.promise) }, async (port, server) => {
+  const cancelled = deferred<unknown>();
+  let pulls = 0;
+  const { lines, logger } = captureLogger();
+  const counted = countingRuntime(await detectRuntime());
+  const fetch: Handler = (request) => (request.signal.addEventListener("abort", () => aborted.resolve()), late.promise);
+  await withServer({ fetch, logger, runtime: counted.runtime }, async (port, server) => {
     const client = await RecordClient.connect(port);
     client.send(1, { params: httpParams("/") });
     await waitFor(() => server.activeRequests === 1, 2000, "the request to start");
     client.destroy();
     await within(aborted.promise, 2000, "the signal");
-    late.resolve(new Response("too late"));
+    const [connection] = counted.connections;
+    assert.ok(connection, "the server's connection was counted");
+    const writtenBefore = connection.written;
+    // The answer comes after the connection is gone: its body is cancelled unread, nothing is written.
+    late.resolve(new Response(new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulls++;
+        controller.enqueue(new TextEncoder().encode("too late"));
+      },
+      cancel: (reason) => cancelled.resolve(reason),
+    }, { highWaterMark: 0 })));
+    await within(cancelled.promise, 2000, "the late body to be cancelled");
     await waitFor(() => server.connections === 0 && server.activeRequests === 0, 2000, "everything to be let go");
+    assert.equal(pulls, 0, "the late body was read");
+    assert.equal(connection.closed, true);
+    assert.equal(connection.written, writtenBefore, "bytes were written for the late answer");
+    assert.equal(connection.writtenAfterClose, 0);
+    assert.deepEqual(lines, [], "the late answer is not an error");
   });
 });
 
 test("a response the socket cannot take is read from the handler only as fast as the web server reads", async () => {
+  const CHUNK = 64 * 1024;
+  const TOTAL = 256 * MiB;
   let produced = 0;
   const fetch: Handler = () =>
     new Response(new ReadableStream({
       pull(controller) {
-        produced += 64 * 1024;
-        controller.enqueue(new Uint8Array(64 * 1024));
-        if (produced >= 256 * MiB) controller.close();
+        produced += CHUNK;
+        controller.enqueue(new Uint8Array(CHUNK));
+        if (produced >= TOTAL) controller.close();
       },
     }, { highWaterMark: 0 }));
-  await withServer({ fetch }, async (port) => {
+  const counted = countingRuntime(await detectRuntime());
+  await withServer({ fetch, runtime: counted.runtime }, async (port) => {
     const client = await RecordClient.connect(port);
     try {
       client.socket.pause();
       client.send(1, { params: httpParams("/") });
-      await new Promise((r) => setTimeout(r, 500));
-      assert.ok(produced < 64 * MiB, `the handler's stream was read ahead by ${produced} bytes while nobody read the socket`);
+      // Once the kernel buffers and the adapter's queue are full, the server stops pulling.
+      const stalled = await settle(() => produced, "the bytes pulled from the handler's body");
+      const [connection] = counted.connections;
+      assert.ok(connection, "the server's connection was counted");
+      assert.ok(connection.refusedWrites > 0, "the server's socket never pushed back");
+      assert.ok(stalled > CHUNK, `the handler's body was hardly read: ${stalled} bytes`);
+      // What left the handler sits in the kernel (both sockets) or in the adapter's queue, which
+      // refuses writes from 64 KiB on; the pump reads one chunk before it waits.
+      const bound = KERNEL_BUFFERS + MAX_RECORD + 64 * 1024 + 2 * CHUNK;
+      assert.ok(stalled <= bound, `the handler's stream was read ahead by ${stalled} bytes (bound ${bound}) while nobody read the socket`);
     } finally {
       client.destroy();
     }

@@ -1,0 +1,156 @@
+// Waiting on state instead of on the clock: a condition polled until it holds, a value polled
+// until it stops changing, and a socket adapter that counts what passes through it (for tests
+// that measure backpressure where the code under test reads and writes, not where the kernel does).
+import type { Connection, ConnectionHandlers, Runtime } from "../../src/runtime/types.ts";
+
+export interface PollOptions {
+  /** Give up after this many ms (default 10 000). */
+  timeout?: number;
+  /** Poll every this many ms (default 10). */
+  interval?: number;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Resolves once `predicate()` is true; rejects naming `what` after `timeout` ms. */
+export async function waitUntil(predicate: () => boolean, what: string, { timeout = 10_000, interval = 10 }: PollOptions = {}): Promise<void> {
+  const deadline = Date.now() + timeout;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await sleep(interval);
+  }
+}
+
+export interface SettleOptions extends PollOptions {
+  /** The value must stay the same this long (default 200 ms). */
+  stableMs?: number;
+}
+
+/**
+ * Polls `read()` until its value has not changed for `stableMs`, and returns that value; rejects
+ * (with the last values seen) if it is still changing after `timeout` ms. For a quantity that
+ * backpressure should stop, such as bytes read or written: a fixed sleep followed by a threshold
+ * passes on a slow machine even when nothing pushes back, a value that stands still does not.
+ * Values are compared with JSON.stringify, so a tuple of several counters may be read at once.
+ */
+export async function settle<T>(read: () => T, what: string, { stableMs = 200, timeout = 15_000, interval = 10 }: SettleOptions = {}): Promise<T> {
+  const deadline = Date.now() + timeout;
+  let value = read();
+  let key = JSON.stringify(value);
+  let since = Date.now();
+  for (;;) {
+    await sleep(interval);
+    const now = read();
+    const nowKey = JSON.stringify(now);
+    if (nowKey !== key) {
+      value = now;
+      key = nowKey;
+      since = Date.now();
+    } else if (Date.now() - since >= stableMs) {
+      return value;
+    }
+    if (Date.now() > deadline) throw new Error(`${what} was still changing after ${timeout} ms: last ${key}`);
+  }
+}
+
+/** What one connection's adapter delivered and was asked to do, counted as it happens. */
+export interface ConnectionTally {
+  /** Bytes the adapter handed to the code under test (onData). */
+  delivered: number;
+  /** Bytes the code under test handed to the adapter (write). */
+  written: number;
+  /** write() calls that returned false (the adapter's buffer was full). */
+  refusedWrites: number;
+  /** pause() and resume() calls. */
+  pauses: number;
+  resumes: number;
+  /** True between pause() and resume(). */
+  paused: boolean;
+  /** Bytes delivered while paused (an adapter should deliver none). */
+  deliveredWhilePaused: number;
+  /** The adapter reported the socket closed (onClose). */
+  closed: boolean;
+  /** Bytes the code under test tried to write after onClose. */
+  writtenAfterClose: number;
+}
+
+function tally(): ConnectionTally {
+  return { delivered: 0, written: 0, refusedWrites: 0, pauses: 0, resumes: 0, paused: false, deliveredWhilePaused: 0, closed: false, writtenAfterClose: 0 };
+}
+
+function countConnection(inner: Connection, t: ConnectionTally): Connection {
+  return {
+    write(chunks) {
+      const n = chunks.reduce((sum, c) => sum + c.byteLength, 0);
+      t.written += n;
+      if (t.closed) t.writtenAfterClose += n;
+      const ok = inner.write(chunks);
+      if (!ok) t.refusedWrites++;
+      return ok;
+    },
+    pause() {
+      t.pauses++;
+      t.paused = true;
+      inner.pause();
+    },
+    resume() {
+      t.resumes++;
+      t.paused = false;
+      inner.resume();
+    },
+    end: () => inner.end(),
+    destroy: (error) => inner.destroy(error),
+    get remoteAddress() {
+      return inner.remoteAddress;
+    },
+    get remotePort() {
+      return inner.remotePort;
+    },
+    get localAddress() {
+      return inner.localAddress;
+    },
+    get localPort() {
+      return inner.localPort;
+    },
+  };
+}
+
+function countHandlers(inner: ConnectionHandlers, t: ConnectionTally): ConnectionHandlers {
+  return {
+    onData(chunk) {
+      t.delivered += chunk.byteLength;
+      if (t.paused) t.deliveredWhilePaused += chunk.byteLength;
+      inner.onData(chunk);
+    },
+    onDrain: () => inner.onDrain(),
+    onClose(error) {
+      t.closed = true;
+      inner.onClose(error);
+    },
+  };
+}
+
+/**
+ * `runtime` with every connection counted (accepted by listen() or opened by connect()): the
+ * real adapter does the work, the tallies (one per connection, in order) say what crossed it.
+ */
+export function countingRuntime(runtime: Runtime): { runtime: Runtime; connections: ConnectionTally[] } {
+  const connections: ConnectionTally[] = [];
+  return {
+    connections,
+    runtime: {
+      name: runtime.name,
+      listen: (address, accept, options) =>
+        runtime.listen(address, (connection) => {
+          const t = tally();
+          connections.push(t);
+          return countHandlers(accept(countConnection(connection, t)), t);
+        }, options),
+      connect: async (address, handlers) => {
+        const t = tally();
+        connections.push(t);
+        return countConnection(await runtime.connect(address, countHandlers(handlers, t)), t);
+      },
+    },
+  };
+}
