@@ -7,9 +7,27 @@ import { Client, RequestRefusedError, type ClientOptions } from "../src/client/c
 import { FastCGIError } from "../src/errors.ts";
 import { ProtocolStatus, RecordType, Role } from "../src/protocol/constants.ts";
 import type { Connection, ConnectionHandlers, Runtime } from "../src/runtime/types.ts";
+import { detectRuntime } from "../src/runtime/index.ts";
 import { startFakeApp, until, within, type FakeApp, type FakeAppHooks, type FakeRequest } from "./_support/fake_fcgi_app.ts";
+import { countingRuntime, KERNEL_BUFFERS, MAX_READ, MAX_RECORD, settle, type ConnectionTally } from "./_support/poll.ts";
 
 const OK = "Content-Type: text/plain\r\n\r\n";
+/** A response body's queue size before a lone connection pauses its socket (src/client/exchange.ts BODY_HIGH_WATER_MARK). */
+const BODY_HIGH_WATER_MARK = 128 * 1024;
+/** What a socket adapter queues before write() returns false: Node's net.Socket 16 KiB, Deno's adapter 64 KiB; Bun's queue, one write. */
+const ADAPTER_QUEUE = 64 * 1024;
+
+/** The counted connection that carried the most bytes in (the GET_VALUES probe carries a few). */
+function busiestIn(connections: ConnectionTally[]): ConnectionTally {
+  assert.ok(connections.length > 0, "no connection was counted");
+  return connections.reduce((a, b) => (b.delivered > a.delivered ? b : a));
+}
+
+/** The counted connection that carried the most bytes out. */
+function busiestOut(connections: ConnectionTally[]): ConnectionTally {
+  assert.ok(connections.length > 0, "no connection was counted");
+  return connections.reduce((a, b) => (b.written > a.written ? b : a));
+}
 const cleanups: Array<() => Promise<void>> = [];
 
 afterEach(async () => {
@@ -97,10 +115,12 @@ describe("Client: connections and GET_VALUES", () => {
       { maxConnections: 8 },
     );
     const responses = Array.from({ length: 6 }, (_, i) => client.fetch(`http://h/${i}`).then((r) => r.text()));
-    await until(() => held.length === 2, 5000, "two requests at the backend");
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    assert.equal(held.length, 2, "no third request before one finished");
-    assert.equal(client.stats().queued, 4);
+    await until(() => held.length >= 2, 5000, "two requests at the backend");
+    // Wait until the pool has done all it will do while both are held, then look.
+    const [atBackend, connections, queued] = await settle(() => [held.length, app.connections.length, client.stats().queued], "the pool's state");
+    assert.equal(atBackend, 2, "no third request before one finished");
+    assert.equal(queued, 4, "the other four wait in the queue");
+    assert.equal(connections, 3, "the probe's connection and two for requests");
     for (let i = 0; i < 6; i++) {
       await until(() => held.length > 0, 5000, "a request at the backend");
       const r = held.shift()!;
@@ -484,24 +504,41 @@ describe("Client: request bodies", () => {
         controller.enqueue(chunk);
       },
     }, { highWaterMark: 0 });
-    let paused = true;
+    // What the backend's socket gave it while paused, and after it resumed.
+    let resumed = false;
+    let whilePaused = 0;
+    let afterResume = 0;
     const hash = createHash("sha256");
+    const counted = countingRuntime(await detectRuntime());
     const { app, client } = await setup({
       onBegin: (r) => r.connection.socket.pause(),
-      onStdin: (_r, piece) => hash.update(piece),
+      onStdin: (_r, piece) => {
+        hash.update(piece);
+        if (resumed) afterResume += piece.length;
+        else whilePaused += piece.length;
+      },
       onStdinEnd: (r) => r.connection.respond(r.requestId, OK + `${r.stdinBytes} ${hash.digest("hex")}`),
-    });
+    }, { runtime: counted.runtime });
     const request = new Request("http://h/", { method: "POST", body, headers: { "content-length": String(total) }, duplex: "half" } as RequestInit);
     const pending = client.fetch(request);
     await until(() => app.connections.some((c) => c.begun > 0), 5000, "the request at the backend");
-    await new Promise((resolve) => setTimeout(resolve, 400));
-    assert.ok(pulled < total / 2, `only what the socket buffers was read from the body: ${pulled} of ${total}`);
-    paused = false;
+    // The client pulls while its socket takes the bytes; once the kernel buffers are full it stops.
+    const [stalled, atBackend] = await settle(() => [pulled, whilePaused], "the bytes pulled from the body");
+    const socket = busiestOut(counted.connections);
+    assert.ok(socket.refusedWrites > 0, "the client's socket never pushed back");
+    assert.ok(atBackend <= MAX_READ, `the paused backend still got ${atBackend} bytes`);
+    assert.ok(stalled > chunk.length, `the body was hardly read: ${stalled} bytes`);
+    // Pulled and not at the backend: in the kernel (both sockets), the adapter's queue, one chunk in hand.
+    const bound = atBackend + KERNEL_BUFFERS + ADAPTER_QUEUE + MAX_RECORD + 2 * chunk.length;
+    assert.ok(stalled <= bound, `read ${stalled} bytes of ${total} from the body (bound ${bound}) while the backend read none`);
+    assert.ok(stalled < total);
+    resumed = true;
     for (const c of app.connections) c.socket.resume();
     const expected = createHash("sha256");
     for (let n = 0; n < total; n += chunk.length) expected.update(chunk);
     assert.equal(await (await within(pending, 30_000, "the upload")).text(), `${total} ${expected.digest("hex")}`);
-    assert.equal(paused, false);
+    assert.equal(whilePaused + afterResume, total);
+    assert.ok(afterResume >= total - bound, `only ${afterResume} bytes came after the backend resumed`);
   });
 });
 
@@ -510,6 +547,7 @@ describe("Client: response backpressure", () => {
     const total = 32 * 1024 * 1024;
     const piece = new Uint8Array(60_000).fill(0x61);
     let app!: FakeApp;
+    const counted = countingRuntime(await detectRuntime());
     const setupResult = await setup({
       onStdinEnd: (r) => {
         r.connection.stdout(r.requestId, OK);
@@ -526,12 +564,19 @@ describe("Client: response backpressure", () => {
         };
         pump();
       },
-    });
+    }, { runtime: counted.runtime });
     app = setupResult.app;
     const response = await setupResult.client.fetch("http://h/big");
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    // The client reads its socket until the body's queue is full, then pauses it: what the adapter
+    // delivered stops growing, and the backend's writes back up in its socket.
+    const socket = busiestIn(counted.connections);
+    const delivered = await settle(() => socket.delivered, "the bytes delivered to the client");
+    assert.ok(delivered > BODY_HIGH_WATER_MARK, `only ${delivered} bytes were read before the pause`);
+    assert.ok(delivered <= BODY_HIGH_WATER_MARK + MAX_READ + MAX_RECORD, `the client read ${delivered} bytes nobody consumed`);
+    assert.equal(socket.paused, true, "the client paused its socket");
+    assert.equal(socket.deliveredWhilePaused, 0);
     const backlog = app.connections.find((c) => c.begun > 0)!.socket.writableLength;
-    assert.ok(backlog > 1024 * 1024, `the backend could not write on: ${backlog} bytes wait in its socket`);
+    assert.ok(backlog > 0, "the backend's socket took everything: nothing pushed back");
     let received = 0;
     const reader = response.body!.getReader();
     for (let r = await reader.read(); !r.done; r = await reader.read()) received += r.value.length;

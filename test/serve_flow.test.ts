@@ -2,40 +2,16 @@
 // without it, ABORT_REQUEST, and web servers that disappear mid-response.
 import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
 import type { Handler } from "../src/app/types.ts";
 import { ProtocolStatus, RecordType } from "../src/protocol/constants.ts";
 import { captureLogger, deferred, fcgiRequest, httpParams, parseCgi, RecordClient, waitFor, within } from "./_support/records.ts";
 import { withServer } from "./_support/serve.ts";
-import { countingRuntime, settle } from "./_support/poll.ts";
+import { countingRuntime, KERNEL_BUFFERS, MAX_READ, MAX_RECORD, settle } from "./_support/poll.ts";
 import { detectRuntime } from "../src/runtime/index.ts";
 
 const MiB = 1024 * 1024;
 /** What a request may hold unread before its connection stops reading: min(64 KiB, maxBufferedBytes / 4) (src/app/task.ts). */
 const STDIN_HIGH_WATER = 64 * 1024;
-/**
- * The most one onData delivers: Node's and Deno's adapters read 64 KiB at a time (src/runtime/deno.ts
- * READ_SIZE), Bun's receive buffer is 512 KiB.
- */
-const MAX_READ = 512 * 1024;
-/** A record's largest size: a piece of one may wait in the decoder beside the buffered input. */
-const MAX_RECORD = 8 + 65535 + 255;
-/**
- * What loopback TCP may hold between two sockets, neither reading: the sender's and the receiver's
- * kernel buffers at their largest (Linux: tcp_wmem and tcp_rmem maximums; elsewhere a generous guess).
- */
-const KERNEL_BUFFERS = kernelBuffers();
-
-function kernelBuffers(): number {
-  try {
-    const max = (name: string) => Number(readFileSync(`/proc/sys/net/ipv4/${name}`, "utf8").trim().split(/\s+/)[2]);
-    const sum = max("tcp_rmem") + max("tcp_wmem");
-    if (Number.isFinite(sum) && sum > 0) return sum;
-  } catch {
-    // not Linux
-  }
-  return 16 * MiB;
-}
 
 /** An endless body: a chunk of `size` bytes every 5 ms, until cancelled. */
 function trickle(size: number, onCancel: (reason: unknown) => void): ReadableStream<Uint8Array> {

@@ -1,7 +1,35 @@
 // Waiting on state instead of on the clock: a condition polled until it holds, a value polled
 // until it stops changing, and a socket adapter that counts what passes through it (for tests
 // that measure backpressure where the code under test reads and writes, not where the kernel does).
+import { readFileSync } from "node:fs";
 import type { Connection, ConnectionHandlers, Runtime } from "../../src/runtime/types.ts";
+
+/**
+ * The most one onData delivers: Node's and Deno's adapters read 64 KiB at a time (src/runtime/deno.ts
+ * READ_SIZE), Bun's receive buffer is 512 KiB.
+ */
+export const MAX_READ: number = 512 * 1024;
+
+/** A record's largest size (header, 65535 content bytes, 255 padding): a piece of one may wait in a decoder. */
+export const MAX_RECORD: number = 8 + 65535 + 255;
+
+/**
+ * What loopback TCP may hold between two sockets when neither side reads: the sender's and the
+ * receiver's kernel buffers at their largest (Linux: the tcp_wmem and tcp_rmem maximums; elsewhere
+ * a generous guess).
+ */
+export const KERNEL_BUFFERS: number = kernelBuffers();
+
+function kernelBuffers(): number {
+  try {
+    const max = (name: string) => Number(readFileSync(`/proc/sys/net/ipv4/${name}`, "utf8").trim().split(/\s+/)[2]);
+    const sum = max("tcp_rmem") + max("tcp_wmem");
+    if (Number.isFinite(sum) && sum > 0) return sum;
+  } catch {
+    // not Linux
+  }
+  return 16 * 1024 * 1024;
+}
 
 export interface PollOptions {
   /** Give up after this many ms (default 10 000). */
