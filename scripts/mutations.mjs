@@ -180,7 +180,6 @@ export const mutations = [
     replace: `while (length - pos >= 8) {`,
     tests: ["test/codec_known_bad.test.ts", "test/codec_records.test.ts"],
     why: "the JS fast path for long records no longer checks the version byte",
-    note: "the BAD_VERSION tests (codec_known_bad, codec_records, protocol_app_badinput, serve_limits) all use short records lying whole in the chunk, which the WASM scanner checks; a bad header at the start of a chunk whose content is 4096 bytes or more, or runs past the chunk, is decoded by #longRecords alone, and nothing sends one. Checked by hand: a chunk of one version-2 header with 5000 content bytes throws BAD_VERSION unmutated and is delivered as a record when mutated",
   },
   {
     id: "encode-pair-length-128",

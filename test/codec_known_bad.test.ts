@@ -220,6 +220,22 @@ test("a bad version in a header cut across chunks is found once the header is co
   }
 });
 
+test("a bad version in a long record's header (decoded record by record, not scanned) is BAD_VERSION too", () => {
+  // Content of 4096 bytes or more, or content running past the chunk, takes the decoder's path for
+  // long records; its header must be checked as strictly as a scanned one.
+  for (const impl of IMPLS) {
+    for (const [length, cut] of [[5000, 0], [65535, 0], [100, 50]] as const) {
+      const bad = record(RecordType.STDIN, 1, "x".repeat(length), { version: 2 });
+      const chunk = cut > 0 ? bad.subarray(0, 8 + cut) : bad;
+      for (const before of [new Uint8Array(0), record(RecordType.STDIN, 1, "y".repeat(4096))]) {
+        const got = decodeAll(impl.newRecordDecoder(), [concat([before, chunk])]);
+        assert.equal(got.error, "BAD_VERSION", `${impl.name}: content ${length}${cut ? `, cut after ${cut}` : ""}, after ${before.length} bytes`);
+        assert.ok(got.pieces.every(([type, , content]) => type === RecordType.STDIN && !content.startsWith("x")), `${impl.name}: the bad record's content was delivered`);
+      }
+    }
+  }
+});
+
 test("an unknown record type with requestId 0 is decoded as an ordinary record", () => {
   for (const impl of IMPLS) {
     for (const type of [0, 12, 42, 0xff]) {
@@ -291,6 +307,24 @@ test("an endless PARAMS stream hits PARAMS_TOO_LARGE at the limit, having kept n
       // Nothing past the limit was accepted: the piece that would cross it was refused whole.
       assert.ok(pushed <= max && pushed + 65528 > max, `${impl.name}: ${pushed} bytes pushed`);
       assert.ok(error.message.length > 0);
+    }
+  }
+});
+
+test("a PARAMS stream of exactly maxTotalBytes is accepted, one byte more is PARAMS_TOO_LARGE", () => {
+  for (const impl of IMPLS) {
+    for (const max of [1000, 65536, 100_000]) {
+      // One pair filling the stream to `max` bytes: a 1-byte name, a 4-byte value length, the value.
+      const exact = pair("A", "v".repeat(max - 6));
+      assert.equal(exact.length, max);
+      for (const pieces of [[exact], chunksOf(exact, 333)]) {
+        const limits: PairLimits = { ...NO_NAME_VALUE_LIMITS, maxTotalBytes: max };
+        const ok = pairsWith(impl, pieces, limits);
+        assert.equal(ok.error, undefined, `${impl.name}: ${max} bytes at maxTotalBytes ${max}`);
+        assert.equal(ok.params?.get("A")?.length, max - 6);
+        const over = pairsWith(impl, pair("A", "v".repeat(max - 5)), limits);
+        assert.equal(over.error, "PARAMS_TOO_LARGE", `${impl.name}: ${max + 1} bytes at maxTotalBytes ${max}`);
+      }
     }
   }
 });
