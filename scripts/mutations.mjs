@@ -117,7 +117,6 @@ export const mutations = [
     // (Removing this check outright is nearly equivalent: the WASM scanner refuses every pair that
     // would end past maxTotalBytes, so only a stream ending in a few length bytes past the limit
     // would differ. The boundary is what this check alone decides.)
-    note: "no test sends a PARAMS stream of exactly the limit: the endless-stream tests only check that the refusal comes within the piece that crosses it (pushed <= max < pushed + piece), and the WASM scanner's own per-pair check (> maxTotalBytes) refuses the same streams. A boundary test (exactly maxTotalBytes / maxParamsBytes accepted, one byte more refused), like the 65536/65537 value test, would catch it",
   },
   {
     id: "codec-pair-truncated",
