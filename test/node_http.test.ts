@@ -1,7 +1,7 @@
 // toNodeHandler: a fetch handler on a node:http server (on Node, and on Deno's and Bun's node:http),
 // alone and with the gateway behind it: what reaches the handler, what reaches the HTTP client,
 // streaming both ways with backpressure, and clients that go away.
-import { after, before, describe, it } from "./_support/test.ts";
+import { after, describe, it, setup } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -15,6 +15,7 @@ import { gateway, type Gateway } from "../src/client/gateway.ts";
 import { toNodeHandler, type FetchHandler, type HttpConnInfo } from "../src/client/node_http.ts";
 import { formatAddress } from "../src/address.ts";
 import { until, within } from "./_support/fake_fcgi_app.ts";
+import { settle } from "./_support/poll.ts";
 
 const MiB = 1024 * 1024;
 const enc = new TextEncoder();
@@ -259,9 +260,9 @@ describe("toNodeHandler", () => {
       // Write until the kernel buffers and the server's reading both push back, up to the whole body.
       for (let i = 0; i < 64 && client.write(chunk); i++) written += chunk.length;
       await until(() => reader !== undefined, 5000, "the handler to get the request");
-      await new Promise((r) => setTimeout(r, 300));
       const serverSocket = [...http.sockets][0]!;
-      const received = serverSocket.bytesRead;
+      // Without backpressure the server would keep reading all 64 MiB; with it the count stops.
+      const received = await settle(() => serverSocket.bytesRead, "the bytes the server read");
       assert.ok(received < 16 * MiB, `the server read ${received} bytes of a body nobody consumed`);
       // Reading moves the rest along.
       let read = 0;
@@ -300,11 +301,9 @@ describe("toNodeHandler", () => {
     try {
       client.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
       client.pause();
-      await new Promise((r) => setTimeout(r, 500));
-      const when = pulled;
-      await new Promise((r) => setTimeout(r, 300));
-      assert.ok(pulled < 32 * MiB, `pulled ${pulled} bytes for a client that reads nothing`);
-      assert.equal(pulled, when, "still pulling with nothing read");
+      // Without backpressure the body would be pulled to its end (256 MiB); with it the count stops.
+      const stopped = await settle(() => pulled, "the bytes pulled from the body");
+      assert.ok(stopped < 32 * MiB, `pulled ${stopped} bytes for a client that reads nothing`);
     } finally {
       client.destroy();
       await http.close();
@@ -365,6 +364,9 @@ describe("toNodeHandler", () => {
         controller.error(new Error("the backend died"));
       },
     })));
+    // node:http would otherwise close an idle kept-alive connection after 5 s, inside rawExchange's
+    // 10 s: only a connection the code cuts itself may end the exchange.
+    http.server.keepAliveTimeout = 60_000;
     try {
       const answer = await rawExchange(http.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
       assert.match(answer, /^HTTP\/1\.1 200 /);
@@ -384,6 +386,9 @@ describe("toNodeHandler", () => {
         controller.close();
       },
     }), { headers: { "content-length": "5" } }));
+    // node:http would otherwise close an idle kept-alive connection after 5 s, inside rawExchange's
+    // 10 s: only a connection the code cuts itself may end the exchange.
+    http.server.keepAliveTimeout = 60_000;
     try {
       const answer = await rawExchange(http.port, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
       assert.match(answer, /^HTTP\/1\.1 200 /);
@@ -402,7 +407,7 @@ describe("toNodeHandler serving the gateway (node:http → gateway → FastCGI �
   let progress = signal();
   const streamSignals: AbortSignal[] = [];
 
-  before(async () => {
+  const ready = setup(async () => {
     dir = mkdtempSync(join(tmpdir(), "fcgi-node-http-"));
     for (const name of ["index.php", "echo.php", "stream.php", "hash.php"]) writeFileSync(join(dir, name), "<?php");
     app = await serve({
@@ -449,6 +454,7 @@ describe("toNodeHandler serving the gateway (node:http → gateway → FastCGI �
   });
 
   it("routes with PATH_INFO and passes the HTTP peer as REMOTE_ADDR/REMOTE_PORT", async () => {
+    ready();
     const body = JSON.parse((await readAll(await get(http.port, "/echo.php/a/b"))).toString());
     assert.equal(body.script, "/echo.php");
     assert.equal(body.pathInfo, "/a/b");
@@ -457,6 +463,7 @@ describe("toNodeHandler serving the gateway (node:http → gateway → FastCGI �
   });
 
   it("streams the app's response through: the first piece arrives before the app writes the next", async () => {
+    ready();
     progress = signal();
     const response = await get(http.port, "/stream.php");
     const first = await within(new Promise<string>((resolve) => response.once("data", (d: Buffer) => resolve(d.toString()))), 10_000, "tick 1");
@@ -466,6 +473,7 @@ describe("toNodeHandler serving the gateway (node:http → gateway → FastCGI �
   });
 
   it("streams a 16 MiB upload to the app intact", async () => {
+    ready();
     const body = new Uint8Array(16 * MiB);
     for (let i = 0; i < body.length; i += 4096) body[i] = (i >> 12) & 0xff;
     const answer = await within(new Promise<string>((resolve, reject) => {
@@ -477,6 +485,7 @@ describe("toNodeHandler serving the gateway (node:http → gateway → FastCGI �
   });
 
   it("a client that goes away mid-stream does not crash the gateway, which keeps serving", async () => {
+    ready();
     progress = signal();
     const response = await get(http.port, "/stream.php");
     await within(new Promise((resolve) => response.once("data", resolve)), 10_000, "tick 1");
