@@ -10,8 +10,9 @@ import { join } from "node:path";
 import { formatAddress } from "../src/address.ts";
 import { sourcePath, startCli, type RunningCli } from "./_support/env.ts";
 import { phpFpmSkip, startPhpFpm, type PhpFpm } from "./_support/phpfpm.ts";
-import { waitFor, within } from "./_support/records.ts";
+
 import { canConnect, fetchWithin, startApp, startCountingRelay, type Service } from "./interop/_servers.ts";
+import { waitFor, within } from "./_support/poll.ts";
 
 type Running = RunningCli;
 const start = (args: string[]): Running => startCli(args);

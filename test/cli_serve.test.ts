@@ -5,7 +5,8 @@ import { mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoRoot, sourcePath, startCli, type RunningCli } from "./_support/env.ts";
-import { fcgiRequest, httpParams, parseCgi, parseValues, RecordClient, within } from "./_support/records.ts";
+import { fcgiRequest, httpParams, parseCgi, parseValues, RecordClient } from "./_support/records.ts";
+import { within } from "./_support/poll.ts";
 
 type Running = RunningCli;
 

@@ -4,7 +4,8 @@ import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { cliCommand, inCI, repoRoot, sourcePath } from "./_support/env.ts";
-import { fcgiRequest, httpParams, parseCgi, within } from "./_support/records.ts";
+import { fcgiRequest, httpParams, parseCgi } from "./_support/records.ts";
+import { within } from "./_support/poll.ts";
 
 const SPAWN_FCGI = `
 import os, socket, sys

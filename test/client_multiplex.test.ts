@@ -5,8 +5,7 @@ import assert from "node:assert/strict";
 import { serve } from "../src/app/serve.ts";
 import type { Server } from "../src/app/types.ts";
 import { Client, type ClientOptions } from "../src/client/client.ts";
-import { within } from "./_support/fake_fcgi_app.ts";
-import { waitUntil } from "./_support/poll.ts";
+import { waitFor, within } from "./_support/poll.ts";
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
@@ -110,7 +109,7 @@ describe("Client multiplexing against serve()", () => {
     // The slow one is held in the handler until the test lets it go: however loaded the machine,
     // the fast ones can finish only by passing it on the connection.
     const slow = client.fetch("http://app/?i=slow&hold=1").then((r) => r.text()).then((text) => (order.push("slow"), text));
-    await waitUntil(() => holding() === 1, "the slow request in the handler");
+    await waitFor(() => holding() === 1, 10_000, "the slow request in the handler");
     const fast = await within(
       Promise.all(Array.from({ length: 50 }, (_, i) => client.fetch(`http://app/?i=${i}`).then((r) => r.text()).then((text) => (order.push("fast"), text)))),
       20_000,

@@ -8,8 +8,8 @@ import { FastCGIError } from "../src/errors.ts";
 import { ProtocolStatus, RecordType, Role } from "../src/protocol/constants.ts";
 import type { Connection, ConnectionHandlers, Runtime } from "../src/runtime/types.ts";
 import { detectRuntime } from "../src/runtime/index.ts";
-import { startFakeApp, until, within, type FakeApp, type FakeAppHooks, type FakeRequest } from "./_support/fake_fcgi_app.ts";
-import { countingRuntime, KERNEL_BUFFERS, MAX_READ, MAX_RECORD, settle, type ConnectionTally } from "./_support/poll.ts";
+import { startFakeApp, type FakeApp, type FakeAppHooks, type FakeRequest } from "./_support/fake_fcgi_app.ts";
+import { countingRuntime, KERNEL_BUFFERS, MAX_READ, MAX_RECORD, settle, type ConnectionTally, waitFor, within } from "./_support/poll.ts";
 
 const OK = "Content-Type: text/plain\r\n\r\n";
 /** A response body's queue size before a lone connection pauses its socket (src/client/exchange.ts BODY_HIGH_WATER_MARK). */
@@ -82,7 +82,7 @@ describe("Client: connections and GET_VALUES", () => {
     for (let i = 0; i < 3; i++) assert.equal(await (await client.fetch(`http://h/${i}`)).text(), `/${i}`);
     assert.deepEqual(seen, [false, false, false]);
     assert.equal(requestConnections(app), 3);
-    await until(() => app.open() === 0, 5000, "every connection closed");
+    await waitFor(() => app.open() === 0, 5000, "every connection closed");
   });
 
   it("a backend that never answers GET_VALUES is still used, after the probe gives up", async () => {
@@ -115,14 +115,14 @@ describe("Client: connections and GET_VALUES", () => {
       { maxConnections: 8 },
     );
     const responses = Array.from({ length: 6 }, (_, i) => client.fetch(`http://h/${i}`).then((r) => r.text()));
-    await until(() => held.length >= 2, 5000, "two requests at the backend");
+    await waitFor(() => held.length >= 2, 5000, "two requests at the backend");
     // Wait until the pool has done all it will do while both are held, then look.
     const [atBackend, connections, queued] = await settle(() => [held.length, app.connections.length, client.stats().queued], "the pool's state");
     assert.equal(atBackend, 2, "no third request before one finished");
     assert.equal(queued, 4, "the other four wait in the queue");
     assert.equal(connections, 3, "the probe's connection and two for requests");
     for (let i = 0; i < 6; i++) {
-      await until(() => held.length > 0, 5000, "a request at the backend");
+      await waitFor(() => held.length > 0, 5000, "a request at the backend");
       const r = held.shift()!;
       r.connection.respond(r.requestId, OK + r.params.REQUEST_URI);
     }
@@ -134,7 +134,7 @@ describe("Client: connections and GET_VALUES", () => {
     const held: FakeRequest[] = [];
     const { client } = await setup({ onStdinEnd: (r) => held.push(r) }, { maxConnections: 1, queueTimeout: 150 });
     const first = client.fetch("http://h/first");
-    await until(() => held.length === 1, 5000, "the first request");
+    await waitFor(() => held.length === 1, 5000, "the first request");
     const started = Date.now();
     await assert.rejects(client.fetch("http://h/second"), (e: unknown) => e instanceof FastCGIError && e.code === "TIMEOUT" && e.limit === "queueTimeout");
     assert.ok(Date.now() - started < 2000);
@@ -155,14 +155,14 @@ describe("Client: connections and GET_VALUES", () => {
     const held: FakeRequest[] = [];
     const { app, client } = await setup({ onStdinEnd: (r) => held.push(r) }, { maxConnections: 1 });
     const first = client.fetch("http://h/1");
-    await until(() => held.length === 1, 5000, "the first request");
+    await waitFor(() => held.length === 1, 5000, "the first request");
     const queued = client.fetch("http://h/2");
     const closed = client.close();
     await assert.rejects(queued, isError("CONNECTION_CLOSED", /client is closed/));
     held[0]!.connection.respond(held[0]!.requestId, OK + "in flight finishes");
     assert.equal(await (await first).text(), "in flight finishes");
     await within(closed, 5000, "close() after the last request");
-    await until(() => app.open() === 0, 5000, "connections closed");
+    await waitFor(() => app.open() === 0, 5000, "connections closed");
     await assert.rejects(client.fetch("http://h/3"), isError("CONNECTION_CLOSED"));
   });
 
@@ -204,7 +204,7 @@ describe("Client: limits and runtimes", () => {
     const started = Date.now();
     await assert.rejects(client.fetch("http://h/"), (e: unknown) => e instanceof FastCGIError && e.code === "TIMEOUT" && e.limit === "connectTimeout" && /127\.0\.0\.1:9/.test(e.message));
     assert.ok(Date.now() - started < 350, "rejected at the timeout, not when the connection came");
-    await until(() => destroyed.length === 1, 5000, "the late connection destroyed");
+    await waitFor(() => destroyed.length === 1, 5000, "the late connection destroyed");
   });
 
   it("the socket adapter may be chosen by name: \"node\" works on every runtime", async () => {
@@ -334,7 +334,7 @@ describe("Client: how requests end", () => {
       onAbort: (r) => aborted.push(r.requestId),
     });
     await assert.rejects(client.fetch("http://h/"), isError("BAD_RESPONSE", /NUL/));
-    await until(() => aborted.length === 1, 5000, "ABORT_REQUEST at the backend");
+    await waitFor(() => aborted.length === 1, 5000, "ABORT_REQUEST at the backend");
   });
 
   it("STDERR goes to onStderr with its requestId, a UTF-8 character straddling two records intact", async () => {
@@ -381,12 +381,12 @@ describe("Client: abort and timeouts", () => {
     );
     const controller = new AbortController();
     const pending = client.fetch(new Request("http://h/slow", { signal: controller.signal }));
-    await until(() => !first, 5000, "the request at the backend");
+    await waitFor(() => !first, 5000, "the request at the backend");
     const started = Date.now();
     controller.abort();
     await assert.rejects(pending, isAbort);
     assert.ok(Date.now() - started < 500, "rejected promptly");
-    await until(() => aborted.length === 1, 5000, "ABORT_REQUEST at the backend");
+    await waitFor(() => aborted.length === 1, 5000, "ABORT_REQUEST at the backend");
     assert.equal(await (await within(client.fetch("http://h/next"), 5000, "the next request")).text(), "after");
   });
 
@@ -399,14 +399,14 @@ describe("Client: abort and timeouts", () => {
     assert.equal(new TextDecoder().decode((await reader.read()).value), "some");
     controller.abort();
     await assert.rejects(reader.read(), isAbort);
-    await until(() => aborted.length === 1, 5000, "ABORT_REQUEST at the backend");
+    await waitFor(() => aborted.length === 1, 5000, "ABORT_REQUEST at the backend");
   });
 
   it("aborting a request still waiting in the queue rejects it, and it never reaches the backend", async () => {
     const held: FakeRequest[] = [];
     const { client } = await setup({ onStdinEnd: (r) => held.push(r) }, { maxConnections: 1 });
     const first = client.fetch("http://h/first");
-    await until(() => held.length === 1, 5000, "the first request");
+    await waitFor(() => held.length === 1, 5000, "the first request");
     const controller = new AbortController();
     const queued = client.fetch(new Request("http://h/queued", { signal: controller.signal }));
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -416,7 +416,7 @@ describe("Client: abort and timeouts", () => {
     held[0]!.connection.respond(held[0]!.requestId, OK + "first");
     assert.equal(await (await first).text(), "first");
     const third = client.fetch("http://h/third");
-    await until(() => held.length === 2, 5000, "the next request at the backend");
+    await waitFor(() => held.length === 2, 5000, "the next request at the backend");
     assert.equal(held[1]!.params.REQUEST_URI, "/third", "the aborted request was never sent");
     held[1]!.connection.respond(held[1]!.requestId, OK + "third");
     assert.equal(await (await third).text(), "third");
@@ -433,7 +433,7 @@ describe("Client: abort and timeouts", () => {
     const { client } = await setup({ onStdinEnd: (r) => r.connection.stdout(r.requestId, OK + "x"), onAbort: (r) => aborted.push(r.requestId) });
     const response = await client.fetch("http://h/");
     await response.body!.cancel();
-    await until(() => aborted.length === 1, 5000, "ABORT_REQUEST at the backend");
+    await waitFor(() => aborted.length === 1, 5000, "ABORT_REQUEST at the backend");
   });
 
   it("a backend silent for responseTimeout gets ABORT_REQUEST and the fetch rejects with TIMEOUT", async () => {
@@ -444,7 +444,7 @@ describe("Client: abort and timeouts", () => {
     await assert.rejects(client.fetch("http://h/"), (e: unknown) => e instanceof FastCGIError && e.code === "TIMEOUT" && e.limit === "responseTimeout");
     const took = Date.now() - started;
     assert.ok(took >= 150 && took < 3000, `timed out after ${took} ms`);
-    await until(() => aborted.length === 1, 5000, "ABORT_REQUEST at the backend");
+    await waitFor(() => aborted.length === 1, 5000, "ABORT_REQUEST at the backend");
   });
 
   it("a backend that sends 5 bytes of a record header and stalls: TIMEOUT, and that connection is never reused", async () => {
@@ -460,7 +460,7 @@ describe("Client: abort and timeouts", () => {
     assert.equal(await (await client.fetch("http://h/")).text(), "second");
     assert.equal(requestConnections(app), 2);
     const stalled = app.connections.find((c) => c.begun > 0)!;
-    await until(() => stalled.closed, 5000, "the client to close the stalled connection");
+    await waitFor(() => stalled.closed, 5000, "the client to close the stalled connection");
   });
 
   it("responseTimeout also bounds silence between body records", async () => {
@@ -490,7 +490,7 @@ describe("Client: request bodies", () => {
     });
     const request = new Request("http://h/", { method: "POST", body, headers: { "content-length": "5" }, duplex: "half" } as RequestInit);
     await assert.rejects(client.fetch(request), /longer than its declared length \(5 bytes\)/);
-    await until(() => aborted.length === 1, 5000, "ABORT_REQUEST at the backend");
+    await waitFor(() => aborted.length === 1, 5000, "ABORT_REQUEST at the backend");
   });
 
   it("a large body is streamed no faster than the backend reads it (backpressure), and arrives whole", async () => {
@@ -521,7 +521,7 @@ describe("Client: request bodies", () => {
     }, { runtime: counted.runtime });
     const request = new Request("http://h/", { method: "POST", body, headers: { "content-length": String(total) }, duplex: "half" } as RequestInit);
     const pending = client.fetch(request);
-    await until(() => app.connections.some((c) => c.begun > 0), 5000, "the request at the backend");
+    await waitFor(() => app.connections.some((c) => c.begun > 0), 5000, "the request at the backend");
     // The client pulls while its socket takes the bytes; once the kernel buffers are full it stops.
     const [stalled, atBackend] = await settle(() => [pulled, whilePaused], "the bytes pulled from the body");
     const socket = busiestOut(counted.connections);

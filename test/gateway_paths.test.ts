@@ -12,9 +12,10 @@ import { gateway, safeSegments, type Gateway } from "../src/client/gateway.ts";
 import { formatAddress } from "../src/address.ts";
 import { NativeResponse } from "../src/native.ts";
 import { listenHttp } from "../src/runtime/http.ts";
-import { within } from "./_support/records.ts";
+
 import { runtimeName } from "./_support/env.ts";
 import { connect } from "node:net";
+import { within } from "./_support/poll.ts";
 
 let dir: string;
 let root: string;

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { gateway, type Gateway } from "../src/client/gateway.ts";
 import { listenHttp, type HttpServer } from "../src/runtime/http.ts";
 import { phpFpmSkip, startPhpFpm, type PhpFpm } from "./_support/phpfpm.ts";
-import { within } from "./_support/fake_fcgi_app.ts";
+import { within } from "./_support/poll.ts";
 
 const skip = phpFpmSkip();
 const MiB = 1024 * 1024;

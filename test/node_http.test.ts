@@ -14,8 +14,7 @@ import type { Server } from "../src/app/types.ts";
 import { gateway, type Gateway } from "../src/client/gateway.ts";
 import { toNodeHandler, type FetchHandler, type HttpConnInfo } from "../src/client/node_http.ts";
 import { formatAddress } from "../src/address.ts";
-import { until, within } from "./_support/fake_fcgi_app.ts";
-import { settle } from "./_support/poll.ts";
+import { settle, waitFor, within } from "./_support/poll.ts";
 
 const MiB = 1024 * 1024;
 const enc = new TextEncoder();
@@ -259,7 +258,7 @@ describe("toNodeHandler", () => {
       let written = 0;
       // Write until the kernel buffers and the server's reading both push back, up to the whole body.
       for (let i = 0; i < 64 && client.write(chunk); i++) written += chunk.length;
-      await until(() => reader !== undefined, 5000, "the handler to get the request");
+      await waitFor(() => reader !== undefined, 5000, "the handler to get the request");
       const serverSocket = [...http.sockets][0]!;
       // Without backpressure the server would keep reading all 64 MiB; with it the count stops.
       const received = await settle(() => serverSocket.bytesRead, "the bytes the server read");
@@ -331,7 +330,7 @@ describe("toNodeHandler", () => {
       await within(new Promise((resolve) => response.once("data", resolve)), 5000, "the first bytes");
       response.destroy();
       await within(cancelled.promise, 5000, "the body's cancel()");
-      await until(() => aborted, 5000, "request.signal to abort");
+      await waitFor(() => aborted, 5000, "request.signal to abort");
       assert.equal((await readAll(await get(http.port, "/small"))).toString(), "still here");
       assert.deepEqual(errors, []);
     } finally {
@@ -491,7 +490,7 @@ describe("toNodeHandler serving the gateway (node:http → gateway → FastCGI �
     await within(new Promise((resolve) => response.once("data", resolve)), 10_000, "tick 1");
     response.destroy();
     // The gateway passes the loss on as ABORT_REQUEST: the app's handler hears of it and its slot is freed.
-    await until(() => streamSignals.at(-1)!.aborted && app.activeRequests === 0, 5000, "the app to see the abort");
+    await waitFor(() => streamSignals.at(-1)!.aborted && app.activeRequests === 0, 5000, "the app to see the abort");
     progress.fire();
     const body = JSON.parse((await readAll(await get(http.port, "/echo.php"))).toString());
     assert.equal(body.script, "/echo.php");

@@ -17,8 +17,9 @@ import { createServer } from "node:net";
 import { join } from "node:path";
 import { repoRoot, runtimeName } from "./_support/env.ts";
 import { freePort } from "./_support/phpfpm.ts";
-import { within } from "./_support/records.ts";
+
 import { fetchWithin } from "./interop/_servers.ts";
+import { within } from "./_support/poll.ts";
 
 declare const Deno: { execPath(): string } | undefined;
 

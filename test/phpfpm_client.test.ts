@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { Client, type ClientOptions } from "../src/client/client.ts";
 import { FastCGIError } from "../src/errors.ts";
 import { phpFpmSkip, startPhpFpm, type PhpFpm } from "./_support/phpfpm.ts";
-import { until, within } from "./_support/fake_fcgi_app.ts";
+import { waitFor, within } from "./_support/poll.ts";
 
 const skip = phpFpmSkip();
 const MiB = 1024 * 1024;
@@ -301,7 +301,7 @@ describe("Client when PHP-FPM dies mid-response", { skip }, () => {
       assert.ok(received < 100 * 1001, `the body was cut, and said so (got all ${received} bytes)`);
       // The backend is gone: the next request fails with a connect error, not a hang.
       await assert.rejects(within(client.fetch(new Request("http://localhost/hello.php"), { documentRoot: root }), 10_000, "a request to a dead backend"));
-      await until(() => client.stats().connections === 0, 5000, "no connection left");
+      await waitFor(() => client.stats().connections === 0, 5000, "no connection left");
     } finally {
       await within(client.close(), 5000, "client.close()").catch(() => {});
     }

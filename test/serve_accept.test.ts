@@ -3,7 +3,8 @@ import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { accept } from "../src/app/accept.ts";
 import { Role } from "../src/protocol/constants.ts";
-import { fcgiRequest, httpParams, parseCgi, within } from "./_support/records.ts";
+import { fcgiRequest, httpParams, parseCgi } from "./_support/records.ts";
+import { within } from "./_support/poll.ts";
 
 test("accept() hands out each request as an exchange and sends what respond() gets", async () => {
   const exchanges = accept({ listen: "127.0.0.1:0", logger: null });

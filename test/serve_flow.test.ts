@@ -4,9 +4,9 @@ import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import type { Handler } from "../src/app/types.ts";
 import { ProtocolStatus, RecordType } from "../src/protocol/constants.ts";
-import { captureLogger, deferred, fcgiRequest, httpParams, parseCgi, RecordClient, waitFor, within } from "./_support/records.ts";
+import { captureLogger, deferred, fcgiRequest, httpParams, parseCgi, RecordClient } from "./_support/records.ts";
 import { withServer } from "./_support/serve.ts";
-import { countingRuntime, KERNEL_BUFFERS, MAX_READ, MAX_RECORD, settle } from "./_support/poll.ts";
+import { countingRuntime, KERNEL_BUFFERS, MAX_READ, MAX_RECORD, settle, waitFor, within } from "./_support/poll.ts";
 import { detectRuntime } from "../src/runtime/index.ts";
 
 const MiB = 1024 * 1024;

@@ -7,8 +7,9 @@ import assert from "node:assert/strict";
 import type { Handler } from "../src/app/types.ts";
 import { encodeBeginRequest } from "../src/codec/encode.ts";
 import { ProtocolStatus, RecordType, Role } from "../src/protocol/constants.ts";
-import { captureLogger, fcgiRequest, httpParams, parseCgi, RecordClient, waitFor } from "./_support/records.ts";
+import { captureLogger, fcgiRequest, httpParams, parseCgi, RecordClient } from "./_support/records.ts";
 import { withServer } from "./_support/serve.ts";
+import { waitFor } from "./_support/poll.ts";
 
 const encoder = new TextEncoder();
 

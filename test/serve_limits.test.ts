@@ -7,8 +7,9 @@ import { DEFAULT_LIMITS } from "../src/app/options.ts";
 import { serve } from "../src/app/serve.ts";
 import type { Handler } from "../src/app/types.ts";
 import { ProtocolStatus, RecordType, Role } from "../src/protocol/constants.ts";
-import { captureLogger, deferred, fcgiRequest, httpParams, parseCgi, RecordClient, waitFor, within } from "./_support/records.ts";
+import { captureLogger, deferred, fcgiRequest, httpParams, parseCgi, RecordClient } from "./_support/records.ts";
 import { withServer } from "./_support/serve.ts";
+import { waitFor, within } from "./_support/poll.ts";
 
 const hello: Handler = () => new Response("hello");
 
@@ -25,24 +26,28 @@ test("bad limit values are refused when the server starts", async () => {
   await assert.rejects(serve({ listen: "127.0.0.1:0" }), TypeError);
 });
 
-test("an endless PARAMS stream hits maxParamsBytes: the request is ended, the rest is ignored, nothing grows", async () => {
+test("an endless PARAMS stream hits maxParamsBytes: the request ends at the limit, not at a stream end that never comes, and what follows is dropped", async () => {
   const { lines, logger } = captureLogger();
   await withServer({ fetch: hello, logger, maxParamsBytes: 64 * 1024 }, async (port) => {
     const client = await RecordClient.connect(port);
     try {
       client.begin(1, Role.RESPONDER, true);
-      // 4 MiB of PARAMS records that never end: the pair lengths announce more than the limit.
+      // 96 KiB of PARAMS, past the 64 KiB limit, and no empty PARAMS record to end them: a server
+      // that buffered until the end would never answer.
       const content = new Uint8Array(32 * 1024).fill(0x61);
-      content.set([0x04, 0x80, 0x00, 0x7f, 0xff]);
+      content.set([0x04, 0x80, 0x00, 0x7f, 0xff]); // a pair whose value (32 767 bytes) spans the next record
       client.record(RecordType.PARAMS, 1, content);
-      for (let i = 0; i < 128; i++) client.record(RecordType.PARAMS, 1, new Uint8Array(32 * 1024).fill(0x62));
+      for (let i = 0; i < 2; i++) client.record(RecordType.PARAMS, 1, new Uint8Array(32 * 1024).fill(0x62));
       const result = await client.response(1);
       assert.equal(result.protocolStatus, ProtocolStatus.REQUEST_COMPLETE);
       assert.notEqual(result.appStatus, 0);
-      // The connection still works for the next request.
+      assert.ok(lines.some((l) => /PARAMS/.test(l)), lines.join("\n"));
+      // 4 MiB more for the ended request is dropped: no answer for it, and the connection still
+      // serves the next request.
+      for (let i = 0; i < 128; i++) client.record(RecordType.PARAMS, 1, new Uint8Array(32 * 1024).fill(0x62));
       client.send(2, { params: httpParams("/"), keepConn: true });
       assert.equal(parseCgi((await client.response(2)).stdout).text, "hello");
-      assert.ok(lines.some((l) => /PARAMS/.test(l)), lines.join("\n"));
+      assert.deepEqual(client.pending.filter((r) => r.requestId === 1), [], "records for the ended request");
     } finally {
       client.destroy();
     }
@@ -61,19 +66,23 @@ test("many small pairs also stop at maxParamsBytes", async () => {
 
 test("hundreds of half-open connections sending 5 bytes do not block others, and paramsTimeout closes them", async () => {
   const { lines, logger } = captureLogger();
-  await withServer({ fetch: hello, logger, paramsTimeout: 2000 }, async (port, server) => {
+  const paramsTimeout = 3000;
+  await withServer({ fetch: hello, logger, paramsTimeout }, async (port, server) => {
     const half: RecordClient[] = [];
     try {
-      for (let i = 0; i < 200; i++) {
-        const client = await RecordClient.connect(port);
-        client.write(encodeBeginRequest(1, Role.RESPONDER, 0).subarray(0, 5));
-        half.push(client);
+      const started = Date.now();
+      // In parallel, so that all 200 are open well inside paramsTimeout even on a slow machine.
+      for (let batch = 0; batch < 4; batch++) {
+        half.push(...await Promise.all(Array.from({ length: 50 }, () => RecordClient.connect(port))));
       }
+      for (const client of half) client.write(encodeBeginRequest(1, Role.RESPONDER, 0).subarray(0, 5));
       // Served while every half-open connection is still there.
       const result = await fcgiRequest(port, { params: httpParams("/") });
       assert.equal(parseCgi(result.stdout).text, "hello");
+      const servedAfter = Date.now() - started;
+      assert.ok(servedAfter < paramsTimeout, `served after ${servedAfter} ms: too late to tell that the half-open ones did not block it`);
       assert.equal(half.filter((c) => c.closed).length, 0, "served before paramsTimeout, not after it cleared the way");
-      await Promise.all(half.map((c) => c.waitClosed(6000)));
+      await Promise.all(half.map((c) => c.waitClosed(paramsTimeout + 5000)));
       await waitFor(() => server.connections === 0, 2000, "the server to drop them");
       assert.ok(lines.some((l) => l.includes("paramsTimeout")), lines.join("\n"));
       assert.ok(lines.length < 20, `rate-limited log: ${lines.length} lines`);

@@ -40,13 +40,22 @@ export interface PollOptions {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-/** Resolves once `predicate()` is true; rejects naming `what` after `timeout` ms. */
-export async function waitUntil(predicate: () => boolean, what: string, { timeout = 10_000, interval = 10 }: PollOptions = {}): Promise<void> {
+/** Resolves once `check()` is true, polling every 5 ms; rejects naming `what` after `timeout` ms. */
+export async function waitFor(check: () => boolean, timeout: number = 10_000, what: string = "a condition"): Promise<void> {
   const deadline = Date.now() + timeout;
-  while (!predicate()) {
+  while (!check()) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await sleep(interval);
+    await sleep(5);
   }
+}
+
+/** Rejects naming `what` after `ms` unless `promise` settles first. */
+export function within<T>(promise: Promise<T>, ms: number, what: string = "a promise"): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 export interface SettleOptions extends PollOptions {

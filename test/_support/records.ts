@@ -347,14 +347,6 @@ function latin1(b: Uint8Array): string {
   return s;
 }
 
-/** Waits until `check` holds, polling every 10 ms, up to `timeout` ms. */
-export async function waitFor(check: () => boolean, timeout: number = DEFAULT_TIMEOUT, what: string = "a condition"): Promise<void> {
-  const deadline = Date.now() + timeout;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
 
 /** A logger for serve() that keeps its lines, so tests can check that a limit hit was logged. */
 export function captureLogger(): { lines: string[]; logger: { info(m: string): void; warn(m: string): void; error(m: string): void } } {
@@ -376,13 +368,3 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   return { promise, resolve };
 }
 
-/** Rejects after `ms` unless `promise` settles first. */
-export function within<T>(promise: Promise<T>, ms: number, what: string = "a promise"): Promise<T> {
-  let timer: ReturnType<typeof setTimeout>;
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    }),
-  ]);
-}

@@ -1,7 +1,7 @@
 // A serve() on a free loopback port for the length of one test body, closed (gracefully) after it.
 import type { ServeOptions, Server } from "../../src/app/types.ts";
 import { serve } from "../../src/app/serve.ts";
-import { within } from "./records.ts";
+import { within } from "./poll.ts";
 
 /** Runs `body` with a server on 127.0.0.1 (silent unless `options.logger` says otherwise), then closes it. */
 export async function withServer(options: Partial<ServeOptions>, body: (port: number, server: Server) => Promise<void>): Promise<void> {
