@@ -238,6 +238,22 @@ export const mutations = [
     tests: ["test/node_http.test.ts"],
     why: "toNodeHandler pulls the response body without waiting for the HTTP client to read",
   },
+  {
+    id: "node-http-truncated-ends",
+    file: "src/client/node_http.ts",
+    find: `    res.destroy(error instanceof Error ? error : new Error(String(error)));`,
+    replace: `    res.end();`,
+    tests: ["test/node_http.test.ts"],
+    why: "a response body that fails after the head went out is ended as if complete instead of cutting the connection",
+  },
+  {
+    id: "client-one-per-socket",
+    file: "src/client/pool.ts",
+    find: `const MAX_PER_SOCKET = 0xffff;`,
+    replace: `const MAX_PER_SOCKET = 1;`,
+    tests: ["test/client_multiplex.test.ts"],
+    why: "a multiplexed connection carries one request at a time, so a slow request stalls the fast ones queued behind it",
+  },
 
   // ---- response headers ---------------------------------------------------------------------------
   {
