@@ -3,6 +3,8 @@
 // prints each runtime's pass/fail counts, and fails if any runtime fails.
 // Usage: node scripts/test.mjs [node|deno|bun ...] [-- test/some.test.ts ...]
 // With files after --, only those run (on Node, their compiled copies in dist/).
+// The runtimes run at the same time (FCGI_TEST_JOBS=1 runs them one after another); each one's
+// output is printed whole when it ends, so that the three never interleave.
 import { spawn, spawnSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { dirname, join, relative } from "node:path";
@@ -18,6 +20,9 @@ const compiled = (f) => join("dist", f.replace(/\.ts$/, ".js"));
 const runtimes = wanted.length ? wanted : ["node", "deno", "bun"];
 // A runaway runtime must not hang CI: each gets a bounded time.
 const limitMs = Number(process.env.FCGI_TEST_TIMEOUT_MS ?? 10 * 60_000);
+// Each suite spends most of its time waiting on sockets and child processes: on two cores, three
+// at once take about as long as the slowest alone.
+const jobs = Math.max(1, Number(process.env.FCGI_TEST_JOBS ?? runtimes.length));
 
 // tsc still emits when types are wrong, so the suite runs anyway and the type errors fail it at the end.
 function build() {
@@ -52,36 +57,44 @@ function last(text, re) {
   return value;
 }
 
-function run(name) {
+function run(name, live) {
   const [cmd, args] = commands[name]();
+  const started = Date.now();
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { cwd: root, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, FORCE_COLOR: "0", NO_COLOR: "1" } });
     let out = "";
-    const take = (stream, sink) => stream.on("data", (d) => { out += d; sink.write(d); });
+    const take = (stream, sink) => stream.on("data", (d) => { out += d; if (live) sink.write(d); });
     take(child.stdout, process.stdout);
     take(child.stderr, process.stderr);
     const timer = setTimeout(() => { out += `\n${name}: timed out after ${limitMs} ms\n`; child.kill("SIGKILL"); }, limitMs);
     child.on("close", (code) => {
       clearTimeout(timer);
+      const seconds = Math.round((Date.now() - started) / 1000);
+      if (!live) process.stdout.write(`\n=== ${name} (${seconds} s) ===\n${out}`);
       const [passed, failed] = counters[name](out);
-      resolve({ name, code, passed: passed ?? 0, failed: failed ?? (code === 0 ? 0 : 1) });
+      resolve({ name, code, seconds, passed: passed ?? 0, failed: failed ?? (code === 0 ? 0 : 1) });
     });
   });
 }
 
 const typesOk = build();
+for (const name of runtimes) if (!commands[name]) throw new Error(`unknown runtime ${name}`);
 const results = [];
-for (const name of runtimes) {
-  if (!commands[name]) throw new Error(`unknown runtime ${name}`);
-  console.log(`\n=== ${name} ===`);
-  results.push(await run(name));
-}
+const queue = [...runtimes];
+const live = jobs === 1 || runtimes.length === 1;
+await Promise.all(Array.from({ length: Math.min(jobs, runtimes.length) }, async () => {
+  for (let name = queue.shift(); name !== undefined; name = queue.shift()) {
+    if (live) console.log(`\n=== ${name} ===`);
+    results.push(await run(name, live));
+  }
+}));
+results.sort((a, b) => runtimes.indexOf(a.name) - runtimes.indexOf(b.name));
 console.log("\n=== summary ===");
 let ok = true;
 for (const r of results) {
   const good = r.code === 0 && r.failed === 0 && r.passed > 0;
   ok &&= good;
-  console.log(`${r.name}: ${r.passed} passed, ${r.failed} failed${good ? "" : `  (exit ${r.code})`}`);
+  console.log(`${r.name}: ${r.passed} passed, ${r.failed} failed in ${r.seconds} s${good ? "" : `  (exit ${r.code})`}`);
 }
 if (!typesOk) {
   ok = false;
