@@ -45,6 +45,21 @@ export const Role = {
 /** A role number. */
 export type Role = (typeof Role)[keyof typeof Role];
 
+/** A role as the API and the CLI name it. */
+export type RoleName = "responder" | "authorizer" | "filter";
+
+/** Each role's number by its API name: the one mapping between the two. */
+export const ROLE_BY_NAME: Readonly<Record<RoleName, Role>> = {
+  responder: Role.RESPONDER,
+  authorizer: Role.AUTHORIZER,
+  filter: Role.FILTER,
+};
+
+/** The role number of an API role name, or undefined when `name` names no role. */
+export function roleFromName(name: unknown): Role | undefined {
+  return typeof name === "string" && Object.hasOwn(ROLE_BY_NAME, name) ? ROLE_BY_NAME[name as RoleName] : undefined;
+}
+
 /** protocolStatus values of END_REQUEST. */
 export const ProtocolStatus = {
   REQUEST_COMPLETE: 0,
