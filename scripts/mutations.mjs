@@ -121,7 +121,7 @@ export const mutations = [
   {
     id: "codec-pair-truncated",
     file: "src/codec/pairs.ts",
-    find: `if (this.#phase !== 0) {\n      this.#fail("PAIR_TRUNCATED"`,
+    find: `if (this.#phase !== PAIR_PHASE_NAME_LENGTH) {\n      this.#fail("PAIR_TRUNCATED"`,
     replace: `if (false) {\n      this.#fail("PAIR_TRUNCATED"`,
     tests: ["test/codec_known_bad.test.ts", "test/protocol_app_badinput.test.ts"],
     why: "a PARAMS stream that ends inside a pair is accepted (no PAIR_TRUNCATED)",
@@ -131,7 +131,7 @@ export const mutations = [
   {
     id: "wasm-bad-version",
     file: "wasm/records.ts",
-    find: `if (load<u8>(h) != 1) { stop(SCAN_BAD_VERSION`,
+    find: `if (load<u8>(h) != FCGI_VERSION_1) { stop(SCAN_BAD_VERSION`,
     replace: `if (false) { stop(SCAN_BAD_VERSION`,
     tests: ["test/codec_known_bad.test.ts", "test/protocol_app_badinput.test.ts"],
     why: "the record scanner accepts any version byte",
@@ -175,8 +175,8 @@ export const mutations = [
   {
     id: "codec-long-record-version",
     file: "src/codec/decoder.ts",
-    find: `while (length - pos >= 8 && chunk[pos] === 1) {`,
-    replace: `while (length - pos >= 8) {`,
+    find: `while (length - pos >= FCGI_HEADER_LEN && chunk[pos] === FCGI_VERSION_1) {`,
+    replace: `while (length - pos >= FCGI_HEADER_LEN) {`,
     tests: ["test/codec_known_bad.test.ts", "test/codec_records.test.ts"],
     why: "the JS fast path for long records no longer checks the version byte",
   },

@@ -6,21 +6,11 @@
 
 import { PAIR_WINDOW, STATE, PAIR_SIZE } from "./layout";
 import { lookupName } from "./vocab";
-
-// STATE slots: i32 at 0 phase, 4 length bytes still needed, 8 length accumulated so far,
-// 12 nameLength, 16 pairStart (stream offset of the pair's first length byte); i64 at 24 body bytes
-// left (a name and a value of 2^31 - 1 bytes each sum past 32 bits).
-export const PAIR_NAME_LENGTH: i32 = 0;
-const PAIR_NAME_LENGTH_MORE: i32 = 1;
-const PAIR_VALUE_LENGTH: i32 = 2;
-const PAIR_VALUE_LENGTH_MORE: i32 = 3;
-const PAIR_BODY: i32 = 4;
-
-// Errors, returned as negative counts.
-export const PAIR_NAME_TOO_LONG: i32 = -1;
-export const PAIR_VALUE_TOO_LONG: i32 = -2;
-export const PAIR_PARAMS_TOO_LARGE: i32 = -3;
-
+import {
+  PAIR_SLOT_PHASE, PAIR_SLOT_NEED, PAIR_SLOT_ACC, PAIR_SLOT_NAME_LENGTH, PAIR_SLOT_PAIR_START, PAIR_SLOT_LEFT,
+  PAIR_PHASE_NAME_LENGTH, PAIR_PHASE_NAME_LENGTH_MORE, PAIR_PHASE_VALUE_LENGTH, PAIR_PHASE_VALUE_LENGTH_MORE, PAIR_PHASE_BODY,
+  PAIR_NAME_TOO_LONG, PAIR_VALUE_TOO_LONG, PAIR_PARAMS_TOO_LARGE,
+} from "../src/codec/wasm_interface";
 
 /**
  * Scans `length` bytes in PAIR_WINDOW, which sit at stream offset `base`, continuing from the state
@@ -33,26 +23,26 @@ export const PAIR_PARAMS_TOO_LARGE: i32 = -3;
  * the total limit is a double so that any JS number, Infinity included, compares exactly.
  */
 export function scanPairs(length: i32, base: i32, maxNameLength: i32, maxValueLength: i32, maxTotalBytes: f64, resume: i32): i32 {
-  let phase = PAIR_NAME_LENGTH;
+  let phase = PAIR_PHASE_NAME_LENGTH;
   let need = 0;
   let acc: u32 = 0;
   let nameLength = 0;
   let pairStart = base;
   let left: i64 = 0;
   if (resume) {
-    phase = load<i32>(STATE, 0);
-    need = load<i32>(STATE, 4);
-    acc = load<u32>(STATE, 8);
-    nameLength = load<i32>(STATE, 12);
-    pairStart = load<i32>(STATE, 16);
-    left = load<i64>(STATE, 24);
+    phase = load<i32>(STATE, PAIR_SLOT_PHASE << 2);
+    need = load<i32>(STATE, PAIR_SLOT_NEED << 2);
+    acc = load<u32>(STATE, PAIR_SLOT_ACC << 2);
+    nameLength = load<i32>(STATE, PAIR_SLOT_NAME_LENGTH << 2);
+    pairStart = load<i32>(STATE, PAIR_SLOT_PAIR_START << 2);
+    left = load<i64>(STATE, PAIR_SLOT_LEFT << 2);
   }
   let i = 0;
   let n = 0;
   const table = PAIR_WINDOW + <usize>((length + 7) & ~7);
   while (true) {
     let valueLength = -1;
-    if (phase == PAIR_NAME_LENGTH) {
+    if (phase == PAIR_PHASE_NAME_LENGTH) {
       if (length - i >= 8) {
         // The usual case: both lengths (at most 4 + 4 bytes) lie in the window; no state machine.
         const p = PAIR_WINDOW + <usize>i;
@@ -66,30 +56,30 @@ export function scanPairs(length: i32, base: i32, maxNameLength: i32, maxValueLe
       } else {
         if (i == length) break;
         const b = <u32>load<u8>(PAIR_WINDOW + i++);
-        if (b < 0x80) { nameLength = b; phase = PAIR_VALUE_LENGTH; }
-        else { acc = b & 0x7f; need = 3; phase = PAIR_NAME_LENGTH_MORE; }
+        if (b < 0x80) { nameLength = b; phase = PAIR_PHASE_VALUE_LENGTH; }
+        else { acc = b & 0x7f; need = 3; phase = PAIR_PHASE_NAME_LENGTH_MORE; }
       }
-    } else if (phase == PAIR_NAME_LENGTH_MORE) {
+    } else if (phase == PAIR_PHASE_NAME_LENGTH_MORE) {
       while (need > 0 && i < length) { acc = (acc << 8) | <u32>load<u8>(PAIR_WINDOW + i++); need--; }
       if (need > 0) break;
       nameLength = <i32>acc;
-      phase = PAIR_VALUE_LENGTH;
-    } else if (phase == PAIR_VALUE_LENGTH) {
+      phase = PAIR_PHASE_VALUE_LENGTH;
+    } else if (phase == PAIR_PHASE_VALUE_LENGTH) {
       if (i == length) break;
       const b = <u32>load<u8>(PAIR_WINDOW + i++);
       if (b < 0x80) valueLength = b;
-      else { acc = b & 0x7f; need = 3; phase = PAIR_VALUE_LENGTH_MORE; }
-    } else if (phase == PAIR_VALUE_LENGTH_MORE) {
+      else { acc = b & 0x7f; need = 3; phase = PAIR_PHASE_VALUE_LENGTH_MORE; }
+    } else if (phase == PAIR_PHASE_VALUE_LENGTH_MORE) {
       while (need > 0 && i < length) { acc = (acc << 8) | <u32>load<u8>(PAIR_WINDOW + i++); need--; }
       if (need > 0) break;
       valueLength = <i32>acc;
     } else {
-      // PAIR_BODY, continued from an earlier window: the bytes are only skipped (JS keeps a copy).
+      // PAIR_PHASE_BODY, continued from an earlier window: the bytes are only skipped (JS keeps a copy).
       const skip = <i32>min(left, <i64>(length - i));
       i += skip;
       left -= skip;
       if (left > 0) break;
-      phase = PAIR_NAME_LENGTH;
+      phase = PAIR_PHASE_NAME_LENGTH;
       pairStart = base + i;
     }
     if (valueLength >= 0) {
@@ -108,21 +98,21 @@ export function scanPairs(length: i32, base: i32, maxNameLength: i32, maxValueLe
       const body = <i64>nameLength + <i64>valueLength;
       if (body <= <i64>rest) {
         i += <i32>body;
-        phase = PAIR_NAME_LENGTH;
+        phase = PAIR_PHASE_NAME_LENGTH;
         pairStart = base + i;
       } else {
         left = body - <i64>rest;
         i = length;
-        phase = PAIR_BODY;
+        phase = PAIR_PHASE_BODY;
         break;
       }
     }
   }
-  store<i32>(STATE, phase, 0);
-  store<i32>(STATE, need, 4);
-  store<u32>(STATE, acc, 8);
-  store<i32>(STATE, nameLength, 12);
-  store<i32>(STATE, pairStart, 16);
-  store<i64>(STATE, left, 24);
+  store<i32>(STATE, phase, PAIR_SLOT_PHASE << 2);
+  store<i32>(STATE, need, PAIR_SLOT_NEED << 2);
+  store<u32>(STATE, acc, PAIR_SLOT_ACC << 2);
+  store<i32>(STATE, nameLength, PAIR_SLOT_NAME_LENGTH << 2);
+  store<i32>(STATE, pairStart, PAIR_SLOT_PAIR_START << 2);
+  store<i64>(STATE, left, PAIR_SLOT_LEFT << 2);
   return n;
 }

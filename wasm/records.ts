@@ -2,7 +2,14 @@
 // its content lies in the chunk. Content bytes are never read, so JS copies in (through refill) only
 // the stretches that hold headers; the content itself reaches the caller as views of the chunk.
 
-import { RECORD_WINDOW, RECORD_WINDOW_SIZE, HEADER, STATE, MAX_EVENTS, EVENT_SIZE } from "./layout";
+import { RECORD_WINDOW, RECORD_WINDOW_SIZE, HEADER, STATE, EVENT_SIZE } from "./layout";
+import {
+  FCGI_VERSION_1, FCGI_HEADER_LEN, PIECE_START, PIECE_WHOLE, MAX_EVENTS,
+  RECORD_SLOT_STATUS, RECORD_SLOT_AT, RECORD_SLOT_PHASE, RECORD_SLOT_TYPE, RECORD_SLOT_REQUEST_ID,
+  RECORD_SLOT_CONTENT_LEFT, RECORD_SLOT_PADDING_LEFT, RECORD_SLOT_STARTED,
+  SCAN_DONE, SCAN_FULL, SCAN_BAD_VERSION,
+  RECORD_PHASE_BOUNDARY, RECORD_PHASE_HEADER, RECORD_PHASE_CONTENT, RECORD_PHASE_PADDING,
+} from "../src/codec/wasm_interface";
 
 /**
  * Asks JS to copy `size` bytes of the current chunk, from chunk offset `from`, into RECORD_WINDOW.
@@ -13,31 +20,14 @@ import { RECORD_WINDOW, RECORD_WINDOW_SIZE, HEADER, STATE, MAX_EVENTS, EVENT_SIZ
 @external("env", "refill")
 declare function refill(from: i32, size: i32): i32;
 
-// Piece flags, as in src/codec/types.ts.
-const PIECE_START: i32 = 1;
-const PIECE_WHOLE: i32 = 3;
-
-// STATE slots written by scanRecords (i32 each).
-// 0 status: 0 the chunk is consumed, 1 the event table is full (call again from `at`), 2 a header has version != 1
-// 1 at: chunk offset where the scan stopped (the next header, the partial header, or the bad header)
-// 2 phase: what the chunk ended in: 0 between records, 1 a partial header (bytes from `at`), 2 content, 3 padding
-// 3 type, 4 requestId, 5 contentLeft, 6 paddingLeft, 7 started (a piece of this record was reported)
-export const SCAN_DONE: i32 = 0;
-export const SCAN_FULL: i32 = 1;
-export const SCAN_BAD_VERSION: i32 = 2;
-export const PHASE_BOUNDARY: i32 = 0;
-export const PHASE_HEADER: i32 = 1;
-export const PHASE_CONTENT: i32 = 2;
-export const PHASE_PADDING: i32 = 3;
-
 /** Refill size after a long skip: enough for several small records, cheap when only one header is needed. */
 const MIN_FILL: i32 = 2048;
 
 // @ts-ignore: decorator
 @inline function stop(status: i32, at: i32, phase: i32): void {
-  store<i32>(STATE, status, 0);
-  store<i32>(STATE, at, 4);
-  store<i32>(STATE, phase, 8);
+  store<i32>(STATE, status, RECORD_SLOT_STATUS << 2);
+  store<i32>(STATE, at, RECORD_SLOT_AT << 2);
+  store<i32>(STATE, phase, RECORD_SLOT_PHASE << 2);
 }
 
 // @ts-ignore: decorator
@@ -70,10 +60,10 @@ export function scanRecords(chunkLength: i32, start: i32, withHeader: i32, table
       contentStart = start;
     } else {
       const left = chunkLength - pos;
-      if (left == 0) { stop(SCAN_DONE, pos, PHASE_BOUNDARY); return n; }
-      if (n == MAX_EVENTS) { stop(SCAN_FULL, pos, PHASE_BOUNDARY); return n; }
-      if (left < 8) { stop(SCAN_DONE, pos, PHASE_HEADER); return n; }
-      if (pos + 8 > windowEnd) {
+      if (left == 0) { stop(SCAN_DONE, pos, RECORD_PHASE_BOUNDARY); return n; }
+      if (n == MAX_EVENTS) { stop(SCAN_FULL, pos, RECORD_PHASE_BOUNDARY); return n; }
+      if (left < FCGI_HEADER_LEN) { stop(SCAN_DONE, pos, RECORD_PHASE_HEADER); return n; }
+      if (pos + FCGI_HEADER_LEN > windowEnd) {
         // Grow the window while the gaps between headers are small (dense small records),
         // start small again after a long content was skipped.
         fill = filled && pos - windowEnd <= fill ? min(fill << 1, RECORD_WINDOW_SIZE) : MIN_FILL;
@@ -82,9 +72,9 @@ export function scanRecords(chunkLength: i32, start: i32, withHeader: i32, table
         windowEnd = pos + refill(pos, min(fill, left));
       }
       h = RECORD_WINDOW + <usize>(pos - windowStart);
-      contentStart = pos + 8;
+      contentStart = pos + FCGI_HEADER_LEN;
     }
-    if (load<u8>(h) != 1) { stop(SCAN_BAD_VERSION, contentStart - 8, PHASE_BOUNDARY); return n; }
+    if (load<u8>(h) != FCGI_VERSION_1) { stop(SCAN_BAD_VERSION, contentStart - FCGI_HEADER_LEN, RECORD_PHASE_BOUNDARY); return n; }
     const type = <i32>load<u8>(h, 1);
     const requestId = (<i32>load<u8>(h, 2) << 8) | <i32>load<u8>(h, 3);
     const contentLength = (<i32>load<u8>(h, 4) << 8) | <i32>load<u8>(h, 5);
@@ -94,20 +84,20 @@ export function scanRecords(chunkLength: i32, start: i32, withHeader: i32, table
       event(table, n++, type, PIECE_WHOLE, requestId, contentStart, contentLength);
       const end = contentStart + contentLength + paddingLength;
       if (end > chunkLength) {
-        stop(SCAN_DONE, chunkLength, PHASE_PADDING);
-        store<i32>(STATE, end - chunkLength, 24);
+        stop(SCAN_DONE, chunkLength, RECORD_PHASE_PADDING);
+        store<i32>(STATE, end - chunkLength, RECORD_SLOT_PADDING_LEFT << 2);
         return n;
       }
       pos = end;
     } else {
       // The content runs past the chunk: report what is here, JS takes the rest from later chunks.
       if (available > 0) event(table, n++, type, PIECE_START, requestId, contentStart, available);
-      stop(SCAN_DONE, chunkLength, PHASE_CONTENT);
-      store<i32>(STATE, type, 12);
-      store<i32>(STATE, requestId, 16);
-      store<i32>(STATE, contentLength - available, 20);
-      store<i32>(STATE, paddingLength, 24);
-      store<i32>(STATE, available > 0 ? 1 : 0, 28);
+      stop(SCAN_DONE, chunkLength, RECORD_PHASE_CONTENT);
+      store<i32>(STATE, type, RECORD_SLOT_TYPE << 2);
+      store<i32>(STATE, requestId, RECORD_SLOT_REQUEST_ID << 2);
+      store<i32>(STATE, contentLength - available, RECORD_SLOT_CONTENT_LEFT << 2);
+      store<i32>(STATE, paddingLength, RECORD_SLOT_PADDING_LEFT << 2);
+      store<i32>(STATE, available > 0 ? 1 : 0, RECORD_SLOT_STARTED << 2);
       return n;
     }
   }

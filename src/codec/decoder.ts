@@ -6,16 +6,31 @@
  */
 
 import { FastCGIError } from "../errors.ts";
-import { PIECE_END, PIECE_START, PIECE_WHOLE, type RecordHandler } from "./types.ts";
+import type { RecordHandler } from "./types.ts";
 import { heap } from "./wasm.ts";
+import {
+  EVENT_WORDS,
+  FCGI_HEADER_LEN,
+  FCGI_VERSION_1,
+  MAX_EVENTS,
+  PIECE_END,
+  PIECE_START,
+  PIECE_WHOLE,
+  RECORD_PHASE_CONTENT,
+  RECORD_PHASE_HEADER,
+  RECORD_PHASE_PADDING,
+  RECORD_SLOT_AT,
+  RECORD_SLOT_CONTENT_LEFT,
+  RECORD_SLOT_PADDING_LEFT,
+  RECORD_SLOT_PHASE,
+  RECORD_SLOT_REQUEST_ID,
+  RECORD_SLOT_STARTED,
+  RECORD_SLOT_STATUS,
+  RECORD_SLOT_TYPE,
+  SCAN_BAD_VERSION,
+  SCAN_FULL,
+} from "./wasm_interface.ts";
 
-// Values of the STATE slots written by scanRecords (wasm/records.ts).
-const SCAN_FULL = 1;
-const SCAN_BAD_VERSION = 2;
-const PHASE_HEADER = 1;
-const PHASE_CONTENT = 2;
-const PHASE_PADDING = 3;
-const EVENT_WORDS = 3;
 /** Records with at least this much content are decoded by JS header by header (see #longRecords). */
 const LONG_RECORD = 4096;
 
@@ -52,7 +67,7 @@ export class RecordDecoder {
   #contentLeft = 0;
   #paddingLeft = 0;
   #started = false;
-  // Up to 7 bytes of a header cut by the end of the last chunk.
+  // Up to FCGI_HEADER_LEN - 1 bytes of a header cut by the end of the last chunk.
   #pending: Uint8Array | undefined;
   #pendingLength = 0;
   #failed: unknown = undefined;
@@ -105,7 +120,7 @@ export class RecordDecoder {
     if (this.#pendingLength > 0) {
       // Complete the cut header; the scan starts with it (from the module's HEADER area).
       const pending = this.#pending!;
-      const need = 8 - this.#pendingLength;
+      const need = FCGI_HEADER_LEN - this.#pendingLength;
       if (length - pos < need) {
         pending.set(chunk.subarray(pos), this.#pendingLength);
         this.#pendingLength += length - pos;
@@ -122,31 +137,31 @@ export class RecordDecoder {
     const c = heap();
     if (withHeader === 1) c.u8.set(this.#pending!, c.HEADER);
     const nested = depth > 1;
-    const table = nested ? c.EVENTS + c.MAX_EVENTS * EVENT_WORDS * 4 : c.EVENTS;
+    const table = nested ? c.EVENTS + MAX_EVENTS * EVENT_WORDS * 4 : c.EVENTS;
     const s = c.STATE >> 2;
     for (;;) {
       c.chunk = chunk;
       const count = c.scanRecords(length, pos, withHeader, table);
       c.chunk = c.u8; // do not keep a large chunk alive from the shared module
       const i32 = c.i32;
-      const status = i32[s];
-      const at = i32[s + 1];
+      const status = i32[s + RECORD_SLOT_STATUS];
+      const at = i32[s + RECORD_SLOT_AT];
       // Save where the chunk ended before any handler runs: a handler may throw or decode more.
-      switch (i32[s + 2]) {
-        case PHASE_HEADER:
-          this.#pending ??= new Uint8Array(8);
+      switch (i32[s + RECORD_SLOT_PHASE]) {
+        case RECORD_PHASE_HEADER:
+          this.#pending ??= new Uint8Array(FCGI_HEADER_LEN);
           this.#pending.set(chunk.subarray(at));
           this.#pendingLength = length - at;
           break;
-        case PHASE_CONTENT:
-          this.#type = i32[s + 3];
-          this.#requestId = i32[s + 4];
-          this.#contentLeft = i32[s + 5];
-          this.#paddingLeft = i32[s + 6];
-          this.#started = i32[s + 7] !== 0;
+        case RECORD_PHASE_CONTENT:
+          this.#type = i32[s + RECORD_SLOT_TYPE];
+          this.#requestId = i32[s + RECORD_SLOT_REQUEST_ID];
+          this.#contentLeft = i32[s + RECORD_SLOT_CONTENT_LEFT];
+          this.#paddingLeft = i32[s + RECORD_SLOT_PADDING_LEFT];
+          this.#started = i32[s + RECORD_SLOT_STARTED] !== 0;
           break;
-        case PHASE_PADDING:
-          this.#paddingLeft = i32[s + 6];
+        case RECORD_PHASE_PADDING:
+          this.#paddingLeft = i32[s + RECORD_SLOT_PADDING_LEFT];
           break;
       }
       let events: Int32Array = i32;
@@ -171,7 +186,7 @@ export class RecordDecoder {
       }
       if (status === SCAN_BAD_VERSION) {
         const version = withHeader === 1 && at < pos ? c.u8[c.HEADER] : chunk[at];
-        throw new FastCGIError("BAD_VERSION", `FastCGI record header has version ${version}, expected 1`);
+        throw new FastCGIError("BAD_VERSION", `FastCGI record header has version ${version}, expected ${FCGI_VERSION_1}`);
       }
       return;
     }
@@ -185,9 +200,9 @@ export class RecordDecoder {
    */
   #longRecords(chunk: Uint8Array, pos: number, onRecord: RecordHandler): number {
     const length = chunk.length;
-    while (length - pos >= 8 && chunk[pos] === 1) {
+    while (length - pos >= FCGI_HEADER_LEN && chunk[pos] === FCGI_VERSION_1) {
       const contentLength = (chunk[pos + 4] << 8) | chunk[pos + 5];
-      const start = pos + 8;
+      const start = pos + FCGI_HEADER_LEN;
       const available = length - start;
       if (contentLength < available && contentLength < LONG_RECORD) break;
       const type = chunk[pos + 1];

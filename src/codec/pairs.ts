@@ -9,18 +9,25 @@
 import { FastCGIError } from "../errors.ts";
 import type { PairLimits } from "./types.ts";
 import { heap, type Codec } from "./wasm.ts";
+import {
+  PAIR_NAME_TOO_LONG,
+  PAIR_PHASE_NAME_LENGTH,
+  PAIR_SLOT_ACC,
+  PAIR_SLOT_LEFT,
+  PAIR_SLOT_NAME_LENGTH,
+  PAIR_SLOT_NEED,
+  PAIR_SLOT_PAIR_START,
+  PAIR_SLOT_PHASE,
+  PAIR_VALUE_TOO_LONG,
+  PAIR_WINDOW_SIZE,
+  PAIR_WORDS,
+} from "./wasm_interface.ts";
 
 const DEFAULT_MAX_NAME_LENGTH = 1024;
 const DEFAULT_MAX_VALUE_LENGTH = 65536;
 const DEFAULT_MAX_TOTAL_BYTES = 1024 * 1024;
 /** A 31-bit length never exceeds this, so larger name/value limits are the same as this one. */
 const MAX_LENGTH = 0x7fffffff;
-
-// Results and entry layout of scanPairs (wasm/pairs.ts): valueOffset, valueLength, and the name's
-// id (>= 0) if it is well-known, else -(nameLength + 1) (the name ends where the value begins).
-const PAIR_NAME_TOO_LONG = -1;
-const PAIR_VALUE_TOO_LONG = -2;
-const PAIR_WORDS = 3;
 
 // Well-known name -> id (the scanner's vocabulary, wasm/vocab.ts), for lookups by name, and back.
 // Set on the first PairDecoder push (no Params exists before one), so the module loads lazily.
@@ -164,9 +171,9 @@ export class PairDecoder {
   #tableAt = 0;
   #tableCap = 0;
   #used = 0;
-  // The scanner's state between pushes (STATE slots of wasm/pairs.ts), kept only inside a pair:
-  // phase 0 is a pair boundary, where the scanner needs nothing but the stream offset.
-  #phase = 0;
+  // The scanner's state between pushes (the PAIR_SLOT_* of STATE), kept only inside a pair: at a
+  // pair boundary (PAIR_PHASE_NAME_LENGTH) the scanner needs nothing but the stream offset.
+  #phase: number = PAIR_PHASE_NAME_LENGTH;
   #need = 0;
   #acc = 0;
   #nameLength = 0;
@@ -202,7 +209,7 @@ export class PairDecoder {
     if (length === 0) return;
     const c = heap();
     if (wellKnownIds === undefined) nameIds(c);
-    const window = c.PAIR_WINDOW_SIZE;
+    const window = PAIR_WINDOW_SIZE;
     if (base === 0 && length <= window) {
       // The usual case, a whole PARAMS stream in one record: scan, then copy the bytes and the
       // pair table the scanner wrote after them into one region, in one go.
@@ -237,7 +244,7 @@ export class PairDecoder {
   end(): Params {
     if (this.#failed !== undefined) throw this.#failed;
     if (this.#params !== undefined) return this.#params;
-    if (this.#phase !== 0) {
+    if (this.#phase !== PAIR_PHASE_NAME_LENGTH) {
       this.#fail("PAIR_TRUNCATED", "name-value stream ends inside a pair");
     }
     const params = new Params();
@@ -285,15 +292,15 @@ export class PairDecoder {
   #scan(c: Codec, length: number, base: number): number {
     const i32 = c.i32;
     const s = c.STATE >> 2;
-    const resume = this.#phase !== 0;
+    const resume = this.#phase !== PAIR_PHASE_NAME_LENGTH;
     if (resume) {
-      i32[s] = this.#phase;
-      i32[s + 1] = this.#need;
-      i32[s + 2] = this.#acc;
-      i32[s + 3] = this.#nameLength;
-      i32[s + 4] = this.#pairStart;
-      i32[s + 6] = this.#leftLow;
-      i32[s + 7] = this.#leftHigh;
+      i32[s + PAIR_SLOT_PHASE] = this.#phase;
+      i32[s + PAIR_SLOT_NEED] = this.#need;
+      i32[s + PAIR_SLOT_ACC] = this.#acc;
+      i32[s + PAIR_SLOT_NAME_LENGTH] = this.#nameLength;
+      i32[s + PAIR_SLOT_PAIR_START] = this.#pairStart;
+      i32[s + PAIR_SLOT_LEFT] = this.#leftLow;
+      i32[s + PAIR_SLOT_LEFT + 1] = this.#leftHigh;
     }
     const n = c.scanPairs(length, base, this.#maxNameLength, this.#maxValueLength, this.#maxTotalBytes, resume ? 1 : 0);
     if (n < 0) {
@@ -301,14 +308,14 @@ export class PairDecoder {
       if (n === PAIR_VALUE_TOO_LONG) this.#fail("VALUE_TOO_LONG", `parameter value longer than maxValueLength (${this.#maxValueLength})`, "maxValueLength");
       this.#fail("PARAMS_TOO_LARGE", `name-value stream exceeds maxTotalBytes (${this.#maxTotalBytes})`, "maxTotalBytes");
     }
-    this.#phase = i32[s];
-    if (this.#phase !== 0) {
-      this.#need = i32[s + 1];
-      this.#acc = i32[s + 2];
-      this.#nameLength = i32[s + 3];
-      this.#pairStart = i32[s + 4];
-      this.#leftLow = i32[s + 6];
-      this.#leftHigh = i32[s + 7];
+    this.#phase = i32[s + PAIR_SLOT_PHASE];
+    if (this.#phase !== PAIR_PHASE_NAME_LENGTH) {
+      this.#need = i32[s + PAIR_SLOT_NEED];
+      this.#acc = i32[s + PAIR_SLOT_ACC];
+      this.#nameLength = i32[s + PAIR_SLOT_NAME_LENGTH];
+      this.#pairStart = i32[s + PAIR_SLOT_PAIR_START];
+      this.#leftLow = i32[s + PAIR_SLOT_LEFT];
+      this.#leftHigh = i32[s + PAIR_SLOT_LEFT + 1];
     }
     return n;
   }

@@ -4,12 +4,8 @@
  * @module
  */
 
-/** Flag bit on a record piece: the record starts in this piece. */
-export const PIECE_START = 1;
-/** Flag bit on a record piece: the record's content ends in this piece. */
-export const PIECE_END = 2;
-/** Flags of a record that arrived whole in one chunk. */
-export const PIECE_WHOLE = 3;
+// The piece flags are numbers the WebAssembly scanner writes too, so they live with its interface.
+export { PIECE_END, PIECE_START, PIECE_WHOLE } from "./wasm_interface.ts";
 
 /**
  * Receives the decoded records of a byte stream, in order, as pieces.

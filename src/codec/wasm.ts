@@ -6,7 +6,10 @@
 
 import { WASM_MODULE_BASE64 } from "./wasm_module.generated.ts";
 
-/** The scanners of the WebAssembly module, its memory layout, and views of its memory. */
+/**
+ * The scanners of the WebAssembly module, where its buffers lie, and views of its memory. (The
+ * sizes, slots and codes both sides agree on are constants in wasm_interface.ts.)
+ */
 export interface Codec {
   /** Scans a record-stream chunk (see wasm/records.ts); reads it through {@link Codec.chunk}. */
   readonly scanRecords: (chunkLength: number, start: number, withHeader: number, table: number) => number;
@@ -16,14 +19,10 @@ export interface Codec {
   readonly HEADER: number;
   /** Byte offset of the scan state slots (i32). */
   readonly STATE: number;
-  /** Byte offset of the event tables (two of MAX_EVENTS events). */
+  /** Byte offset of the event tables (two of MAX_EVENTS events, see wasm_interface.ts). */
   readonly EVENTS: number;
-  /** Events one scan reports at most. */
-  readonly MAX_EVENTS: number;
-  /** Byte offset of the pair window. */
+  /** Byte offset of the pair window (PAIR_WINDOW_SIZE bytes, then room for their pair table). */
   readonly PAIR_WINDOW: number;
-  /** Size of the pair window. */
-  readonly PAIR_WINDOW_SIZE: number;
   /** The well-known parameter names, by id (see wasm/vocab.ts). */
   readonly names: readonly string[];
   /** Byte view of the module's memory; re-created by {@link heap} if memory ever grows. */
@@ -94,9 +93,7 @@ function load(): Codec {
     HEADER: address("HEADER"),
     STATE: address("STATE"),
     EVENTS: address("EVENTS"),
-    MAX_EVENTS: address("MAX_EVENTS"),
     PAIR_WINDOW: address("PAIR_WINDOW"),
-    PAIR_WINDOW_SIZE: address("PAIR_WINDOW_SIZE"),
     names,
     u8,
     i32: new Int32Array(memory.buffer),
