@@ -12,7 +12,7 @@ import {
   FCGI_NULL_REQUEST_ID,
   FCGI_VERSION_1,
   RecordType,
-} from "../protocol/constants.ts";
+} from "./constants.ts";
 import type { Bytesish } from "./types.ts";
 
 /**

@@ -1,40 +1,23 @@
 /**
- * FastCGI 1.0 protocol numbers, named as the specification names them.
+ * FastCGI 1.0 protocol numbers, named as the specification names them: roles, statuses, flags and
+ * management names here, and the record-level ones of src/codec/constants.ts, re-exported.
  * @module
  */
 
-/** The only protocol version there is; any other version byte is a decode error. */
-export const FCGI_VERSION_1 = 1;
-/** Size of every record header. */
-export const FCGI_HEADER_LEN = 8;
-/** Largest content one record can carry (16-bit contentLength). */
-export const FCGI_MAX_CONTENT_LENGTH = 65535;
-/** requestId of management records. */
-export const FCGI_NULL_REQUEST_ID = 0;
+// The record-level numbers belong to the codec; this module gives them with the others.
+export {
+  FCGI_HEADER_LEN,
+  FCGI_MAX_CONTENT_LENGTH,
+  FCGI_MAXTYPE,
+  FCGI_NULL_REQUEST_ID,
+  FCGI_VERSION_1,
+  RecordType,
+} from "../codec/constants.ts";
+
 /** BEGIN_REQUEST flags bit: the web server keeps the connection open after END_REQUEST. */
 export const FCGI_KEEP_CONN = 1;
 /** The listening socket a web server or spawn-fcgi hands the application (file descriptor 0). */
 export const FCGI_LISTENSOCK_FILENO = 0;
-
-/** Record types (byte 1 of the header). */
-export const RecordType = {
-  BEGIN_REQUEST: 1,
-  ABORT_REQUEST: 2,
-  END_REQUEST: 3,
-  PARAMS: 4,
-  STDIN: 5,
-  STDOUT: 6,
-  STDERR: 7,
-  DATA: 8,
-  GET_VALUES: 9,
-  GET_VALUES_RESULT: 10,
-  UNKNOWN_TYPE: 11,
-} as const;
-/** A record type number. */
-export type RecordType = (typeof RecordType)[keyof typeof RecordType];
-
-/** The highest record type the specification defines; larger ones are unknown types. */
-export const FCGI_MAXTYPE = 11;
 
 /** Roles in BEGIN_REQUEST. */
 export const Role = {
