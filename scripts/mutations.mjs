@@ -293,8 +293,8 @@ export const mutations = [
   {
     id: "core-abort-event",
     file: "src/protocol/app_connection.ts",
-    find: `    if (request.params !== null) return this.#reject(request, "ABORT_REQUEST before PARAMS ended");\n    this.#abort(request);`,
-    replace: `    if (request.params !== null) return this.#reject(request, "ABORT_REQUEST before PARAMS ended");`,
+    find: `    if (request.phase === RequestPhase.PARAMS) return this.#reject(request, "ABORT_REQUEST before PARAMS ended");\n    this.#abort(request);`,
+    replace: `    if (request.phase === RequestPhase.PARAMS) return this.#reject(request, "ABORT_REQUEST before PARAMS ended");`,
     tests: ["test/protocol_app_core.test.ts", "test/serve_flow.test.ts"],
     why: "the sans-IO core drops ABORT_REQUEST for an active request (no abort event)",
   },
@@ -311,8 +311,8 @@ export const mutations = [
   {
     id: "keepconn-clear-closes",
     file: "src/protocol/app_connection.ts",
-    find: `    this.#push(encodeEndRequest(requestId, appStatus >>> 0, protocolStatus & 0xff));\n    if (!request.keepConn) this.#closeWhenIdle = true;`,
-    replace: `    this.#push(encodeEndRequest(requestId, appStatus >>> 0, protocolStatus & 0xff));`,
+    find: `    this.#output.push(encodeEndRequest(requestId, appStatus >>> 0, protocolStatus & 0xff));\n    if (!request.keepConn) this.#closeWhenIdle = true;`,
+    replace: `    this.#output.push(encodeEndRequest(requestId, appStatus >>> 0, protocolStatus & 0xff));`,
     tests: ["test/serve_responder.test.ts", "test/protocol_app_core.test.ts"],
     why: "a request begun without FCGI_KEEP_CONN no longer closes the connection after END_REQUEST",
   },

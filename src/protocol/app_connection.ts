@@ -8,22 +8,29 @@
  * it is queued (by {@link AppConnection.endRequest}, or by the core when it refuses a request).
  * Records for an inactive id are ignored without a word, as the spec says. While active, an id
  * is first in PARAMS (the PARAMS stream is open; the application has not heard of it yet), then
- * in INPUT (the `request` event is out; STDIN, and DATA for a Filter, stream to the application).
+ * in INPUT (the `request` event is out; STDIN, and DATA for a Filter, stream to the application,
+ * each until its empty record), and in ABORTED once the application was told to stop. The
+ * states are the `RequestPhase`s of the code; "none" is an id with no request.
  *
- * | state  | record                  | what happens                                                      |
- * |--------|-------------------------|-------------------------------------------------------------------|
- * | none   | BEGIN_REQUEST           | role, multiplexing, `admit()` checked → PARAMS, or END_REQUEST(refusal) |
- * | none   | any other               | ignored                                                           |
- * | PARAMS | PARAMS, non-empty       | bytes to the pair decoder; a limit hit → END_REQUEST, `rejected`  |
- * | PARAMS | PARAMS, empty           | `request` (Authorizer: then `stdinEnd` at once) → INPUT           |
- * | PARAMS | STDIN, DATA             | out of order: END_REQUEST, `rejected`                             |
- * | PARAMS | ABORT_REQUEST           | the application never saw it: END_REQUEST, `rejected`             |
- * | INPUT  | STDIN (Responder, Filter) | `stdin` per piece; the empty record → `stdinEnd`; later STDIN ignored |
- * | INPUT  | DATA (Filter)           | `data` per piece; the empty record → `dataEnd`; later DATA ignored |
- * | INPUT  | ABORT_REQUEST           | `abort` (once); later input for the id ignored                    |
- * | INPUT  | PARAMS                  | ignored (the params were already delivered)                       |
- * | any    | BEGIN_REQUEST           | ignored: the active request goes on undisturbed                   |
- * | any    | other types             | ignored (UNKNOWN_TYPE answers management records only)            |
+ * | state   | record                  | what happens                                                      |
+ * |---------|-------------------------|-------------------------------------------------------------------|
+ * | none    | BEGIN_REQUEST           | role, multiplexing, `admit()` checked → PARAMS, or END_REQUEST(refusal) |
+ * | none    | any other               | ignored                                                           |
+ * | PARAMS  | PARAMS, non-empty       | bytes to the pair decoder; a limit hit → END_REQUEST, `rejected` → none |
+ * | PARAMS  | PARAMS, empty           | `request` (Authorizer: then `stdinEnd` at once) → INPUT           |
+ * | PARAMS  | STDIN, DATA             | out of order: END_REQUEST, `rejected` → none                      |
+ * | PARAMS  | ABORT_REQUEST           | the application never saw it: END_REQUEST, `rejected` → none     |
+ * | INPUT   | STDIN (Responder, Filter) | `stdin` per piece; the empty record → `stdinEnd`; later STDIN ignored |
+ * | INPUT   | DATA (Filter)           | `data` per piece; the empty record → `dataEnd`; later DATA ignored |
+ * | INPUT   | ABORT_REQUEST           | `abort` → ABORTED                                                 |
+ * | INPUT   | PARAMS                  | ignored (the params were already delivered)                       |
+ * | ABORTED | any                     | ignored (no input event follows `abort`)                          |
+ * | any     | BEGIN_REQUEST           | ignored: the active request goes on undisturbed                   |
+ * | any     | other types             | ignored (UNKNOWN_TYPE answers management records only)            |
+ *
+ * The application's {@link AppConnection.endRequest} takes INPUT or ABORTED to none. When the
+ * connection ends (receiveEnd, a fatal error), PARAMS goes to none as a `rejected` request and
+ * INPUT to ABORTED.
  *
  * Management records (requestId 0): GET_VALUES is answered by the core with GET_VALUES_RESULT;
  * every other type, known or not, gets UNKNOWN_TYPE. A version byte other than 1 or a malformed
@@ -31,27 +38,23 @@
  * @module
  */
 
-import { RecordDecoder } from "../codec/decoder.ts";
 import { PairDecoder, type Params } from "../codec/pairs.ts";
-import {
-  encodeEndRequest,
-  encodeGetValuesResult,
-  encodeStream,
-  encodeStreamEnd,
-  encodeUnknownType,
-} from "../codec/encode.ts";
+import { encodeEndRequest, encodeGetValuesResult, encodeStreamEnd, encodeUnknownType } from "../codec/encode.ts";
 import { PIECE_END, PIECE_START, PIECE_WHOLE, type PairLimits } from "../codec/types.ts";
 import { FastCGIError } from "../errors.ts";
+import { Queue } from "../queue.ts";
+import { asFastCGIError, FixedBody, ManagementPairs, OutputQueue, RecordInput } from "./plumbing.ts";
 import {
   FCGI_KEEP_CONN,
   FCGI_MAX_CONNS,
-  FCGI_MAX_CONTENT_LENGTH,
   FCGI_MAX_REQS,
   FCGI_MPXS_CONNS,
   FCGI_NULL_REQUEST_ID,
   ProtocolStatus,
   RecordType,
   Role,
+  ROLE_BY_NAME,
+  type RoleName,
 } from "./constants.ts";
 
 /** How an {@link AppConnection} behaves. Only `values` is required. */
@@ -133,29 +136,32 @@ export type AppEvent =
 /** appStatus of an END_REQUEST the core sends for a request it ended with REQUEST_COMPLETE. */
 export const CORE_REJECT_APP_STATUS = 1;
 
+/** The states of an active request, as the table at the top of this file names them. */
+const RequestPhase = {
+  /** The PARAMS stream is open; the application has not heard of the request. */
+  PARAMS: "PARAMS",
+  /** The `request` event is out; the role's input streams go to the application. */
+  INPUT: "INPUT",
+  /** The `abort` event is out; input for the request is ignored. */
+  ABORTED: "ABORTED",
+} as const;
+type RequestPhase = (typeof RequestPhase)[keyof typeof RequestPhase];
+
 /** One active requestId. */
 interface ActiveRequest {
   readonly requestId: number;
   readonly role: number;
   readonly keepConn: boolean;
-  /** Non-null while the PARAMS stream is open, that is before the `request` event. */
+  phase: RequestPhase;
+  /** The PARAMS stream's decoder while in PARAMS; null after. */
   params: PairDecoder | null;
-  /** STDIN pieces still go to the application. */
+  /** In INPUT: STDIN pieces still go to the application (not an Authorizer, no empty STDIN yet). */
   stdinOpen: boolean;
-  /** DATA pieces still go to the application (Filter only). */
+  /** In INPUT: DATA pieces still go to the application (a Filter, no empty DATA yet). */
   dataOpen: boolean;
-  /** An `abort` event was emitted. */
-  aborted: boolean;
   /** STDERR was written, so it needs its closing empty record. */
   stderrUsed: boolean;
 }
-
-/** GET_VALUES content is one record: no legitimate query is refused by these. */
-const QUERY_LIMITS: PairLimits = {
-  maxNameLength: FCGI_MAX_CONTENT_LENGTH,
-  maxValueLength: FCGI_MAX_CONTENT_LENGTH,
-  maxTotalBytes: FCGI_MAX_CONTENT_LENGTH,
-};
 
 /**
  * The application side of one FastCGI connection, h11 style: feed it the socket's bytes with
@@ -180,20 +186,21 @@ const QUERY_LIMITS: PairLimits = {
  * ```
  */
 export class AppConnection {
-  readonly #decoder: RecordDecoder = new RecordDecoder();
+  readonly #records: RecordInput = new RecordInput(
+    (type, requestId, content, flags) => this.#record(type, requestId, content, flags),
+    (error) => this.#fail(error),
+  );
   readonly #requests: Map<number, ActiveRequest> = new Map();
   readonly #multiplex: boolean;
-  readonly #roles: { responder: boolean; authorizer: boolean; filter: boolean };
+  /** The role numbers this application plays. */
+  readonly #roles: ReadonlySet<number>;
   readonly #admit: (() => boolean) | undefined;
   readonly #release: (() => void) | undefined;
   readonly #values: AppConnectionOptions["values"];
   readonly #pairLimits: PairLimits | undefined;
 
-  /** Pending events; `#eventHead` is the next one to hand out. */
-  #events: AppEvent[] = [];
-  #eventHead = 0;
-  #output: Uint8Array[] = [];
-  #outputBytes = 0;
+  readonly #events: Queue<AppEvent> = new Queue();
+  readonly #output: OutputQueue = new OutputQueue();
 
   /** A fatal error happened: input is no longer read. */
   #failed = false;
@@ -203,28 +210,21 @@ export class AppConnection {
   #disposed = false;
   /** Close once no request is active (close authority delegated, or the peer closed). */
   #closeWhenIdle = false;
-  #ignored = 0;
 
   // The record being received, for the discrete records that need their whole content.
-  readonly #beginBody: Uint8Array = new Uint8Array(8);
-  #beginLength = 0;
-  #query: PairDecoder | null = null;
-  #queryFailed = false;
-
-  readonly #onRecord: (type: number, requestId: number, content: Uint8Array, flags: number) => void;
+  readonly #beginBody: FixedBody = new FixedBody();
+  readonly #query: ManagementPairs = new ManagementPairs();
 
   /** Creates the state of one freshly accepted connection. */
   constructor(options: AppConnectionOptions) {
     this.#multiplex = options.multiplex ?? true;
     const roles = options.roles;
-    this.#roles = roles === undefined
-      ? { responder: true, authorizer: true, filter: true }
-      : { responder: roles.responder === true, authorizer: roles.authorizer === true, filter: roles.filter === true };
+    const played = (Object.keys(ROLE_BY_NAME) as RoleName[]).filter((name) => roles === undefined || roles[name] === true);
+    this.#roles = new Set(played.map((name) => ROLE_BY_NAME[name]));
     this.#admit = options.admit;
     this.#release = options.release;
     this.#values = options.values;
     this.#pairLimits = options.pairLimits;
-    this.#onRecord = (type, requestId, content, flags) => this.#record(type, requestId, content, flags);
   }
 
   /**
@@ -234,12 +234,7 @@ export class AppConnection {
    */
   receive(chunk: Uint8Array): void {
     if (this.#failed || this.#peerClosed || this.closeWanted) return;
-    try {
-      this.#decoder.decode(chunk, this.#onRecord);
-    } catch (error) {
-      if (!(error instanceof FastCGIError)) throw error;
-      this.#fail(error);
-    }
+    this.#records.receive(chunk);
   }
 
   /**
@@ -264,22 +259,13 @@ export class AppConnection {
     if (this.#disposed) return;
     this.#disposed = true;
     for (const request of [...this.#requests.values()]) this.#deactivate(request);
-    this.#events = [];
-    this.#eventHead = 0;
-    this.#output = [];
-    this.#outputBytes = 0;
+    this.#events.clear();
+    this.#output.take();
   }
 
   /** The next event, or null when the input so far produced no more (h11's NEED_DATA). */
   nextEvent(): AppEvent | null {
-    if (this.#eventHead === this.#events.length) return null;
-    const event = this.#events[this.#eventHead]!;
-    this.#eventHead++;
-    if (this.#eventHead === this.#events.length) {
-      this.#events = [];
-      this.#eventHead = 0;
-    }
-    return event;
+    return this.#events.shift() ?? null;
   }
 
   /**
@@ -305,23 +291,20 @@ export class AppConnection {
     const request = this.#requests.get(requestId);
     if (request === undefined) return;
     this.#deactivate(request);
-    this.#push(encodeStreamEnd(RecordType.STDOUT, requestId));
-    if (request.stderrUsed) this.#push(encodeStreamEnd(RecordType.STDERR, requestId));
-    this.#push(encodeEndRequest(requestId, appStatus >>> 0, protocolStatus & 0xff));
+    this.#output.push(encodeStreamEnd(RecordType.STDOUT, requestId));
+    if (request.stderrUsed) this.#output.push(encodeStreamEnd(RecordType.STDERR, requestId));
+    this.#output.push(encodeEndRequest(requestId, appStatus >>> 0, protocolStatus & 0xff));
     if (!request.keepConn) this.#closeWhenIdle = true;
   }
 
   /** The bytes to write, in order; empties the queue. */
   takeOutput(): Uint8Array[] {
-    const output = this.#output;
-    this.#output = [];
-    this.#outputBytes = 0;
-    return output;
+    return this.#output.take();
   }
 
   /** How many bytes {@link takeOutput} would return now (for backpressure decisions). */
   get pendingOutputBytes(): number {
-    return this.#outputBytes;
+    return this.#output.bytes;
   }
 
   /**
@@ -342,7 +325,7 @@ export class AppConnection {
 
   /** How many whole records were ignored (inactive ids, a BEGIN_REQUEST for an active id, …). */
   get ignoredRecords(): number {
-    return this.#ignored;
+    return this.#records.ignored;
   }
 
   /** Whether `requestId` is active: from its BEGIN_REQUEST until its END_REQUEST was queued. */
@@ -373,44 +356,20 @@ export class AppConnection {
         // END_REQUEST, STDOUT, STDERR, GET_VALUES_RESULT, UNKNOWN_TYPE and types above 11 with a
         // requestId: UNKNOWN_TYPE is defined for management records only (§4.2), and the web
         // server never sends the application-to-server types, so these are dropped.
-        return this.#ignore(flags);
+        return this.#records.ignore(flags);
     }
-  }
-
-  /** Counts a record dropped whole (once, at its first piece). */
-  #ignore(flags: number): void {
-    if (flags & PIECE_START) this.#ignored++;
   }
 
   /** FCGI_GET_VALUES → FCGI_GET_VALUES_RESULT; any other management type → FCGI_UNKNOWN_TYPE. */
   #management(type: number, content: Uint8Array, flags: number): void {
     if (type !== RecordType.GET_VALUES) {
-      if (flags & PIECE_END) this.#push(encodeUnknownType(type));
+      if (flags & PIECE_END) this.#output.push(encodeUnknownType(type));
       return;
     }
-    if (flags & PIECE_START) {
-      this.#query = new PairDecoder(QUERY_LIMITS);
-      this.#queryFailed = false;
-    }
-    if (content.length > 0 && !this.#queryFailed) {
-      try {
-        this.#query!.push(content);
-      } catch {
-        this.#queryFailed = true;
-      }
-    }
-    if (!(flags & PIECE_END)) return;
-    let asked: Params | null = null;
-    if (!this.#queryFailed) {
-      try {
-        asked = this.#query!.end();
-      } catch {
-        asked = null;
-      }
-    }
-    this.#query = null;
+    const asked = this.#query.add(content, flags);
+    if (asked === undefined) return;
     // A malformed query still gets an answer, an empty one, so the server does not wait for it.
-    this.#push(encodeGetValuesResult(asked === null ? [] : this.#answer(asked)));
+    this.#output.push(encodeGetValuesResult(asked instanceof FastCGIError ? [] : this.#answer(asked)));
   }
 
   /** The known values among the names asked, each once, in the order asked. */
@@ -441,28 +400,23 @@ export class AppConnection {
 
   /** FCGI_BEGIN_REQUEST: acts once its 8-byte body is complete. */
   #beginRequest(requestId: number, content: Uint8Array, flags: number): void {
-    if (flags & PIECE_START) this.#beginLength = 0;
-    const room = this.#beginBody.length - this.#beginLength;
-    if (room > 0) this.#beginBody.set(content.length > room ? content.subarray(0, room) : content, this.#beginLength);
-    this.#beginLength += content.length;
-    if (!(flags & PIECE_END)) return;
-
-    if (this.#beginLength !== 8) {
+    if (!this.#beginBody.add(content, flags)) return;
+    if (!this.#beginBody.complete) {
       return this.#fail(new FastCGIError(
         "UNEXPECTED_RECORD",
-        `BEGIN_REQUEST for requestId ${requestId} has a ${this.#beginLength}-byte body, not 8`,
+        `BEGIN_REQUEST for requestId ${requestId} has a ${this.#beginBody.length}-byte body, not 8`,
         { requestId, recordType: RecordType.BEGIN_REQUEST },
       ));
     }
     // The spec defines BEGIN_REQUEST for inactive ids only. Answering it would end the active
     // request in the server's eyes while the application still works on it, and failing the
     // connection would kill every other request on it: so the duplicate is dropped.
-    if (this.#requests.has(requestId)) return void this.#ignored++;
+    if (this.#requests.has(requestId)) return this.#records.ignore();
 
-    const body = this.#beginBody;
+    const body = this.#beginBody.bytes;
     const role = (body[0]! << 8) | body[1]!;
     const keepConn = (body[2]! & FCGI_KEEP_CONN) !== 0;
-    if (!this.#plays(role)) {
+    if (!this.#roles.has(role)) {
       return this.#refuse(requestId, keepConn, ProtocolStatus.UNKNOWN_ROLE, `role ${role} is not played`);
     }
     if (!this.#multiplex && this.#requests.size > 0) {
@@ -482,31 +436,18 @@ export class AppConnection {
       requestId,
       role,
       keepConn,
+      phase: RequestPhase.PARAMS,
       params: new PairDecoder(this.#pairLimits),
       stdinOpen: role !== Role.AUTHORIZER,
       dataOpen: role === Role.FILTER,
-      aborted: false,
       stderrUsed: false,
     });
   }
 
-  #plays(role: number): boolean {
-    switch (role) {
-      case Role.RESPONDER:
-        return this.#roles.responder;
-      case Role.AUTHORIZER:
-        return this.#roles.authorizer;
-      case Role.FILTER:
-        return this.#roles.filter;
-      default:
-        return false;
-    }
-  }
-
   /** A BEGIN_REQUEST refused on the spot: END_REQUEST alone, no state kept. */
   #refuse(requestId: number, keepConn: boolean, protocolStatus: number, reason: string): void {
-    this.#push(encodeEndRequest(requestId, 0, protocolStatus));
-    this.#emit({ type: "rejected", requestId, protocolStatus, reason });
+    this.#output.push(encodeEndRequest(requestId, 0, protocolStatus));
+    this.#events.push({ type: "rejected", requestId, protocolStatus, reason });
     // CANT_MPX_CONN only happens beside an active request, whose own flag decides the close.
     if (!keepConn && protocolStatus !== ProtocolStatus.CANT_MPX_CONN) this.#closeWhenIdle = true;
   }
@@ -515,23 +456,22 @@ export class AppConnection {
   #abortRequest(requestId: number, flags: number): void {
     if (!(flags & PIECE_START)) return;
     const request = this.#requests.get(requestId);
-    if (request === undefined || request.aborted) return this.#ignore(flags);
-    if (request.params !== null) return this.#reject(request, "ABORT_REQUEST before PARAMS ended");
+    if (request === undefined || request.phase === RequestPhase.ABORTED) return this.#records.ignore(flags);
+    if (request.phase === RequestPhase.PARAMS) return this.#reject(request, "ABORT_REQUEST before PARAMS ended");
     this.#abort(request);
   }
 
+  /** INPUT → ABORTED. */
   #abort(request: ActiveRequest): void {
-    request.aborted = true;
-    request.stdinOpen = false;
-    request.dataOpen = false;
-    this.#emit({ type: "abort", requestId: request.requestId });
+    request.phase = RequestPhase.ABORTED;
+    this.#events.push({ type: "abort", requestId: request.requestId });
   }
 
   /** FCGI_PARAMS: name-value pairs, complete at the empty record (§5.2). */
   #params(requestId: number, content: Uint8Array, flags: number): void {
     const request = this.#requests.get(requestId);
-    const decoder = request?.params;
-    if (request === undefined || decoder === null || decoder === undefined) return this.#ignore(flags);
+    if (request === undefined || request.phase !== RequestPhase.PARAMS) return this.#records.ignore(flags);
+    const decoder = request.params!;
     if (content.length > 0) {
       try {
         decoder.push(content);
@@ -547,58 +487,59 @@ export class AppConnection {
     } catch (error) {
       return this.#reject(request, this.#limitReason(error));
     }
+    request.phase = RequestPhase.INPUT;
     request.params = null;
-    this.#emit({ type: "request", requestId, role: request.role, keepConn: request.keepConn, params });
+    this.#events.push({ type: "request", requestId, role: request.role, keepConn: request.keepConn, params });
     // An Authorizer gets no body (§6.3): its input is complete with the params.
-    if (request.role === Role.AUTHORIZER) this.#emit({ type: "stdinEnd", requestId });
+    if (request.role === Role.AUTHORIZER) this.#events.push({ type: "stdinEnd", requestId });
   }
 
   #limitReason(error: unknown): string {
-    if (error instanceof FastCGIError) return `PARAMS refused (${error.code}): ${error.message}`;
-    throw error;
+    const fault = asFastCGIError(error);
+    return `PARAMS refused (${fault.code}): ${fault.message}`;
   }
 
   /** FCGI_STDIN and FCGI_DATA: byte streams, ended by their empty record (§5.3). */
   #input(type: number, requestId: number, content: Uint8Array, flags: number): void {
     const request = this.#requests.get(requestId);
-    if (request === undefined) return this.#ignore(flags);
-    if (request.params !== null) {
+    if (request === undefined) return this.#records.ignore(flags);
+    if (request.phase === RequestPhase.PARAMS) {
       const name = type === RecordType.STDIN ? "STDIN" : "DATA";
       if (flags & PIECE_START) this.#reject(request, `${name} before PARAMS ended`);
       return;
     }
     const stdin = type === RecordType.STDIN;
-    if (!(stdin ? request.stdinOpen : request.dataOpen)) return this.#ignore(flags);
+    if (request.phase === RequestPhase.ABORTED || !(stdin ? request.stdinOpen : request.dataOpen)) return this.#records.ignore(flags);
     if (content.length > 0) {
-      this.#emit(stdin ? { type: "stdin", requestId, data: content } : { type: "data", requestId, data: content });
+      this.#events.push(stdin ? { type: "stdin", requestId, data: content } : { type: "data", requestId, data: content });
     } else if (flags === PIECE_WHOLE) {
       if (stdin) request.stdinOpen = false;
       else request.dataOpen = false;
-      this.#emit(stdin ? { type: "stdinEnd", requestId } : { type: "dataEnd", requestId });
+      this.#events.push(stdin ? { type: "stdinEnd", requestId } : { type: "dataEnd", requestId });
     }
   }
 
   /** The core ends a request the application has not been told about (PARAMS still open). */
   #reject(request: ActiveRequest, reason: string): void {
     this.#deactivate(request);
-    this.#push(encodeEndRequest(request.requestId, CORE_REJECT_APP_STATUS, ProtocolStatus.REQUEST_COMPLETE));
-    this.#emit({ type: "rejected", requestId: request.requestId, protocolStatus: ProtocolStatus.REQUEST_COMPLETE, reason });
+    this.#output.push(encodeEndRequest(request.requestId, CORE_REJECT_APP_STATUS, ProtocolStatus.REQUEST_COMPLETE));
+    this.#events.push({ type: "rejected", requestId: request.requestId, protocolStatus: ProtocolStatus.REQUEST_COMPLETE, reason });
     if (!request.keepConn) this.#closeWhenIdle = true;
   }
 
   /** Connection-wide end: requests still in PARAMS are ended by the core, the others get `abort`. */
   #endAll(reason: string): void {
     for (const request of [...this.#requests.values()]) {
-      if (request.params !== null) this.#reject(request, reason);
-      else if (!request.aborted) this.#abort(request);
+      if (request.phase === RequestPhase.PARAMS) this.#reject(request, reason);
+      else if (request.phase === RequestPhase.INPUT) this.#abort(request);
     }
   }
 
   #fail(error: FastCGIError): void {
     if (this.#failed) return;
     this.#failed = true;
-    this.#query = null;
-    this.#emit({ type: "error", error });
+    this.#query.clear();
+    this.#events.push({ type: "error", error });
     this.#endAll(`the connection failed before PARAMS ended: ${error.code}`);
   }
 
@@ -615,17 +556,6 @@ export class AppConnection {
     const request = this.#requests.get(requestId);
     if (request === undefined) return;
     if (type === RecordType.STDERR) request.stderrUsed = true;
-    const from = this.#output.length;
-    encodeStream(type, requestId, data, this.#output);
-    for (let i = from; i < this.#output.length; i++) this.#outputBytes += this.#output[i]!.length;
-  }
-
-  #push(bytes: Uint8Array): void {
-    this.#output.push(bytes);
-    this.#outputBytes += bytes.length;
-  }
-
-  #emit(event: AppEvent): void {
-    this.#events.push(event);
+    this.#output.stream(type, requestId, data);
   }
 }

@@ -8,7 +8,11 @@
  * whole PARAMS stream, and makes the id *active*. It stays active until the application's
  * END_REQUEST for it arrives (an ABORT_REQUEST does not end it: the application answers the abort
  * with END_REQUEST), or until the connection is lost. Records for inactive ids are ignored. An
- * ended id is reused only once its `end` (or `lost`) event has been taken.
+ * ended id is reused only once its `end` (or `lost`) event has been taken. An active id is in
+ * ACTIVE, or in ABORTED once {@link ClientConnection.abort} queued ABORT_REQUEST: the records of
+ * both are handled alike (the application still answers), but in ABORTED the input intents
+ * (stdin, stdinEnd, data, dataEnd, another abort) are ignored. These are the `RequestPhase`s of
+ * the code; "active" in the table is either of them, "none" an id with no request.
  *
  * | state  | record from the application | what happens                                  |
  * |--------|-----------------------------|-----------------------------------------------|
@@ -29,22 +33,21 @@
  * @module
  */
 
-import { RecordDecoder } from "../codec/decoder.ts";
 import {
   encodeAbortRequest,
   encodeBeginRequest,
   encodeGetValues,
   encodeParams,
-  encodeStream,
   encodeStreamEnd,
 } from "../codec/encode.ts";
-import { PairDecoder, type Params } from "../codec/pairs.ts";
-import { PIECE_END, PIECE_START, PIECE_WHOLE, type Bytesish, type PairLimits } from "../codec/types.ts";
+import type { Params } from "../codec/pairs.ts";
+import { PIECE_START, PIECE_WHOLE, type Bytesish } from "../codec/types.ts";
 import { FastCGIError } from "../errors.ts";
+import { Queue } from "../queue.ts";
+import { FixedBody, ManagementPairs, OutputQueue, RecordInput } from "./plumbing.ts";
 import {
   FCGI_KEEP_CONN,
   FCGI_MAX_CONNS,
-  FCGI_MAX_CONTENT_LENGTH,
   FCGI_MAX_REQS,
   FCGI_MPXS_CONNS,
   FCGI_NULL_REQUEST_ID,
@@ -83,25 +86,28 @@ export interface BeginRequestOptions {
   keepConn?: boolean;
 }
 
+/** The states of an active request, as the comment at the top of this file names them. */
+const RequestPhase = {
+  /** Begun: its input may be sent, its answer streams in. */
+  ACTIVE: "ACTIVE",
+  /** ABORT_REQUEST is queued: no more input is sent; the answer still streams in until END_REQUEST. */
+  ABORTED: "ABORTED",
+} as const;
+type RequestPhase = (typeof RequestPhase)[keyof typeof RequestPhase];
+
 /** One active requestId. */
 interface ActiveRequest {
   readonly requestId: number;
+  phase: RequestPhase;
   /** STDOUT pieces still go to the web server (until the empty STDOUT record). */
   stdoutOpen: boolean;
+  /** STDERR pieces still go to the web server (until the empty STDERR record). */
   stderrOpen: boolean;
-  /** STDIN records may still be sent (until stdinEnd or abort). */
+  /** In ACTIVE: STDIN records may still be sent (not an Authorizer, no stdinEnd yet). */
   stdinOpen: boolean;
-  /** DATA records may still be sent (Filter only, until dataEnd or abort). */
+  /** In ACTIVE: DATA records may still be sent (a Filter, no dataEnd yet). */
   dataOpen: boolean;
-  aborted: boolean;
 }
-
-/** A GET_VALUES_RESULT is one record: its content cannot exceed one record's. */
-const RESULT_LIMITS: PairLimits = {
-  maxNameLength: FCGI_MAX_CONTENT_LENGTH,
-  maxValueLength: FCGI_MAX_CONTENT_LENGTH,
-  maxTotalBytes: FCGI_MAX_CONTENT_LENGTH,
-};
 
 /** The names a web server asks for by default. */
 const DEFAULT_QUERY: readonly string[] = [FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS];
@@ -131,35 +137,30 @@ const MAX_REQUEST_ID = 0xffff;
  * ```
  */
 export class ClientConnection {
-  readonly #decoder: RecordDecoder = new RecordDecoder();
+  readonly #records: RecordInput = new RecordInput(
+    (type, requestId, content, flags) => this.#record(type, requestId, content, flags),
+    (error) => this.#fail(error),
+  );
   readonly #requests: Map<number, ActiveRequest> = new Map();
-  #events: ClientEvent[] = [];
+  readonly #events: Queue<ClientEvent> = new Queue();
   /**
    * Ids whose `end` or `lost` is queued but not yet taken: not reusable until then, or a request
    * begun while the caller handles earlier events would take an id whose last events are still
    * to come, and receive them as its own.
    */
   readonly #retiring = new Set<number>();
-  #eventHead = 0;
-  #output: Uint8Array[] = [];
-  #outputBytes = 0;
+  readonly #output: OutputQueue = new OutputQueue();
   #failed = false;
   #peerClosed = false;
   /** A request was begun without FCGI_KEEP_CONN: the application will close after it. */
   #closing = false;
-  #ignored = 0;
 
   // The record being received, for the discrete records that need their whole content.
-  readonly #endBody: Uint8Array = new Uint8Array(8);
-  #endLength = 0;
-  #result: PairDecoder | null = null;
-  #resultFailed: FastCGIError | null = null;
-
-  readonly #onRecord: (type: number, requestId: number, content: Uint8Array, flags: number) => void;
+  readonly #endBody: FixedBody = new FixedBody();
+  readonly #result: ManagementPairs = new ManagementPairs();
 
   /** Creates the state of one freshly opened connection. */
   constructor() {
-    this.#onRecord = (type, requestId, content, flags) => this.#record(type, requestId, content, flags);
   }
 
   // ---- intents ----------------------------------------------------------------------------
@@ -180,16 +181,16 @@ export class ClientConnection {
     if (requestId > MAX_REQUEST_ID) throw new RangeError("all 65535 requestIds are active on this connection");
     const role = options.role ?? Role.RESPONDER;
     const keepConn = options.keepConn ?? true;
-    this.#push(encodeBeginRequest(requestId, role, keepConn ? FCGI_KEEP_CONN : 0));
-    this.#push(encodeParams(requestId, params));
+    this.#output.push(encodeBeginRequest(requestId, role, keepConn ? FCGI_KEEP_CONN : 0));
+    this.#output.push(encodeParams(requestId, params));
     this.#requests.set(requestId, {
       requestId,
+      phase: RequestPhase.ACTIVE,
       stdoutOpen: true,
       stderrOpen: true,
       // An Authorizer gets no input streams (§6.3); a Responder no DATA.
       stdinOpen: role !== Role.AUTHORIZER,
       dataOpen: role === Role.FILTER,
-      aborted: false,
     });
     if (!keepConn) this.#closing = true;
     return requestId;
@@ -201,32 +202,22 @@ export class ClientConnection {
    * ids whose STDIN was ended or aborted are ignored: the request may have ended meanwhile.
    */
   stdin(requestId: number, data: Uint8Array): void {
-    const request = this.#requests.get(requestId);
-    if (request === undefined || !request.stdinOpen || data.length === 0) return;
-    this.#stream(RecordType.STDIN, requestId, data);
+    this.#send(RecordType.STDIN, requestId, data);
   }
 
   /** Queues the empty STDIN record that ends the request body. Ignored when not applicable. */
   stdinEnd(requestId: number): void {
-    const request = this.#requests.get(requestId);
-    if (request === undefined || !request.stdinOpen) return;
-    request.stdinOpen = false;
-    this.#push(encodeStreamEnd(RecordType.STDIN, requestId));
+    this.#sendEnd(RecordType.STDIN, requestId);
   }
 
   /** Queues FCGI_DATA records (Filter role: the file to filter), like {@link stdin}. */
   data(requestId: number, data: Uint8Array): void {
-    const request = this.#requests.get(requestId);
-    if (request === undefined || !request.dataOpen || data.length === 0) return;
-    this.#stream(RecordType.DATA, requestId, data);
+    this.#send(RecordType.DATA, requestId, data);
   }
 
   /** Queues the empty DATA record (Filter role). Ignored when not applicable. */
   dataEnd(requestId: number): void {
-    const request = this.#requests.get(requestId);
-    if (request === undefined || !request.dataOpen) return;
-    request.dataOpen = false;
-    this.#push(encodeStreamEnd(RecordType.DATA, requestId));
+    this.#sendEnd(RecordType.DATA, requestId);
   }
 
   /**
@@ -236,30 +227,25 @@ export class ClientConnection {
    */
   abort(requestId: number): boolean {
     const request = this.#requests.get(requestId);
-    if (request === undefined || request.aborted || this.#failed || this.#peerClosed) return false;
-    request.aborted = true;
-    request.stdinOpen = false;
-    request.dataOpen = false;
-    this.#push(encodeAbortRequest(requestId));
+    if (request === undefined || request.phase !== RequestPhase.ACTIVE || this.#failed || this.#peerClosed) return false;
+    request.phase = RequestPhase.ABORTED;
+    this.#output.push(encodeAbortRequest(requestId));
     return true;
   }
 
   /** Queues a GET_VALUES management record (default names: FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS). */
   getValues(names: Iterable<string> = DEFAULT_QUERY): void {
-    this.#push(encodeGetValues(names));
+    this.#output.push(encodeGetValues(names));
   }
 
   /** The bytes to write, in order; empties the queue. */
   takeOutput(): Uint8Array[] {
-    const output = this.#output;
-    this.#output = [];
-    this.#outputBytes = 0;
-    return output;
+    return this.#output.take();
   }
 
   /** How many bytes {@link takeOutput} would return now. */
   get pendingOutputBytes(): number {
-    return this.#outputBytes;
+    return this.#output.bytes;
   }
 
   // ---- input ------------------------------------------------------------------------------
@@ -271,19 +257,14 @@ export class ClientConnection {
    */
   receive(chunk: Uint8Array): void {
     if (this.#failed || this.#peerClosed) return;
-    try {
-      this.#decoder.decode(chunk, this.#onRecord);
-    } catch (error) {
-      if (!(error instanceof FastCGIError)) throw error;
-      this.#fail(error);
-    }
+    this.#records.receive(chunk);
   }
 
   /** The application closed the connection: every active request is `lost` (CONNECTION_CLOSED). */
   receiveEnd(): void {
     if (this.#peerClosed || this.#failed) return;
     this.#peerClosed = true;
-    const where = this.#decoder.idle ? "" : " (in the middle of a record)";
+    const where = this.#records.idle ? "" : " (in the middle of a record)";
     for (const requestId of [...this.#requests.keys()]) {
       this.#lose(requestId, new FastCGIError(
         "CONNECTION_CLOSED",
@@ -295,14 +276,9 @@ export class ClientConnection {
 
   /** The next event, or null when the input so far produced no more (h11's NEED_DATA). */
   nextEvent(): ClientEvent | null {
-    if (this.#eventHead === this.#events.length) return null;
-    const event = this.#events[this.#eventHead]!;
-    this.#eventHead++;
+    const event = this.#events.shift();
+    if (event === undefined) return null;
     if (event.type === "end" || event.type === "lost") this.#retiring.delete(event.requestId);
-    if (this.#eventHead === this.#events.length) {
-      this.#events = [];
-      this.#eventHead = 0;
-    }
     return event;
   }
 
@@ -333,7 +309,7 @@ export class ClientConnection {
 
   /** How many whole records were ignored (inactive ids, unexpected types, …). */
   get ignoredRecords(): number {
-    return this.#ignored;
+    return this.#records.ignored;
   }
 
   // ---- records ----------------------------------------------------------------------------
@@ -353,18 +329,14 @@ export class ClientConnection {
       default:
         // BEGIN_REQUEST, ABORT_REQUEST, PARAMS, STDIN, DATA go from web server to application;
         // GET_VALUES_RESULT and UNKNOWN_TYPE are management records; others are unknown.
-        return this.#ignore(flags);
+        return this.#records.ignore(flags);
     }
-  }
-
-  #ignore(flags: number): void {
-    if (flags & PIECE_START) this.#ignored++;
   }
 
   /** FCGI_STDOUT and FCGI_STDERR: byte streams closed by their empty record (§5.3). */
   #outputStream(stdout: boolean, requestId: number, content: Uint8Array, flags: number): void {
     const request = this.#requests.get(requestId);
-    if (request === undefined || !(stdout ? request.stdoutOpen : request.stderrOpen)) return this.#ignore(flags);
+    if (request === undefined || !(stdout ? request.stdoutOpen : request.stderrOpen)) return this.#records.ignore(flags);
     if (content.length > 0) {
       this.#events.push(stdout ? { type: "stdout", requestId, data: content } : { type: "stderr", requestId, data: content });
     } else if (flags === PIECE_WHOLE) {
@@ -379,20 +351,16 @@ export class ClientConnection {
 
   /** FCGI_END_REQUEST: acts once its 8-byte body is complete (§5.5). */
   #endRequest(requestId: number, content: Uint8Array, flags: number): void {
-    if (!this.#requests.has(requestId)) return this.#ignore(flags);
-    if (flags & PIECE_START) this.#endLength = 0;
-    const room = 8 - this.#endLength;
-    if (room > 0) this.#endBody.set(content.length > room ? content.subarray(0, room) : content, this.#endLength);
-    this.#endLength += content.length;
-    if (!(flags & PIECE_END)) return;
-    if (this.#endLength !== 8) {
+    if (!this.#requests.has(requestId)) return this.#records.ignore(flags);
+    if (!this.#endBody.add(content, flags)) return;
+    if (!this.#endBody.complete) {
       return this.#fail(new FastCGIError(
         "UNEXPECTED_RECORD",
-        `END_REQUEST for requestId ${requestId} has a ${this.#endLength}-byte body, not 8`,
+        `END_REQUEST for requestId ${requestId} has a ${this.#endBody.length}-byte body, not 8`,
         { requestId, recordType: RecordType.END_REQUEST },
       ));
     }
-    const b = this.#endBody;
+    const b = this.#endBody.bytes;
     const appStatus = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
     this.#requests.delete(requestId);
     this.#retiring.add(requestId);
@@ -406,30 +374,11 @@ export class ClientConnection {
       if ((flags & PIECE_START) && content.length > 0) this.#events.push({ type: "unknownType", recordType: content[0]! });
       return;
     }
-    if (type !== RecordType.GET_VALUES_RESULT) return this.#ignore(flags);
-    if (flags & PIECE_START) {
-      this.#result = new PairDecoder(RESULT_LIMITS);
-      this.#resultFailed = null;
-    }
-    if (content.length > 0 && this.#resultFailed === null) {
-      try {
-        this.#result!.push(content);
-      } catch (error) {
-        this.#resultFailed = asFastCGIError(error);
-      }
-    }
-    if (!(flags & PIECE_END)) return;
-    let values: Params | null = null;
-    if (this.#resultFailed === null) {
-      try {
-        values = this.#result!.end();
-      } catch (error) {
-        this.#resultFailed = asFastCGIError(error);
-      }
-    }
-    this.#result = null;
-    if (values !== null) return void this.#events.push({ type: "values", values });
-    const cause = this.#resultFailed!;
+    if (type !== RecordType.GET_VALUES_RESULT) return this.#records.ignore(flags);
+    const values = this.#result.add(content, flags);
+    if (values === undefined) return;
+    if (!(values instanceof FastCGIError)) return void this.#events.push({ type: "values", values });
+    const cause = values;
     this.#fail(new FastCGIError("BAD_RESPONSE", `malformed GET_VALUES_RESULT: ${cause.message}`, {
       recordType: RecordType.GET_VALUES_RESULT,
       cause,
@@ -439,7 +388,7 @@ export class ClientConnection {
   #fail(error: FastCGIError): void {
     if (this.#failed) return;
     this.#failed = true;
-    this.#result = null;
+    this.#result.clear();
     this.#events.push({ type: "error", error });
     for (const requestId of [...this.#requests.keys()]) this.#lose(requestId, error);
   }
@@ -452,19 +401,22 @@ export class ClientConnection {
 
   // ---- output -----------------------------------------------------------------------------
 
-  #stream(type: number, requestId: number, data: Uint8Array): void {
-    const from = this.#output.length;
-    encodeStream(type, requestId, data, this.#output);
-    for (let i = from; i < this.#output.length; i++) this.#outputBytes += this.#output[i]!.length;
+  /** The request whose input stream `type` (STDIN or DATA) may still be sent, or undefined. */
+  #sending(type: number, requestId: number): ActiveRequest | undefined {
+    const request = this.#requests.get(requestId);
+    if (request === undefined || request.phase !== RequestPhase.ACTIVE) return undefined;
+    return (type === RecordType.STDIN ? request.stdinOpen : request.dataOpen) ? request : undefined;
   }
 
-  #push(bytes: Uint8Array): void {
-    this.#output.push(bytes);
-    this.#outputBytes += bytes.length;
+  #send(type: number, requestId: number, data: Uint8Array): void {
+    if (data.length > 0 && this.#sending(type, requestId) !== undefined) this.#output.stream(type, requestId, data);
   }
-}
 
-function asFastCGIError(error: unknown): FastCGIError {
-  if (error instanceof FastCGIError) return error;
-  throw error;
+  #sendEnd(type: number, requestId: number): void {
+    const request = this.#sending(type, requestId);
+    if (request === undefined) return;
+    if (type === RecordType.STDIN) request.stdinOpen = false;
+    else request.dataOpen = false;
+    this.#output.push(encodeStreamEnd(type, requestId));
+  }
 }
