@@ -108,6 +108,12 @@ describe("CGI response parser", () => {
     }
   });
 
+  it("every byte from 0x80 to 0xFF in a header value comes back as the character of that code", () => {
+    const high = Uint8Array.from({ length: 128 }, (_, i) => 0x80 + i);
+    const { head } = parse(new Uint8Array([...enc.encode("X-High: a"), ...high, ...enc.encode("z\r\n\r\n")]));
+    assert.deepEqual(Uint8Array.from(head.headers.get("x-high")!, (c) => c.charCodeAt(0)), new Uint8Array([0x61, ...high, 0x7a]));
+  });
+
   it("the body is handed out as a view of the piece in the common case (no copy)", () => {
     const piece = enc.encode("Status: 200\r\n\r\nbody");
     const parser = new CgiResponseParser();

@@ -3,6 +3,7 @@
  * anywhere by record boundaries, then the body, which is not this parser's business.
  * @module
  */
+import { decodeLatin1 } from "../codec/latin1.ts";
 import { FastCGIError } from "../errors.ts";
 
 /** The status and headers a CGI header block describes. */
@@ -147,7 +148,7 @@ function findBlankLine(bytes: Uint8Array, from: number): number {
 
 /** Parses the header block `bytes[0, end)` (which ends with the blank line). */
 function parseHead(bytes: Uint8Array, end: number): CgiHead {
-  const text = latin1(bytes, end);
+  const text = decodeLatin1(bytes.subarray(0, end));
   const headers = new Headers();
   let status = 0;
   let statusText = "";
@@ -197,11 +198,3 @@ function show(text: string): string {
   return JSON.stringify(text.length > 200 ? text.slice(0, 200) + "…" : text);
 }
 
-/** Bytes as latin1 text: one character per byte, every byte kept (TextDecoder's "latin1" is windows-1252). */
-function latin1(bytes: Uint8Array, end: number): string {
-  let text = "";
-  for (let at = 0; at < end; at += 4096) {
-    text += String.fromCharCode.apply(null, bytes.subarray(at, Math.min(end, at + 4096)) as unknown as number[]);
-  }
-  return text;
-}

@@ -7,6 +7,7 @@
  */
 
 import { FastCGIError } from "../errors.ts";
+import { decodeLatin1 } from "./latin1.ts";
 import type { PairLimits } from "./types.ts";
 import { heap, type Codec } from "./wasm.ts";
 import {
@@ -48,30 +49,6 @@ function limit(value: number | undefined, fallback: number, name: string): numbe
     throw new RangeError(`${name} must be a non-negative number, got ${String(value)}`);
   }
   return value;
-}
-
-// ---- bytes as latin1 text ----
-const utf8 = new TextDecoder();
-// TextDecoder("latin1") is windows-1252 by the Encoding Standard (Deno, Bun; Node 20 decodes true
-// ISO-8859-1): bytes 0x80-0x9F may come back as other characters, which FROM_1252 maps back.
-const windows1252 = new TextDecoder("windows-1252");
-const NOT_LATIN1 = /[^\x00-\xff]/g;
-const FROM_1252 = new Map<string, string>();
-{
-  const high = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) high[i] = 0x80 + i;
-  const decoded = windows1252.decode(high);
-  for (let i = 0; i < 32; i++) FROM_1252.set(decoded[i], String.fromCharCode(0x80 + i));
-}
-
-/** Bytes as a latin1 string: every byte, 0x80-0x9F included, one character of the same code. */
-function latin1(bytes: Uint8Array): string {
-  // UTF-8 never gives more characters than bytes, and one per byte only if every byte is ASCII
-  // or was replaced by U+FFFD alone: the same length and no U+FFFD means the bytes were ASCII,
-  // which UTF-8 and latin1 read alike. Anything else takes the slower exact way.
-  const text = utf8.decode(bytes);
-  if (text.length === bytes.length && !text.includes("\uFFFD")) return text;
-  return windows1252.decode(bytes).replace(NOT_LATIN1, (ch) => FROM_1252.get(ch)!);
 }
 
 // ---- storage ----
@@ -256,7 +233,7 @@ export class PairDecoder {
     } else {
       // A stream of several pieces (rare): read it now, and look up the names a window or push
       // boundary cut, which the scanner reported as unknown.
-      const text = latin1(this.#bytesSlab.u8.subarray(this.#bytesAt, this.#bytesAt + this.#total));
+      const text = decodeLatin1(this.#bytesSlab.u8.subarray(this.#bytesAt, this.#bytesAt + this.#total));
       const table: number[] = new Array(this.#used);
       const t = this.#tableSlab!.i32;
       const ids = nameIds(heap());
@@ -478,7 +455,7 @@ export class Params {
     if (this.#table !== undefined) return this.#table;
     const s = this.#slab;
     if (s === undefined) return (this.#table = []);
-    this.#text = latin1(s.u8.subarray(this.#bytesAt, this.#bytesAt + this.#total));
+    this.#text = decodeLatin1(s.u8.subarray(this.#bytesAt, this.#bytesAt + this.#total));
     const words = this.#count * PAIR_WORDS;
     const table: number[] = new Array(words);
     for (let k = 0; k < words; k++) table[k] = s.i32[this.#tableAt + k];
