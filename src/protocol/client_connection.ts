@@ -160,8 +160,7 @@ export class ClientConnection {
   readonly #result: ManagementPairs = new ManagementPairs();
 
   /** Creates the state of one freshly opened connection. */
-  constructor() {
-  }
+  constructor() {}
 
   // ---- intents ----------------------------------------------------------------------------
 
