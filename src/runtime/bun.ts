@@ -218,11 +218,8 @@ function probe(path: string): Promise<boolean> {
 }
 
 async function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: ListenOptions): Promise<Listener> {
-  if (address.transport === "fd") {
-    // Bun.listen cannot adopt a file descriptor; Bun's node:net can.
-    const { nodeRuntime } = await import("./node.ts");
-    return nodeRuntime.listen(address, accept, options);
-  }
+  // Bun.listen cannot adopt a file descriptor; Bun's node:net can.
+  if (address.transport === "fd") return (await import("./node.ts")).nodeRuntime.listen(address, accept, options);
   const unixPath = address.transport === "unix" ? address.path : undefined;
   return listenWith(address, options, probe, () => {
     const server = Bun.listen({

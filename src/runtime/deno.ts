@@ -213,11 +213,8 @@ function denoTarget(address: SocketAddress): { hostname: string; port: number; t
 }
 
 async function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: ListenOptions): Promise<Listener> {
-  if (address.transport === "fd") {
-    // Deno.listen cannot adopt a file descriptor (denoland/deno#14006); Deno's node:net can.
-    const { nodeRuntime } = await import("./node.ts");
-    return nodeRuntime.listen(address, accept, options);
-  }
+  // Deno.listen cannot adopt a file descriptor (denoland/deno#14006); Deno's node:net can.
+  if (address.transport === "fd") return (await import("./node.ts")).nodeRuntime.listen(address, accept, options);
   const unixPath = address.transport === "unix" ? address.path : undefined;
   return listenWith(address, options, probe, () => {
     const listener = Deno.listen(denoTarget(address));
