@@ -1,6 +1,6 @@
 /**
- * The Node socket adapter, on `node:net` (and `node:http` for HTTP). Also runs on Deno and Bun (their `node:net`), which is how
- * those adapters accept on the inherited fd 0.
+ * The Node socket adapter, on `node:net` (and `node:http` for HTTP). Also runs on Deno and Bun
+ * (their `node:net`), which is how those adapters accept on the inherited fd 0.
  *
  * Behaviour: TCP_NODELAY on; a connection whose peer ends is ended too (no half-open connections);
  * multi-chunk writes are corked into one `writev`; chunks handed to `onData` are fresh `Uint8Array`
