@@ -232,7 +232,7 @@ export const mutations = [
   },
   {
     id: "node-http-output-drain",
-    file: "src/client/node_http.ts",
+    file: "src/runtime/node_http.ts",
     find: `      if (!send(step.value)) await drained(res);`,
     replace: `      send(step.value);`,
     tests: ["test/node_http.test.ts"],
@@ -240,7 +240,7 @@ export const mutations = [
   },
   {
     id: "node-http-truncated-ends",
-    file: "src/client/node_http.ts",
+    file: "src/runtime/node_http.ts",
     find: `    res.destroy(error instanceof Error ? error : new Error(String(error)));`,
     replace: `    res.end();`,
     tests: ["test/node_http.test.ts"],
@@ -371,8 +371,8 @@ export const mutations = [
   {
     id: "allow-list-env",
     file: "src/app/serve.ts",
-    find: `process?.env?.FCGI_WEB_SERVER_ADDRS;`,
-    replace: `process?.env?.FCGI_WEB_SERVER_ADDRS_UNUSED;`,
+    find: `host.env("FCGI_WEB_SERVER_ADDRS");`,
+    replace: `host.env("FCGI_WEB_SERVER_ADDRS_UNUSED");`,
     tests: ["test/serve_limits.test.ts"],
     why: "FCGI_WEB_SERVER_ADDRS in the environment is no longer the default allow-list",
   },

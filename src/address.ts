@@ -3,7 +3,7 @@
  * and the allow-list of web server addresses (FCGI_WEB_SERVER_ADDRS, PHP-FPM's `listen.allowed_clients`).
  * @module
  */
-import type { SocketAddress } from "./runtime/types.ts";
+import type { SocketAddress } from "./socket.ts";
 
 /** The hostname `:port` and a bare port listen on: every IPv4 interface, as nginx's `listen 9000` does. */
 export const ALL_INTERFACES = "0.0.0.0";

@@ -12,16 +12,9 @@
  */
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import type { Command } from "./cli/command.ts";
 
-/** One subcommand: its help text and its entry point, returning the exit code. */
-export interface Command {
-  /** One line for the command list. */
-  summary: string;
-  /** The full `--help` text. */
-  help: string;
-  /** Runs the command with the arguments after its name; resolves to the exit code. */
-  run(args: string[]): Promise<number>;
-}
+export type { Command } from "./cli/command.ts";
 
 const commands: Record<string, () => Promise<Command>> = {
   serve: async () => (await import("./cli/serve.ts")).command,
@@ -59,7 +52,10 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   const command = await load();
-  if (rest.includes("--help") || rest.includes("-h")) {
+  // After "--" every argument is a positional one, even one spelled --help.
+  const end = rest.indexOf("--");
+  const options = end === -1 ? rest : rest.slice(0, end);
+  if (options.includes("--help") || options.includes("-h")) {
     console.log(command.help);
     return 0;
   }

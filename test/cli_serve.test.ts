@@ -155,6 +155,29 @@ test("fcgi serve refuses bad arguments with exit code 2 and a bad module with ex
   }
 });
 
+test("fcgi serve: '--' ends the options, so a module path may start with '-'; '-' (standard input) is refused", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "fcgi-cli-"));
+  try {
+    writeFileSync(join(dir, "-app.mjs"), "export default { fetch() { return new Response('dashed'); } };\n");
+    const running = start(["--listen", "127.0.0.1:0", "--", "-app.mjs"], dir);
+    try {
+      const port = portOf((await listening(running))[0]!);
+      assert.equal(parseCgi((await fcgiRequest(port, { params: httpParams("/") })).stdout).text, "dashed");
+    } finally {
+      assert.equal(await stop(running), 0, running.stderr());
+    }
+    for (const args of [["-"], ["--", "-"], ["-app.mjs"], ["--", "-app.mjs", "--help"]]) {
+      const refused = start(args, dir);
+      assert.equal(await within(refused.exited, 20_000, "exit"), 2, `${args.join(" ")}: ${refused.stderr()}`);
+    }
+    const help = start(["--help"]);
+    assert.equal(await within(help.exited, 20_000, "--help"), 0);
+    assert.match(help.stdout(), /'--' ends the options/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("a relative module path is resolved against the current directory", async () => {
   const dir = mkdtempSync(join(tmpdir(), "fcgi-cli-"));
   try {

@@ -12,7 +12,8 @@ import { join } from "node:path";
 import { serve } from "../src/app/serve.ts";
 import type { Server } from "../src/app/types.ts";
 import { gateway, type Gateway } from "../src/client/gateway.ts";
-import { toNodeHandler, type FetchHandler, type HttpConnInfo } from "../src/client/node_http.ts";
+import { toNodeHandler } from "../src/runtime/node_http.ts";
+import type { FetchHandler, HttpConnInfo } from "../src/runtime/types.ts";
 import { formatAddress } from "../src/address.ts";
 import { settle, waitFor, within } from "./_support/poll.ts";
 

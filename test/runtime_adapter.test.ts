@@ -10,7 +10,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { currentRuntimeName, detectRuntime, getRuntime } from "../src/runtime/index.ts";
-import type { Connection, ConnectionHandlers, Listener, Runtime, SocketAddress } from "../src/runtime/types.ts";
+import type { Runtime } from "../src/runtime/types.ts";
+import type { Connection, ConnectionHandlers, Listener, SocketAddress } from "../src/socket.ts";
 import { runtimeName } from "./_support/env.ts";
 
 const ADAPTERS: ReadonlyArray<Runtime["name"]> = runtimeName === "node" ? ["node"] : [runtimeName, "node"];

@@ -9,7 +9,8 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { getRuntime, detectRuntime } from "../src/runtime/index.ts";
-import type { Connection, Runtime, SocketAddress } from "../src/runtime/types.ts";
+import type { Runtime } from "../src/runtime/types.ts";
+import type { Connection, SocketAddress } from "../src/socket.ts";
 import { runtimeCommand, runtimeName } from "./_support/env.ts";
 
 const ADAPTERS: ReadonlyArray<Runtime["name"]> = runtimeName === "node" ? ["node"] : [runtimeName, "node"];

@@ -4,7 +4,7 @@
 import process from "node:process";
 import { formatAddress } from "../src/address.ts";
 import { getRuntime, type RuntimeName } from "../src/runtime/index.ts";
-import type { Listener } from "../src/runtime/types.ts";
+import type { Listener } from "../src/socket.ts";
 
 const flag = process.argv.indexOf("--fcgi-fd0-child");
 if (flag >= 0) {

@@ -6,8 +6,9 @@
  */
 import { formatAddress, parseAddress, parseAllowList, type AllowList } from "../address.ts";
 import { FCGI_LISTENSOCK_FILENO } from "../protocol/constants.ts";
-import { getRuntime, detectRuntime } from "../runtime/index.ts";
-import type { Connection, ConnectionHandlers, Listener, Runtime, SocketAddress } from "../runtime/types.ts";
+import { detectAdapter, getRuntime } from "../runtime/index.ts";
+import type { Runtime, RuntimeAdapter } from "../runtime/types.ts";
+import type { Connection, ConnectionHandlers, Listener, SocketAddress } from "../socket.ts";
 import { AppSocket, type ConnectionServer } from "./connection.ts";
 import { resolveOptions, ServerLog, type ResolvedOptions } from "./options.ts";
 import { installGlobalObjects } from "./response.ts";
@@ -37,9 +38,10 @@ const IGNORE: ConnectionHandlers = { onData() {}, onDrain() {}, onClose() {} };
 export async function serve(options: ServeOptions): Promise<Server> {
   const resolved = resolveOptions(options);
   const log = new ServerLog(options.logger);
-  const runtime = await resolveRuntime(options.runtime);
+  const host = await detectAdapter();
+  const runtime = await resolveRuntime(options.runtime, host);
   const addresses = listenAddresses(options.listen);
-  const allow = allowList(options.allow);
+  const allow = allowList(options.allow, host);
   if (resolved.light) installGlobalObjects();
   const server = new AppServer(resolved, log, allow);
   try {
@@ -59,10 +61,10 @@ export async function serve(options: ServeOptions): Promise<Server> {
   return server;
 }
 
-async function resolveRuntime(runtime: ServeOptions["runtime"]): Promise<Runtime> {
+async function resolveRuntime(runtime: ServeOptions["runtime"], host: Runtime): Promise<Runtime> {
   if (typeof runtime === "object") return runtime;
   if (typeof runtime === "string") return await getRuntime(runtime);
-  return await detectRuntime();
+  return host;
 }
 
 function listenAddresses(listen: ServeOptions["listen"]): SocketAddress[] {
@@ -72,14 +74,13 @@ function listenAddresses(listen: ServeOptions["listen"]): SocketAddress[] {
   return list.map((a) => (typeof a === "string" ? parseAddress(a) : a));
 }
 
-function allowList(allow: ServeOptions["allow"]): AllowList | null {
+/**
+ * The allow-list option, or else FCGI_WEB_SERVER_ADDRS from the environment of the runtime this
+ * code runs on (whichever socket adapter serves), or null: any web server may connect.
+ */
+function allowList(allow: ServeOptions["allow"], host: RuntimeAdapter): AllowList | null {
   if (allow !== undefined) return parseAllowList(typeof allow === "string" ? allow : [...allow]);
-  let env: string | undefined;
-  try {
-    env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env?.FCGI_WEB_SERVER_ADDRS;
-  } catch {
-    // No permission to read the environment: there is no list then.
-  }
+  const env = host.env("FCGI_WEB_SERVER_ADDRS");
   return env === undefined || env.trim() === "" ? null : parseAllowList(env);
 }
 

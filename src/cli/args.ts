@@ -3,7 +3,7 @@
  * @module
  */
 import { parseAddress } from "../address.ts";
-import type { SocketAddress } from "../runtime/types.ts";
+import type { SocketAddress } from "../socket.ts";
 
 /** A command-line mistake: reported with a pointer to `--help`, exit status 2. */
 export class UsageError extends Error {}

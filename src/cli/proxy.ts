@@ -7,7 +7,7 @@
 import { statSync } from "node:fs";
 import { resolve } from "node:path";
 import { formatAddress, parseAddress } from "../address.ts";
-import type { Command } from "../cli.ts";
+import type { Command } from "./command.ts";
 import type { ClientOptions } from "../client/client.ts";
 import { gateway, type Gateway, type GatewayOptions } from "../client/gateway.ts";
 import { listenHttp } from "../runtime/http.ts";

@@ -7,9 +7,10 @@
 import { open } from "node:fs/promises";
 import { basename, dirname, isAbsolute } from "node:path";
 import { Client, type ClientOptions, type FetchOptions } from "../client/client.ts";
-import type { Command } from "../cli.ts";
+import { roleFromName, type RoleName } from "../protocol/constants.ts";
+import type { Command } from "./command.ts";
 import { addressArg, eachArg, paramArg, timeoutArg, UsageError, usageFailure } from "./args.ts";
-import type { SocketAddress } from "../runtime/types.ts";
+import type { SocketAddress } from "../socket.ts";
 
 const help = `Usage: fcgi request ADDR SCRIPT [options]
 
@@ -65,7 +66,7 @@ interface RequestArgs {
   documentRoot: string | undefined;
   pathInfo: string | undefined;
   params: Array<[string, string]>;
-  role: "responder" | "authorizer" | "filter";
+  role: RoleName;
   include: boolean;
   fail: boolean;
   timeout: number | undefined;
@@ -132,8 +133,8 @@ function parse(args: string[]): RequestArgs {
       }
       case "--role": {
         const role = take();
-        if (role !== "responder" && role !== "authorizer" && role !== "filter") throw new UsageError(`--role: '${role}' is not responder, authorizer or filter`);
-        parsed.role = role;
+        if (roleFromName(role) === undefined) throw new UsageError(`--role: '${role}' is not responder, authorizer or filter`);
+        parsed.role = role as RoleName;
         return true;
       }
       case "-i":

@@ -10,9 +10,9 @@ import { DEFAULT_LIMITS } from "../app/options.ts";
 import { installGlobalObjects } from "../app/response.ts";
 import { serve } from "../app/serve.ts";
 import type { Handler, Limits, ServeOptions, Server } from "../app/types.ts";
-import type { Command } from "../cli.ts";
+import type { Command } from "./command.ts";
 import { stopOnSignals } from "./signals.ts";
-import { UsageError, usageFailure } from "./args.ts";
+import { eachArg, UsageError, usageFailure } from "./args.ts";
 
 const help = `Usage: fcgi serve <module> [options]
 
@@ -20,7 +20,8 @@ Runs a module as a FastCGI application behind nginx, Apache, lighttpd or spawn-f
 The module's default export is an object { fetch, authorize?, filter? } (as for
 'deno serve' and Bun) or a function (the fetch handler). Handlers take a Request and
 a context and return a Response. The module path is resolved against the current
-directory.
+directory; '--' ends the options (for a path that starts with '-'), and '-' is refused:
+the module cannot come from standard input.
 
 Options:
   --listen ADDR              where to listen; repeat for several: HOST:PORT, [IPv6]:PORT,
@@ -106,39 +107,33 @@ function parse(args: string[]): ServeArgs {
   const listen: string[] = [];
   const allow: string[] = [];
   const options: ServeArgs["options"] = {};
-  for (let i = 0; i < args.length; i++) {
-    let arg = args[i]!;
-    let value: string | undefined;
-    const eq = arg.startsWith("--") ? arg.indexOf("=") : -1;
-    if (eq > 0) {
-      value = arg.slice(eq + 1);
-      arg = arg.slice(0, eq);
-    }
-    const take = (): string => {
-      if (value !== undefined) return value;
-      const next = args[++i];
-      if (next === undefined) throw new UsageError(`${arg} needs a value`);
-      return next;
-    };
-    if (arg === "--listen") listen.push(take());
-    else if (arg === "--allow") allow.push(take());
-    else if (arg === "--socket-mode") {
-      const text = take();
-      if (!/^0?[0-7]{3,4}$/.test(text)) throw new UsageError(`--socket-mode: '${text}' is not an octal mode such as 660`);
-      options.socketMode = parseInt(text, 8);
-    } else if (arg === "--no-multiplex") options.multiplex = false;
-    else if (arg === "--no-override-globals") options.overrideGlobalObjects = false;
-    else if (arg === "--runtime") {
-      const name = take();
-      if (name !== "node" && name !== "deno" && name !== "bun") throw new UsageError(`--runtime: '${name}' is not node, deno or bun`);
-      options.runtime = name;
-    } else if (Object.hasOwn(LIMIT_FLAGS, arg)) {
-      const [key, convert] = LIMIT_FLAGS[arg]!;
-      options[key] = convert(arg, take());
-    } else if (arg.startsWith("-")) throw new UsageError(`unknown option ${arg}`);
-    else if (module === undefined) module = arg;
-    else throw new UsageError(`unexpected argument '${arg}'`);
-  }
+  eachArg(
+    args,
+    (flag, take) => {
+      if (flag === "--listen") listen.push(take());
+      else if (flag === "--allow") allow.push(take());
+      else if (flag === "--socket-mode") {
+        const text = take();
+        if (!/^0?[0-7]{3,4}$/.test(text)) throw new UsageError(`--socket-mode: '${text}' is not an octal mode such as 660`);
+        options.socketMode = parseInt(text, 8);
+      } else if (flag === "--no-multiplex") options.multiplex = false;
+      else if (flag === "--no-override-globals") options.overrideGlobalObjects = false;
+      else if (flag === "--runtime") {
+        const name = take();
+        if (name !== "node" && name !== "deno" && name !== "bun") throw new UsageError(`--runtime: '${name}' is not node, deno or bun`);
+        options.runtime = name;
+      } else if (Object.hasOwn(LIMIT_FLAGS, flag)) {
+        const [key, convert] = LIMIT_FLAGS[flag]!;
+        options[key] = convert(flag, take());
+      } else return false;
+      return true;
+    },
+    (arg) => {
+      if (arg === "-") throw new UsageError("the module cannot come from standard input ('-'): give its path");
+      if (module !== undefined) throw new UsageError(`unexpected argument '${arg}'`);
+      module = arg;
+    },
+  );
   if (module === undefined) throw new UsageError("the module to serve is missing");
   if (listen.length > 0) options.listen = listen;
   if (allow.length > 0) options.allow = allow.join(",");

@@ -4,9 +4,9 @@
  * @module
  */
 import { Client } from "../client/client.ts";
-import type { Command } from "../cli.ts";
+import type { Command } from "./command.ts";
 import { FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS } from "../protocol/constants.ts";
-import type { SocketAddress } from "../runtime/types.ts";
+import type { SocketAddress } from "../socket.ts";
 import { describe } from "./request.ts";
 import { addressArg, eachArg, timeoutArg, UsageError, usageFailure } from "./args.ts";
 

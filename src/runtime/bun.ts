@@ -9,8 +9,9 @@
  * TCP_NODELAY on; a connection whose peer ends is ended too, once queued bytes are out.
  * @module
  */
-import { adoptUnixPath, asError, claimUnixPath, NO_HANDLERS, probeUnix, releaseUnixPath, socketError, WriteQueue } from "./common.ts";
-import type { Connection, ConnectionHandlers, Listener, ListenOptions, Runtime, SocketAddress } from "./types.ts";
+import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
+import { AdapterConnection, asError, cannotConnectToFd0, handOver, listenWith, NO_HANDLERS, probeUnix, socketError, WriteQueue } from "./common.ts";
+import type { FetchHandler, NativeHttpServer, RuntimeAdapter } from "./types.ts";
 
 // The slice of Bun's API this file uses (no Bun type package is installed).
 interface BunSocket {
@@ -42,16 +43,19 @@ interface BunListener {
   readonly port?: number;
   stop(closeActiveConnections?: boolean): void;
 }
+interface BunHttpServer {
+  readonly port: number;
+  stop(closeActiveConnections?: boolean): Promise<void> | void;
+  requestIP(request: Request): { address: string; port: number } | null;
+}
 declare const Bun: {
   listen(options: BunTarget & { socket: BunSocketHandlers; allowHalfOpen?: boolean }): BunListener;
   connect(options: BunTarget & { socket: BunSocketHandlers; allowHalfOpen?: boolean }): Promise<BunSocket>;
+  serve(options: { hostname: string; port: number; fetch: (request: Request, server: BunHttpServer) => Response | Promise<Response> }): BunHttpServer;
+  readonly env: Record<string, string | undefined>;
 };
 
-class BunConnection implements Connection {
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly localAddress: string;
-  readonly localPort: number;
+class BunConnection extends AdapterConnection {
   readonly #socket: BunSocket;
   #handlers: ConnectionHandlers = NO_HANDLERS;
   readonly #queue = new WriteQueue();
@@ -65,17 +69,9 @@ class BunConnection implements Connection {
   #error: Error | undefined;
 
   constructor(socket: BunSocket, unixPath: string | undefined) {
+    super(unixPath, socket);
     this.#socket = socket;
-    if (unixPath !== undefined) {
-      this.remoteAddress = "";
-      this.remotePort = 0;
-      this.localAddress = unixPath;
-      this.localPort = 0;
-    } else {
-      this.remoteAddress = socket.remoteAddress ?? "";
-      this.remotePort = socket.remotePort ?? 0;
-      this.localAddress = socket.localAddress ?? "";
-      this.localPort = socket.localPort ?? 0;
+    if (unixPath === undefined) {
       try {
         socket.setNoDelay?.(true);
       } catch {
@@ -222,16 +218,11 @@ function probe(path: string): Promise<boolean> {
 }
 
 async function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: ListenOptions): Promise<Listener> {
-  if (address.transport === "fd") {
-    // Bun.listen cannot adopt a file descriptor; Bun's node:net can.
-    const { nodeRuntime } = await import("./node.ts");
-    return nodeRuntime.listen(address, accept, options);
-  }
-  if (address.transport === "unix") await claimUnixPath(address.path, probe);
+  // Bun.listen cannot adopt a file descriptor; Bun's node:net can.
+  if (address.transport === "fd") return (await import("./node.ts")).nodeRuntime.listen(address, accept, options);
   const unixPath = address.transport === "unix" ? address.path : undefined;
-  let server: BunListener;
-  try {
-    server = Bun.listen({
+  return listenWith(address, options, probe, () => {
+    const server = Bun.listen({
       ...bunTarget(address),
       allowHalfOpen: true,
       socket: handlers((socket) => {
@@ -242,45 +233,22 @@ async function listen(address: SocketAddress, accept: (connection: Connection) =
         }
         const connection = new BunConnection(socket, unixPath);
         socket.data = connection;
-        try {
-          connection.attach(accept(connection));
-        } catch (error) {
-          connection.destroy(asError(error));
-        }
+        handOver(connection, accept);
       }),
     });
-  } catch (error) {
-    throw socketError("listen", address, error);
-  }
-  let ino: number | undefined;
-  let actual: SocketAddress = address;
-  if (address.transport === "unix") {
-    try {
-      ino = adoptUnixPath(address.path, options?.mode);
-    } catch (error) {
-      server.stop(true);
-      throw socketError("listen", address, error, `cannot set the socket file mode: ${asError(error).message}`);
-    }
-  } else {
-    actual = { transport: "tcp", hostname: server.hostname ?? address.hostname, port: server.port ?? address.port };
-  }
-  let closed = false;
-  return {
-    address: actual,
-    close(): Promise<void> {
-      if (!closed) {
-        closed = true;
+    return {
+      address: address.transport === "tcp" ? { transport: "tcp", hostname: server.hostname ?? address.hostname, port: server.port ?? address.port } : address,
+      close(): Promise<void> {
         // false: established connections stay open.
         server.stop(false);
-        if (address.transport === "unix") releaseUnixPath(address.path, ino);
-      }
-      return Promise.resolve();
-    },
-  };
+        return Promise.resolve();
+      },
+    };
+  });
 }
 
 async function connect(address: SocketAddress, connectionHandlers: ConnectionHandlers): Promise<Connection> {
-  if (address.transport === "fd") throw new TypeError("cannot connect to fd:0: it is a listening socket; connect to a TCP or Unix address");
+  if (address.transport === "fd") throw cannotConnectToFd0();
   const unixPath = address.transport === "unix" ? address.path : undefined;
   let connection: BunConnection | undefined;
   try {
@@ -300,8 +268,29 @@ async function connect(address: SocketAddress, connectionHandlers: ConnectionHan
   return connection;
 }
 
+/** Serves a fetch handler with `Bun.serve`, giving it the peer as `Deno.serve` does. */
+function serveHttp(handler: FetchHandler, address: { hostname: string; port: number }): Promise<NativeHttpServer> {
+  const server = Bun.serve({
+    hostname: address.hostname,
+    port: address.port,
+    fetch: (request, bun) => {
+      const peer = bun.requestIP(request);
+      return handler(request, { remoteAddr: { hostname: peer?.address ?? "", port: peer?.port ?? 0 } });
+    },
+  });
+  return Promise.resolve({
+    port: server.port,
+    shutdown: async () => void (await server.stop(false)),
+    abort: () => void server.stop(true),
+  });
+}
+
+function env(name: string): string | undefined {
+  return Bun.env[name];
+}
+
 /**
- * The Bun runtime adapter (`Bun.listen` / `Bun.connect`).
+ * The Bun runtime adapter (`Bun.listen` / `Bun.connect`, `Bun.serve` for HTTP).
  *
  * @example
  * ```ts
@@ -311,4 +300,4 @@ async function connect(address: SocketAddress, connectionHandlers: ConnectionHan
  * }), { mode: 0o660 });
  * ```
  */
-export const bunRuntime: Runtime = { name: "bun", listen, connect };
+export const bunRuntime: RuntimeAdapter = { name: "bun", listen, connect, serveHttp, env };

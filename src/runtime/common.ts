@@ -1,12 +1,13 @@
 /**
- * What the three socket adapters share: error messages that name the address, Unix socket file
- * handling (stale files, mode, removal), and the write queue of the adapters whose runtime
- * reports partial writes (Deno, Bun).
+ * What the three socket adapters share: the steps of `listen()` around each runtime's own bind,
+ * the address fields and hand-over of a new connection, error messages that name the address,
+ * Unix socket file handling (stale files, mode, removal), and the write queue of the adapters
+ * whose runtime reports partial writes (Deno, Bun).
  * @module
  */
 import { chmodSync, lstatSync, unlinkSync } from "node:fs";
 import { formatAddress } from "../address.ts";
-import type { ConnectionHandlers, SocketAddress } from "./types.ts";
+import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
 
 /** An Error with the errno-style code of the failure (ECONNREFUSED, EADDRINUSE, ENOENT, …). */
 export interface SocketError extends Error {
@@ -40,8 +41,18 @@ export function socketError(op: "listen" | "connect", address: SocketAddress, ca
   return error;
 }
 
+/** The errors a listen on fd 0 gives when fd 0 is not a listening socket. */
+const NOT_A_LISTENING_SOCKET = new Set(["EINVAL", "ENOTSOCK", "EBADF", "ENOTSUP", "EOPNOTSUPP"]);
+
+/** A runtime's listen failure as every adapter reports it (fd 0 that is no listening socket explained). */
+function listenFailure(address: SocketAddress, cause: unknown): SocketError {
+  const code = (cause as { code?: string } | null)?.code;
+  if (address.transport === "fd" && code !== undefined && NOT_A_LISTENING_SOCKET.has(code)) return notListeningOnFd0(cause);
+  return socketError("listen", address, cause);
+}
+
 /** The message every adapter gives when fd 0 is not a listening socket. */
-export function notListeningOnFd0(cause: unknown): SocketError {
+function notListeningOnFd0(cause: unknown): SocketError {
   return socketError(
     "listen",
     { transport: "fd", fd: 0 },
@@ -106,6 +117,109 @@ export function releaseUnixPath(path: string, ino: number | undefined): void {
     if (stat.isSocket() && (ino === undefined || stat.ino === ino)) unlinkSync(path);
   } catch {
     // Already gone (Node and Deno remove it on close): nothing to do.
+  }
+}
+
+/** The error of `connect()` to fd 0, on every adapter. */
+export function cannotConnectToFd0(): TypeError {
+  return new TypeError("cannot connect to fd:0: it is a listening socket; connect to a TCP or Unix address");
+}
+
+/** A listening socket as one runtime opened it, before the steps every adapter shares around it. */
+export interface BoundSocket {
+  /** Where it listens: the real TCP address (the real port when 0 was asked for), or the address asked for. */
+  readonly address: SocketAddress;
+  /** Stops accepting at once; resolves when the runtime has let the socket go. Called once. */
+  close(): Promise<void>;
+}
+
+/**
+ * `Runtime.listen` around an adapter's own `bind`: a Unix path is claimed first (a stale file
+ * replaced, a live one refused, `probe` tells which), a bind failure names the address, `mode`
+ * is applied after bind, and closing (once) removes the socket file if it is still ours.
+ */
+export async function listenWith(
+  address: SocketAddress,
+  options: ListenOptions | undefined,
+  probe: (path: string) => Promise<boolean>,
+  bind: () => BoundSocket | Promise<BoundSocket>,
+): Promise<Listener> {
+  if (address.transport === "unix") await claimUnixPath(address.path, probe);
+  let bound: BoundSocket;
+  try {
+    bound = await bind();
+  } catch (error) {
+    throw listenFailure(address, error);
+  }
+  let ino: number | undefined;
+  if (address.transport === "unix") {
+    try {
+      ino = adoptUnixPath(address.path, options?.mode);
+    } catch (error) {
+      void bound.close();
+      throw socketError("listen", address, error, `cannot set the socket file mode: ${asError(error).message}`);
+    }
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    address: bound.address,
+    close(): Promise<void> {
+      if (closing === undefined) {
+        closing = bound.close();
+        if (address.transport === "unix") releaseUnixPath(address.path, ino);
+      }
+      return closing;
+    },
+  };
+}
+
+/** A connection's addresses as a TCP socket reports them (missing ones are "" and 0). */
+export interface TcpEndpoints {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly localAddress?: string | undefined;
+  readonly localPort?: number | undefined;
+}
+
+/**
+ * What every adapter's connection shares: its four address fields, set once from the Unix socket
+ * path (the peer is "" and 0, this side is the path) or from the TCP socket, and `attach`, which
+ * installs the handlers (after `accept` returned them, or at once for `connect`).
+ */
+export abstract class AdapterConnection implements Connection {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly localAddress: string;
+  readonly localPort: number;
+
+  constructor(unixPath: string | undefined, tcp: TcpEndpoints) {
+    if (unixPath !== undefined) {
+      this.remoteAddress = "";
+      this.remotePort = 0;
+      this.localAddress = unixPath;
+      this.localPort = 0;
+    } else {
+      this.remoteAddress = tcp.remoteAddress ?? "";
+      this.remotePort = tcp.remotePort ?? 0;
+      this.localAddress = tcp.localAddress ?? "";
+      this.localPort = tcp.localPort ?? 0;
+    }
+  }
+
+  abstract attach(handlers: ConnectionHandlers): void;
+  abstract write(chunks: readonly Uint8Array[]): boolean;
+  abstract pause(): void;
+  abstract resume(): void;
+  abstract end(): void;
+  abstract destroy(error?: Error): void;
+}
+
+/** Hands a new connection to `accept` and installs the handlers it returns; an `accept` that throws destroys that connection only. */
+export function handOver(connection: AdapterConnection, accept: (connection: Connection) => ConnectionHandlers): void {
+  try {
+    connection.attach(accept(connection));
+  } catch (error) {
+    connection.destroy(asError(error));
   }
 }
 

@@ -8,8 +8,9 @@
  * `onDrain`; TCP_NODELAY on; a connection whose peer ends is ended too.
  * @module
  */
-import { adoptUnixPath, asError, claimUnixPath, NO_HANDLERS, probeUnix, releaseUnixPath, socketError, WriteQueue } from "./common.ts";
-import type { Connection, ConnectionHandlers, Listener, ListenOptions, Runtime, SocketAddress } from "./types.ts";
+import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
+import { AdapterConnection, asError, cannotConnectToFd0, handOver, listenWith, NO_HANDLERS, probeUnix, socketError, WriteQueue } from "./common.ts";
+import type { FetchHandler, NativeHttpServer, RuntimeAdapter } from "./types.ts";
 
 // The slice of the Deno namespace this file uses (no Deno type package is installed).
 interface DenoAddr {
@@ -35,6 +36,11 @@ interface DenoListener {
 declare const Deno: {
   listen(options: { hostname: string; port: number; transport?: "tcp" } | { transport: "unix"; path: string }): DenoListener;
   connect(options: { hostname: string; port: number; transport?: "tcp" } | { transport: "unix"; path: string }): Promise<DenoConn>;
+  serve(
+    options: { hostname: string; port: number; onListen?: (addr: { port: number }) => void },
+    handler: FetchHandler,
+  ): { addr: { port: number }; finished: Promise<void>; shutdown(): Promise<void> };
+  env: { get(name: string): string | undefined };
 };
 
 /** Bytes per read; a read that fills less than half of it is copied out so the rest is reused. */
@@ -42,11 +48,7 @@ const READ_SIZE = 64 * 1024;
 /** Queued bytes above which `write()` returns false. */
 const HIGH_WATER_MARK = 64 * 1024;
 
-class DenoConnection implements Connection {
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly localAddress: string;
-  readonly localPort: number;
+class DenoConnection extends AdapterConnection {
   readonly #conn: DenoConn;
   #handlers: ConnectionHandlers = NO_HANDLERS;
   readonly #queue = new WriteQueue();
@@ -63,19 +65,10 @@ class DenoConnection implements Connection {
   #closed = false;
 
   constructor(conn: DenoConn, unixPath: string | undefined) {
+    const { remoteAddr, localAddr } = conn;
+    super(unixPath, { remoteAddress: remoteAddr.hostname, remotePort: remoteAddr.port, localAddress: localAddr.hostname, localPort: localAddr.port });
     this.#conn = conn;
-    if (unixPath !== undefined) {
-      this.remoteAddress = "";
-      this.remotePort = 0;
-      this.localAddress = unixPath;
-      this.localPort = 0;
-    } else {
-      this.remoteAddress = conn.remoteAddr.hostname ?? "";
-      this.remotePort = conn.remoteAddr.port ?? 0;
-      this.localAddress = conn.localAddr.hostname ?? "";
-      this.localPort = conn.localAddr.port ?? 0;
-      conn.setNoDelay?.(true);
-    }
+    if (unixPath === undefined) conn.setNoDelay?.(true);
   }
 
   /** Installs the handlers and starts reading. */
@@ -220,74 +213,45 @@ function denoTarget(address: SocketAddress): { hostname: string; port: number; t
 }
 
 async function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: ListenOptions): Promise<Listener> {
-  if (address.transport === "fd") {
-    // Deno.listen cannot adopt a file descriptor (denoland/deno#14006); Deno's node:net can.
-    const { nodeRuntime } = await import("./node.ts");
-    return nodeRuntime.listen(address, accept, options);
-  }
-  if (address.transport === "unix") await claimUnixPath(address.path, probe);
-  let listener: DenoListener;
-  try {
-    listener = Deno.listen(denoTarget(address));
-  } catch (error) {
-    throw socketError("listen", address, error);
-  }
-  let ino: number | undefined;
-  let actual: SocketAddress = address;
-  if (address.transport === "unix") {
-    try {
-      ino = adoptUnixPath(address.path, options?.mode);
-    } catch (error) {
-      listener.close();
-      throw socketError("listen", address, error, `cannot set the socket file mode: ${asError(error).message}`);
-    }
-  } else {
-    actual = { transport: "tcp", hostname: listener.addr.hostname ?? address.hostname, port: listener.addr.port ?? address.port };
-  }
+  // Deno.listen cannot adopt a file descriptor (denoland/deno#14006); Deno's node:net can.
+  if (address.transport === "fd") return (await import("./node.ts")).nodeRuntime.listen(address, accept, options);
   const unixPath = address.transport === "unix" ? address.path : undefined;
-  let closed = false;
-
-  const accepting = (async () => {
-    while (!closed) {
-      let conn: DenoConn;
-      try {
-        conn = await listener.accept();
-      } catch {
-        if (closed) return;
-        // EMFILE and friends: back off briefly instead of spinning, then keep accepting.
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        continue;
+  return listenWith(address, options, probe, () => {
+    const listener = Deno.listen(denoTarget(address));
+    let closed = false;
+    const accepting = (async () => {
+      while (!closed) {
+        let conn: DenoConn;
+        try {
+          conn = await listener.accept();
+        } catch {
+          if (closed) return;
+          // EMFILE and friends: back off briefly instead of spinning, then keep accepting.
+          await new Promise((resolve) => setTimeout(resolve, 50));
+          continue;
+        }
+        handOver(new DenoConnection(conn, unixPath), accept);
       }
-      const connection = new DenoConnection(conn, unixPath);
-      try {
-        connection.attach(accept(connection));
-      } catch (error) {
-        connection.destroy(asError(error));
-      }
-    }
-  })();
-
-  return {
-    address: actual,
-    async close(): Promise<void> {
-      if (!closed) {
+    })();
+    return {
+      address: address.transport === "tcp" ? { transport: "tcp", hostname: listener.addr.hostname ?? address.hostname, port: listener.addr.port ?? address.port } : address,
+      async close(): Promise<void> {
         closed = true;
         try {
           listener.close();
         } catch {
           // Already closed.
         }
-        if (address.transport === "unix") releaseUnixPath(address.path, ino);
-      }
-      // Deno frees the socket only once the pending accept() has failed: until then the kernel
-      // would still complete handshakes (and reset them), so "closed" means after that.
-      await accepting;
-    },
-  };
+        // Deno frees the socket only once the pending accept() has failed: until then the kernel
+        // would still complete handshakes (and reset them), so "closed" means after that.
+        await accepting;
+      },
+    };
+  });
 }
 
 async function connect(address: SocketAddress, handlers: ConnectionHandlers): Promise<Connection> {
-  if (address.transport === "fd") throw new TypeError("cannot connect to fd:0: it is a listening socket; connect to a TCP or Unix address");
+  if (address.transport === "fd") throw cannotConnectToFd0();
   let conn: DenoConn;
   try {
     conn = await Deno.connect(denoTarget(address));
@@ -299,8 +263,27 @@ async function connect(address: SocketAddress, handlers: ConnectionHandlers): Pr
   return connection;
 }
 
+/** Serves a fetch handler with `Deno.serve`. */
+function serveHttp(handler: FetchHandler, address: { hostname: string; port: number }): Promise<NativeHttpServer> {
+  const server = Deno.serve({ hostname: address.hostname, port: address.port, onListen() {} }, handler);
+  return Promise.resolve({
+    port: server.addr.port,
+    shutdown: () => server.shutdown(),
+    abort: () => {}, // Deno's shutdown() already waits for in-flight requests; nothing to cut more.
+  });
+}
+
+function env(name: string): string | undefined {
+  try {
+    return Deno.env.get(name);
+  } catch {
+    // No permission to read the environment: the variable counts as unset.
+    return undefined;
+  }
+}
+
 /**
- * The Deno runtime adapter (`Deno.listen` / `Deno.connect`).
+ * The Deno runtime adapter (`Deno.listen` / `Deno.connect`, `Deno.serve` for HTTP).
  *
  * @example
  * ```ts
@@ -310,4 +293,4 @@ async function connect(address: SocketAddress, handlers: ConnectionHandlers): Pr
  * });
  * ```
  */
-export const denoRuntime: Runtime = { name: "deno", listen, connect };
+export const denoRuntime: RuntimeAdapter = { name: "deno", listen, connect, serveHttp, env };

@@ -1,11 +1,12 @@
 /**
- * Serves a fetch handler over HTTP with the runtime's own server: `Deno.serve` on Deno,
- * `Bun.serve` on Bun, `node:http` (through {@link toNodeHandler}) on Node. Used by
- * `fcgi proxy` and the `npm run server` demo; the one place the HTTP side asks which runtime this is.
+ * Serves a fetch handler over HTTP with the runtime's own server, which each adapter starts
+ * (`Deno.serve` on Deno, `Bun.serve` on Bun, `node:http` through `toNodeHandler` on Node). What
+ * the three share is here: the graceful close with its timeout, the abort signal, the URL.
+ * Used by `fcgi proxy` and the `npm run server` demo.
  * @module
  */
-import type { FetchHandler } from "../client/node_http.ts";
-import { currentRuntimeName } from "./index.ts";
+import { detectAdapter } from "./index.ts";
+import type { FetchHandler } from "./types.ts";
 
 /** Options of {@link listenHttp}. */
 export interface HttpListenOptions {
@@ -33,25 +34,6 @@ export interface HttpServer {
   readonly finished: Promise<void>;
 }
 
-declare const Deno: {
-  serve(
-    options: { hostname: string; port: number; onListen?: (addr: { port: number }) => void },
-    handler: (request: Request, info: { remoteAddr: { hostname: string; port: number } }) => Response | Promise<Response>,
-  ): { addr: { port: number }; finished: Promise<void>; shutdown(): Promise<void> };
-};
-declare const Bun: {
-  serve(options: {
-    hostname: string;
-    port: number;
-    fetch: (request: Request, server: BunServer) => Response | Promise<Response>;
-  }): BunServer;
-};
-interface BunServer {
-  readonly port: number;
-  stop(closeActiveConnections?: boolean): Promise<void> | void;
-  requestIP(request: Request): { address: string; port: number } | null;
-}
-
 /**
  * Serves `handler` over HTTP/1.1 on this runtime. The handler's second argument is
  * `{ remoteAddr: { hostname, port } }` on every runtime.
@@ -65,46 +47,7 @@ interface BunServer {
  */
 export async function listenHttp(handler: FetchHandler, options: HttpListenOptions): Promise<HttpServer> {
   const closeTimeout = options.closeTimeout ?? 10_000;
-  const runtime = currentRuntimeName();
-  let port: number;
-  let stop: () => Promise<void>;
-  let cut: () => void;
-  if (runtime === "deno") {
-    const server = Deno.serve({ hostname: options.hostname, port: options.port, onListen() {} }, handler);
-    port = server.addr.port;
-    stop = () => server.shutdown();
-    cut = () => {}; // Deno's shutdown() already waits for in-flight requests; nothing to cut more.
-  } else if (runtime === "bun") {
-    const server = Bun.serve({
-      hostname: options.hostname,
-      port: options.port,
-      fetch: (request, bun) => {
-        const peer = bun.requestIP(request);
-        return handler(request, { remoteAddr: { hostname: peer?.address ?? "", port: peer?.port ?? 0 } });
-      },
-    });
-    port = server.port;
-    stop = async () => void (await server.stop(false));
-    cut = () => void server.stop(true);
-  } else {
-    const { createServer } = await import("node:http");
-    const { toNodeHandler } = await import("../client/node_http.ts");
-    const server = createServer(toNodeHandler(handler));
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      server.listen(options.port, options.hostname, () => {
-        server.off("error", reject);
-        resolve();
-      });
-    });
-    port = (server.address() as { port: number }).port;
-    stop = () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      });
-    cut = () => server.closeAllConnections();
-  }
+  const server = await (await detectAdapter()).serveHttp(handler, { hostname: options.hostname, port: options.port });
   let closing: Promise<void> | undefined;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));
@@ -113,11 +56,11 @@ export async function listenHttp(handler: FetchHandler, options: HttpListenOptio
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
-          cut();
+          server.abort();
           resolve();
         }, closeTimeout);
       });
-      await Promise.race([stop(), late]);
+      await Promise.race([server.shutdown(), late]);
       clearTimeout(timer);
       finish();
     })();
@@ -127,5 +70,6 @@ export async function listenHttp(handler: FetchHandler, options: HttpListenOptio
   if (options.signal?.aborted) void close();
   else options.signal?.addEventListener("abort", () => void close(), { once: true });
   const host = options.hostname.includes(":") ? `[${options.hostname}]` : options.hostname;
+  const port = server.port;
   return { url: `http://${host}:${port}/`, hostname: options.hostname, port, close, finished };
 }

@@ -16,7 +16,7 @@
  *   address is then the real TCP address, or `{ transport: "fd", fd: 0 }` for a Unix socket.
  * @module
  */
-import type { Runtime } from "./types.ts";
+import type { Runtime, RuntimeAdapter } from "./types.ts";
 
 /** The adapters by name. */
 export type RuntimeName = Runtime["name"];
@@ -41,7 +41,12 @@ export function currentRuntimeName(): RuntimeName {
  * ```
  */
 export function detectRuntime(): Promise<Runtime> {
-  return getRuntime(currentRuntimeName());
+  return detectAdapter();
+}
+
+/** The adapter for the runtime this code runs on, with its HTTP server and environment (inside the package). */
+export function detectAdapter(): Promise<RuntimeAdapter> {
+  return adapterFor(currentRuntimeName());
 }
 
 /**
@@ -53,7 +58,12 @@ export function detectRuntime(): Promise<Runtime> {
  * const runtime = await getRuntime("node"); // node:net, even on Bun
  * ```
  */
-export async function getRuntime(name: RuntimeName): Promise<Runtime> {
+export function getRuntime(name: RuntimeName): Promise<Runtime> {
+  return adapterFor(name);
+}
+
+/** The adapter with this name, as {@link getRuntime} picks it, with its HTTP server and environment (inside the package). */
+export async function adapterFor(name: RuntimeName): Promise<RuntimeAdapter> {
   const current = currentRuntimeName();
   switch (name) {
     case "node":

@@ -1,6 +1,6 @@
 /**
- * The Node socket adapter, on `node:net`. Also runs on Deno and Bun (their `node:net`), which is how
- * those adapters accept on the inherited fd 0.
+ * The Node socket adapter, on `node:net` (and `node:http` for HTTP). Also runs on Deno and Bun
+ * (their `node:net`), which is how those adapters accept on the inherited fd 0.
  *
  * Behaviour: TCP_NODELAY on; a connection whose peer ends is ended too (no half-open connections);
  * multi-chunk writes are corked into one `writev`; chunks handed to `onData` are fresh `Uint8Array`
@@ -8,32 +8,19 @@
  * @module
  */
 import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import { adoptUnixPath, asError, claimUnixPath, NO_HANDLERS, notListeningOnFd0, probeUnix, releaseUnixPath, socketError } from "./common.ts";
-import type { Connection, ConnectionHandlers, Listener, ListenOptions, Runtime, SocketAddress } from "./types.ts";
+import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
+import { AdapterConnection, asError, cannotConnectToFd0, handOver, listenWith, NO_HANDLERS, probeUnix, socketError } from "./common.ts";
+import type { FetchHandler, NativeHttpServer, RuntimeAdapter } from "./types.ts";
 
-class NodeConnection implements Connection {
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-  readonly localAddress: string;
-  readonly localPort: number;
+class NodeConnection extends AdapterConnection {
   readonly #socket: Socket;
   #handlers: ConnectionHandlers = NO_HANDLERS;
   #error: Error | undefined;
 
   constructor(socket: Socket, unixPath: string | undefined) {
+    super(unixPath, socket);
     this.#socket = socket;
-    if (unixPath !== undefined) {
-      this.remoteAddress = "";
-      this.remotePort = 0;
-      this.localAddress = unixPath;
-      this.localPort = 0;
-    } else {
-      this.remoteAddress = socket.remoteAddress ?? "";
-      this.remotePort = socket.remotePort ?? 0;
-      this.localAddress = socket.localAddress ?? "";
-      this.localPort = socket.localPort ?? 0;
-      socket.setNoDelay(true);
-    }
+    if (unixPath === undefined) socket.setNoDelay(true);
     socket.on("data", (chunk: Buffer) => {
       try {
         this.#handlers.onData(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
@@ -49,7 +36,6 @@ class NodeConnection implements Connection {
     socket.once("close", () => this.#handlers.onClose(this.#error));
   }
 
-  /** Installs the handlers (after `accept` returned them, or at once for `connect`). */
   attach(handlers: ConnectionHandlers): void {
     this.#handlers = handlers;
   }
@@ -95,73 +81,56 @@ function probe(path: string): Promise<boolean> {
   );
 }
 
-async function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: ListenOptions): Promise<Listener> {
-  if (address.transport === "unix") await claimUnixPath(address.path, probe);
+function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: ListenOptions): Promise<Listener> {
   // The socket path for Unix listeners, undefined for TCP (fd 0 may be either: decided once listening).
   let unixPath: string | undefined = address.transport === "unix" ? address.path : undefined;
-  const server: Server = createServer({ allowHalfOpen: false }, (socket) => {
-    // A TCP peer whose address is already unknown is gone; never let it pass as a Unix peer ("").
-    if (unixPath === undefined && socket.remoteAddress === undefined) {
-      socket.destroy();
-      return;
-    }
-    const connection = new NodeConnection(socket, unixPath);
-    try {
-      connection.attach(accept(connection));
-    } catch (error) {
-      connection.destroy(asError(error));
-    }
-  });
-  try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      const target = address.transport === "tcp" ? { host: address.hostname, port: address.port } : address.transport === "unix" ? { path: address.path } : { fd: address.fd };
-      server.listen(target, () => {
-        server.off("error", reject);
-        resolve();
-      });
+  return listenWith(address, options, probe, async () => {
+    const server: Server = createServer({ allowHalfOpen: false }, (socket) => {
+      // A TCP peer whose address is already unknown is gone; never let it pass as a Unix peer ("").
+      if (unixPath === undefined && socket.remoteAddress === undefined) {
+        socket.destroy();
+        return;
+      }
+      handOver(new NodeConnection(socket, unixPath), accept);
     });
-  } catch (error) {
-    server.close();
-    const code = (error as { code?: string }).code;
-    if (address.transport === "fd" && (code === "EINVAL" || code === "ENOTSOCK" || code === "EBADF" || code === "ENOTSUP" || code === "EOPNOTSUPP")) {
-      throw notListeningOnFd0(error);
-    }
-    throw socketError("listen", address, error);
-  }
-  // Accept errors (EMFILE) are retried by libuv; without a listener Node would crash on them.
-  server.on("error", () => {});
-
-  let actual: SocketAddress;
-  let ino: number | undefined;
-  const bound = server.address();
-  if (address.transport === "unix") {
-    actual = address;
     try {
-      ino = adoptUnixPath(address.path, options?.mode);
+      await new Promise<void>((resolve, reject) => {
+        server.once("error", reject);
+        const target = address.transport === "tcp" ? { host: address.hostname, port: address.port } : address.transport === "unix" ? { path: address.path } : { fd: address.fd };
+        server.listen(target, () => {
+          server.off("error", reject);
+          resolve();
+        });
+      });
     } catch (error) {
       server.close();
-      throw socketError("listen", address, error, `cannot set the socket file mode: ${asError(error).message}`);
+      throw error;
     }
-  } else if (bound !== null && typeof bound === "object" && typeof (bound as AddressInfo).port === "number") {
-    actual = { transport: "tcp", hostname: (bound as AddressInfo).address, port: (bound as AddressInfo).port };
-  } else {
-    // fd 0 holding a Unix socket: the runtime cannot tell its path (Node says null, Bun {}).
-    unixPath = typeof bound === "string" ? bound : "";
-    actual = { transport: "fd", fd: 0 };
-  }
-  return {
-    address: actual,
-    close(): Promise<void> {
-      server.close();
-      if (address.transport === "unix") releaseUnixPath(address.path, ino);
-      return Promise.resolve();
-    },
-  };
+    // Accept errors (EMFILE) are retried by libuv; without a listener Node would crash on them.
+    server.on("error", () => {});
+    let actual: SocketAddress = address;
+    const bound = server.address();
+    if (address.transport === "unix") {
+      // As asked.
+    } else if (bound !== null && typeof bound === "object" && typeof (bound as AddressInfo).port === "number") {
+      actual = { transport: "tcp", hostname: (bound as AddressInfo).address, port: (bound as AddressInfo).port };
+    } else {
+      // fd 0 holding a Unix socket: the runtime cannot tell its path (Node says null, Bun {}).
+      unixPath = typeof bound === "string" ? bound : "";
+      actual = { transport: "fd", fd: 0 };
+    }
+    return {
+      address: actual,
+      close(): Promise<void> {
+        server.close();
+        return Promise.resolve();
+      },
+    };
+  });
 }
 
 function connect(address: SocketAddress, handlers: ConnectionHandlers): Promise<Connection> {
-  if (address.transport === "fd") return Promise.reject(new TypeError("cannot connect to fd:0: it is a listening socket; connect to a TCP or Unix address"));
+  if (address.transport === "fd") return Promise.reject(cannotConnectToFd0());
   return new Promise((resolve, reject) => {
     const socket = address.transport === "tcp" ? netConnect({ host: address.hostname, port: address.port, allowHalfOpen: false }) : netConnect({ path: address.path, allowHalfOpen: false });
     const failed = (error: Error) => {
@@ -178,8 +147,40 @@ function connect(address: SocketAddress, handlers: ConnectionHandlers): Promise<
   });
 }
 
+/** Serves a fetch handler on a `node:http` server (loaded on first use: FastCGI servers never need it). */
+async function serveHttp(handler: FetchHandler, address: { hostname: string; port: number }): Promise<NativeHttpServer> {
+  const { createServer: createHttpServer } = await import("node:http");
+  const { toNodeHandler } = await import("./node_http.ts");
+  const server = createHttpServer(toNodeHandler(handler));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(address.port, address.hostname, () => {
+      server.off("error", reject);
+      resolve();
+    });
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    shutdown: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+    abort: () => server.closeAllConnections(),
+  };
+}
+
+function env(name: string): string | undefined {
+  try {
+    return process.env[name];
+  } catch {
+    // Deno's node:process without permission to read the environment.
+    return undefined;
+  }
+}
+
 /**
- * The `node:net` runtime adapter.
+ * The `node:net` runtime adapter, with `node:http` for HTTP.
  *
  * @example
  * ```ts
@@ -191,4 +192,4 @@ function connect(address: SocketAddress, handlers: ConnectionHandlers): Promise<
  * }));
  * ```
  */
-export const nodeRuntime: Runtime = { name: "node", listen, connect };
+export const nodeRuntime: RuntimeAdapter = { name: "node", listen, connect, serveHttp, env };

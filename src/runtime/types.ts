@@ -1,7 +1,8 @@
 /**
- * What the protocol layers need from a runtime's sockets, and nothing more. Each runtime
- * adapter (node.ts, deno.ts, bun.ts) implements this; nothing outside src/runtime/ asks which
- * runtime it is on.
+ * What the protocol layers need from a runtime: its sockets (the {@link Runtime} interface, which
+ * callers may also implement themselves), and, for the adapters this package ships, an HTTP server
+ * and the process environment ({@link RuntimeAdapter}). Each adapter (node.ts, deno.ts, bun.ts)
+ * implements these; nothing outside src/runtime/ asks which runtime it is on.
  *
  * Every adapter also guarantees: `onClose` and `onDrain` are never called from inside `write`,
  * `end` or `destroy`; `onClose` receives the error given to `destroy(error)`; `write()` after
@@ -9,58 +10,10 @@
  * connection; failures carry an errno-style `code`.
  * @module
  */
+import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
 
-/** Where to listen or connect: TCP (IPv4 or IPv6) or a Unix socket path, or the inherited fd 0. */
-export type SocketAddress =
-  | { transport: "tcp"; hostname: string; port: number }
-  | { transport: "unix"; path: string }
-  | { transport: "fd"; fd: 0 };
-
-/** What a connected socket reports. The adapter calls these; the protocol layer supplies them. */
-export interface ConnectionHandlers {
-  /** Bytes arrived. The chunk is the callee's to keep: the adapter never reuses its memory, so views of it stay valid. */
-  onData(chunk: Uint8Array): void;
-  /** The socket can take more writes after `write()` returned false. */
-  onDrain(): void;
-  /** The socket closed (cleanly or with an error). Called once. */
-  onClose(error?: Error): void;
-}
-
-/** One connected socket, as the protocol layer drives it. */
-export interface Connection {
-  /** Queue bytes; returns false when the runtime's buffer is over its high-water mark (wait for `onDrain`). */
-  write(chunks: readonly Uint8Array[]): boolean;
-  /** Stop delivering `onData` until `resume()`: backpressure toward the peer. */
-  pause(): void;
-  /** Deliver `onData` again. */
-  resume(): void;
-  /** Close after everything written so far is flushed. */
-  end(): void;
-  /** Close now, dropping what is unsent. */
-  destroy(error?: Error): void;
-  /** The peer's address ("" for Unix sockets). */
-  readonly remoteAddress: string;
-  /** The peer's port (0 for Unix sockets). */
-  readonly remotePort: number;
-  /** This side's address (the socket path for Unix sockets). */
-  readonly localAddress: string;
-  /** This side's port (0 for Unix sockets). */
-  readonly localPort: number;
-}
-
-/** Options of {@link Runtime.listen}. */
-export interface ListenOptions {
-  /** File mode for a Unix socket file (for example 0o660). */
-  mode?: number;
-}
-
-/** A listening socket. */
-export interface Listener {
-  /** Where it actually listens (the real port when 0 was asked for). */
-  readonly address: SocketAddress;
-  /** Stop accepting; established connections are not touched. */
-  close(): Promise<void>;
-}
+// The socket vocabulary lives in src/socket.ts; re-exported for the modules that import it from here.
+export type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
 
 /** The socket operations of one runtime. */
 export interface Runtime {
@@ -70,4 +23,31 @@ export interface Runtime {
   listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: ListenOptions): Promise<Listener>;
   /** Connect; resolves once connected. */
   connect(address: SocketAddress, handlers: ConnectionHandlers): Promise<Connection>;
+}
+
+/** What the handler learns about the connection, in the shape `Deno.serve` gives it. */
+export interface HttpConnInfo {
+  /** The client's address and port. */
+  remoteAddr: { hostname: string; port: number };
+}
+
+/** A fetch handler as `Deno.serve` takes it. */
+export type FetchHandler = (request: Request, info: HttpConnInfo) => Response | Promise<Response>;
+
+/** An HTTP server an adapter started with its runtime's own server: what `listenHttp` needs to close it. */
+export interface NativeHttpServer {
+  /** The port it listens on: the real one when 0 was asked for. */
+  readonly port: number;
+  /** Stops accepting and resolves once in-flight requests are done. */
+  shutdown(): Promise<void>;
+  /** Cuts the connections still open (after `shutdown()` took too long). */
+  abort(): void;
+}
+
+/** A runtime adapter this package ships: the sockets, plus what else the layers above need from the runtime. */
+export interface RuntimeAdapter extends Runtime {
+  /** Serves `handler` over HTTP/1.1 on `hostname:port`; resolves once listening. */
+  serveHttp(handler: FetchHandler, address: { hostname: string; port: number }): Promise<NativeHttpServer>;
+  /** The environment variable `name`, or undefined when it is unset or the process may not read it. */
+  env(name: string): string | undefined;
 }

@@ -1,20 +1,13 @@
 /**
  * `toNodeHandler`: runs a Web-standard fetch handler (the gateway, a Hono app, …) on a
- * `node:http` server, as `Deno.serve` and `Bun.serve` run it natively.
+ * `node:http` server, as `Deno.serve` and `Bun.serve` run it natively. The Node adapter's HTTP
+ * server runs on it, and it is public for those who bring their own `node:http` server.
  * @module
  */
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import { clearImmediate, setImmediate } from "node:timers";
-
-/** What the handler learns about the connection, in the shape `Deno.serve` gives it. */
-export interface HttpConnInfo {
-  /** The client's address and port. */
-  remoteAddr: { hostname: string; port: number };
-}
-
-/** A fetch handler as `Deno.serve` takes it. */
-export type FetchHandler = (request: Request, info: HttpConnInfo) => Response | Promise<Response>;
+import type { FetchHandler } from "./types.ts";
 
 /** A `node:http` request listener. */
 export type NodeRequestListener = (request: IncomingMessage, response: ServerResponse) => void;

@@ -1,0 +1,59 @@
+/**
+ * The socket vocabulary every layer shares: addresses, a connected socket and its handlers, a
+ * listening socket. The runtime adapters (src/runtime/) implement these; the application and
+ * client layers drive them; address parsing (src/address.ts) produces them. Types only, so that
+ * neither side imports the other.
+ * @module
+ */
+
+/** Where to listen or connect: TCP (IPv4 or IPv6) or a Unix socket path, or the inherited fd 0. */
+export type SocketAddress =
+  | { transport: "tcp"; hostname: string; port: number }
+  | { transport: "unix"; path: string }
+  | { transport: "fd"; fd: 0 };
+
+/** What a connected socket reports. The adapter calls these; the protocol layer supplies them. */
+export interface ConnectionHandlers {
+  /** Bytes arrived. The chunk is the callee's to keep: the adapter never reuses its memory, so views of it stay valid. */
+  onData(chunk: Uint8Array): void;
+  /** The socket can take more writes after `write()` returned false. */
+  onDrain(): void;
+  /** The socket closed (cleanly or with an error). Called once. */
+  onClose(error?: Error): void;
+}
+
+/** One connected socket, as the protocol layer drives it. */
+export interface Connection {
+  /** Queue bytes; returns false when the runtime's buffer is over its high-water mark (wait for `onDrain`). */
+  write(chunks: readonly Uint8Array[]): boolean;
+  /** Stop delivering `onData` until `resume()`: backpressure toward the peer. */
+  pause(): void;
+  /** Deliver `onData` again. */
+  resume(): void;
+  /** Close after everything written so far is flushed. */
+  end(): void;
+  /** Close now, dropping what is unsent. */
+  destroy(error?: Error): void;
+  /** The peer's address ("" for Unix sockets). */
+  readonly remoteAddress: string;
+  /** The peer's port (0 for Unix sockets). */
+  readonly remotePort: number;
+  /** This side's address (the socket path for Unix sockets). */
+  readonly localAddress: string;
+  /** This side's port (0 for Unix sockets). */
+  readonly localPort: number;
+}
+
+/** Options of a runtime's `listen()`. */
+export interface ListenOptions {
+  /** File mode for a Unix socket file (for example 0o660). */
+  mode?: number;
+}
+
+/** A listening socket. */
+export interface Listener {
+  /** Where it actually listens (the real port when 0 was asked for). */
+  readonly address: SocketAddress;
+  /** Stop accepting; established connections are not touched. */
+  close(): Promise<void>;
+}
