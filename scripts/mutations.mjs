@@ -377,6 +377,22 @@ export const mutations = [
     why: "FCGI_WEB_SERVER_ADDRS in the environment is no longer the default allow-list",
   },
   {
+    id: "layers-app-imports-client",
+    file: "src/app/serve.ts",
+    find: `import { detectAdapter, getRuntime } from "../runtime/index.ts";`,
+    replace: `import { detectAdapter, getRuntime } from "../runtime/index.ts";\nimport type { ClientOptions } from "../client/client.ts";`,
+    tests: ["test/layers.test.ts"],
+    why: "the app layer imports the client layer, which the README's Layout table does not allow",
+  },
+  {
+    id: "layers-runtime-check-outside",
+    file: "src/app/serve.ts",
+    find: `import { detectAdapter, getRuntime } from "../runtime/index.ts";`,
+    replace: `import { detectAdapter, getRuntime } from "../runtime/index.ts";\nconst onDeno = typeof Deno !== "undefined";`,
+    tests: ["test/layers.test.ts"],
+    why: "the app layer asks which runtime it is on instead of asking its adapter",
+  },
+  {
     id: "allow-list-mapped-v4",
     file: "src/address.ts",
     find: `if (mapped) return this.#v4.some((r) => matches(r, mapped));`,
