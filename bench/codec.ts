@@ -12,6 +12,7 @@ import type { RecordHandler } from "../src/codec/types.ts";
 import { FCGI_KEEP_CONN, RecordType, Role } from "../src/protocol/constants.ts";
 import { OracleRecordDecoder } from "../test/oracle/decoder.ts";
 import { OraclePairDecoder } from "../test/oracle/pairs.ts";
+import { concatBytes } from "../src/bytes.ts";
 
 declare const Deno: { version: { deno: string } } | undefined;
 declare const Bun: { version: string } | undefined;
@@ -60,16 +61,6 @@ function nginxParams(i: number): [string, string][] {
   ];
 }
 
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 // Socket reads are separate buffers, so the chunks are copies, not views of one big array.
 function chunked(stream: Uint8Array, size: number): Uint8Array[] {
   const chunks: Uint8Array[] = [];
@@ -78,9 +69,9 @@ function chunked(stream: Uint8Array, size: number): Uint8Array[] {
 }
 
 const REQUESTS = quick ? 5_000 : 50_000;
-const requestStream = concat(
+const requestStream = concatBytes(
   Array.from({ length: REQUESTS }, (_, i) =>
-    concat([
+    concatBytes([
       encodeBeginRequest(1, Role.RESPONDER, FCGI_KEEP_CONN),
       encodeParams(1, nginxParams(i)),
       encodeStreamEnd(RecordType.STDIN, 1),
@@ -126,7 +117,7 @@ const bodyStream = (() => {
     parts.push(encodeRecord(RecordType.STDIN, 1, left >= 65535 ? record : record.subarray(0, left)));
   }
   parts.push(encodeStreamEnd(RecordType.STDIN, 1));
-  return concat(parts);
+  return concatBytes(parts);
 })();
 const bodyChunks64k = chunked(bodyStream, 64 * 1024);
 const bodyChunks1m = chunked(bodyStream, 1024 * 1024);

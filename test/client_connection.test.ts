@@ -17,6 +17,7 @@ import { PIECE_END, PIECE_START } from "../src/codec/types.ts";
 import { FastCGIError } from "../src/errors.ts";
 import { ClientConnection, type ClientEvent } from "../src/protocol/client_connection.ts";
 import { FCGI_KEEP_CONN, ProtocolStatus, RecordType, Role } from "../src/protocol/constants.ts";
+import { concatBytes } from "../src/bytes.ts";
 
 const text = new TextEncoder();
 
@@ -35,20 +36,10 @@ function records(chunks: Uint8Array[]): Rec[] {
     decoder.decode(chunk.slice(), (type, requestId, content, flags) => {
       if (flags & PIECE_START) parts = [];
       parts.push(content.slice());
-      if (flags & PIECE_END) out.push({ type, requestId, content: concat(parts) });
+      if (flags & PIECE_END) out.push({ type, requestId, content: concatBytes(parts) });
     });
   }
   assert.ok(decoder.idle, "the output ends on a record boundary");
-  return out;
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
   return out;
 }
 
@@ -70,7 +61,7 @@ function drain(conn: ClientConnection): Array<Record<string, unknown>> {
   for (let e: ClientEvent | null = conn.nextEvent(); e !== null; e = conn.nextEvent()) {
     const last = events[events.length - 1];
     if ((e.type === "stdout" || e.type === "stderr") && last?.type === e.type && last.requestId === e.requestId) {
-      last.data = concat([last.data as Uint8Array, e.data]);
+      last.data = concatBytes([last.data as Uint8Array, e.data]);
       continue;
     }
     if (e.type === "stdout" || e.type === "stderr") events.push({ type: e.type, requestId: e.requestId, data: e.data.slice() });
@@ -92,7 +83,7 @@ function begun(count: number): ClientConnection {
 }
 
 function bytes(...parts: Array<Uint8Array | Uint8Array[]>): Uint8Array {
-  return concat(parts.flat());
+  return concatBytes(parts.flat());
 }
 
 describe("ClientConnection intents → bytes", () => {
@@ -153,7 +144,7 @@ describe("ClientConnection intents → bytes", () => {
     const recs = records(conn.takeOutput());
     assert.ok(recs.every((r) => r.type === RecordType.STDIN && r.requestId === 1 && r.content.length <= 65535));
     assert.equal(recs[recs.length - 1]!.content.length, 0);
-    assert.deepEqual(concat(recs.map((r) => r.content)), body);
+    assert.deepEqual(concatBytes(recs.map((r) => r.content)), body);
   });
 
   it("an Authorizer sends no STDIN; a Filter sends STDIN then DATA", () => {

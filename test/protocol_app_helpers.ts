@@ -6,20 +6,13 @@ import { AppConnection, type AppConnectionOptions, type AppEvent } from "../src/
 import { RecordDecoder } from "../src/codec/decoder.ts";
 import { PIECE_END, PIECE_START } from "../src/codec/types.ts";
 import { RecordType } from "../src/protocol/constants.ts";
+import { concatBytes } from "../src/bytes.ts";
 
 const latin1 = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const bytes = (b: string | Uint8Array): Uint8Array => (typeof b === "string" ? latin1(b) : b);
 
-/** Concatenates byte arrays. */
-export function concat(...parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+/** Concatenates byte arrays (src/bytes.ts, as arguments). */
+export const concat = (...parts: Uint8Array[]): Uint8Array => concatBytes(parts);
 
 /** One record, byte by byte as §3.3 lays it out. `version` and `padding` may be anything, for bad input. */
 export function record(

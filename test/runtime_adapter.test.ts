@@ -13,6 +13,7 @@ import { currentRuntimeName, detectRuntime, getRuntime } from "../src/runtime/in
 import type { Runtime } from "../src/runtime/types.ts";
 import type { Connection, ConnectionHandlers, Listener, SocketAddress } from "../src/socket.ts";
 import { runtimeName } from "./_support/env.ts";
+import { concatBytes } from "../src/bytes.ts";
 
 const ADAPTERS: ReadonlyArray<Runtime["name"]> = runtimeName === "node" ? ["node"] : [runtimeName, "node"];
 const LOOPBACK: SocketAddress = { transport: "tcp", hostname: "127.0.0.1", port: 0 };
@@ -112,18 +113,8 @@ class Peer implements ConnectionHandlers {
   }
 
   text(): string {
-    return new TextDecoder().decode(concat(this.chunks));
+    return new TextDecoder().decode(concatBytes(this.chunks));
   }
-}
-
-function concat(chunks: readonly Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(chunks.reduce((n, c) => n + c.byteLength, 0));
-  let at = 0;
-  for (const c of chunks) {
-    out.set(c, at);
-    at += c.byteLength;
-  }
-  return out;
 }
 
 /** Compares held chunks with the expected bytes without one big copy. */
@@ -398,7 +389,7 @@ for (const name of ADAPTERS) {
       peer.hook = undefined;
       connection.resume();
       await peer.received(first.byteLength + second.byteLength);
-      assertChunksEqual(peer.chunks, concat([first, second]));
+      assertChunksEqual(peer.chunks, concatBytes([first, second]));
     } finally {
       await cleanup(listener, client, server);
     }

@@ -8,6 +8,7 @@ import { PairDecoder } from "../../src/codec/pairs.ts";
 import { PIECE_END, PIECE_START } from "../../src/codec/types.ts";
 import { FCGI_KEEP_CONN, RecordType } from "../../src/protocol/constants.ts";
 import type { SocketAddress } from "../../src/runtime/types.ts";
+import { concatBytes } from "../../src/bytes.ts";
 
 const enc = new TextEncoder();
 
@@ -143,7 +144,7 @@ export async function startFakeApp(hooks: FakeAppHooks, multiplex = false): Prom
           connection.received.push([type, requestId]);
           // STDIN content went to the request piece by piece; only the empty record ends the stream.
           if (type === RecordType.STDIN && length > 0) return;
-          record(connection, type, requestId, concat(parts));
+          record(connection, type, requestId, concatBytes(parts));
         });
       } catch {
         socket.destroy();
@@ -228,16 +229,4 @@ export async function startFakeApp(hooks: FakeAppHooks, multiplex = false): Prom
       }),
   };
 }
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  if (parts.length === 1) return parts[0]!;
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
 
