@@ -9,12 +9,14 @@ import { Role } from "../protocol/constants.ts";
 import { getRuntime, detectRuntime, type RuntimeName } from "../runtime/index.ts";
 import type { Runtime, SocketAddress } from "../runtime/types.ts";
 import { DEFAULT_MAX_HEADER_BYTES } from "./cgi_response.ts";
-import { abortReason, Exchange, type InputSource, type RequestHead, type StderrInfo } from "./exchange.ts";
+import type { InputSource } from "./input.ts";
+import { abortReason, ClientRequest, type RequestHead } from "./request.ts";
+import type { StderrInfo } from "./stderr.ts";
 import { requestParams, type ParamsOptions } from "./params.ts";
 import { Pool, type BackendLimits, type PoolStats } from "./pool.ts";
 
-export { RequestRefusedError } from "./exchange.ts";
-export type { StderrInfo } from "./exchange.ts";
+export { RequestRefusedError } from "../errors.ts";
+export type { StderrInfo } from "./stderr.ts";
 export type { BackendLimits, PoolStats } from "./pool.ts";
 
 /** Options of {@link Client}. Times are in milliseconds; 0 turns a timeout off. */
@@ -231,7 +233,7 @@ export class Client implements AsyncDisposable {
   }
 
   #send(request: RequestHead, options: FetchOptions, role: number, stdin: InputSource, contentLength: number | null): Promise<Response> {
-    let exchange: Exchange;
+    let pending: ClientRequest;
     try {
       const extra: Array<readonly [string, string | Uint8Array]> = [];
       const data = role === Role.FILTER ? filterData(options, extra) : { kind: "none" as const };
@@ -240,12 +242,12 @@ export class Client implements AsyncDisposable {
         for (const pair of Symbol.iterator in params ? params as Iterable<readonly [string, string | Uint8Array]> : Object.entries(params)) extra.push(pair);
       }
       const params = requestParams(request, extra.length > 0 ? { ...options, params: extra } : options, role === Role.AUTHORIZER ? null : contentLength);
-      exchange = new Exchange(this.#pool, request, role, params, stdin, data);
+      pending = new ClientRequest(this.#pool, request, role, params, stdin, data);
     } catch (error) {
       return Promise.reject(error);
     }
-    this.#pool.submit(exchange);
-    return exchange.response;
+    this.#pool.submit(pending);
+    return pending.response;
   }
 
   /** A body of unknown length: read it (up to maxBufferedBody) to tell CONTENT_LENGTH. */

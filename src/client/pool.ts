@@ -8,7 +8,7 @@ import { formatAddress } from "../address.ts";
 import { FastCGIError } from "../errors.ts";
 import { FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS } from "../protocol/constants.ts";
 import type { Connection, Runtime, SocketAddress } from "../runtime/types.ts";
-import type { Exchange, ExchangeHost, ExchangeSettings } from "./exchange.ts";
+import type { ClientRequest, RequestHost, RequestSettings } from "./request.ts";
 import { BackendSocket, type SocketOwner } from "./socket.ts";
 
 /** How the pool behaves (the Client's options, resolved). */
@@ -23,7 +23,7 @@ export interface PoolOptions {
   idleTimeout: number;
   /** How long the first request waits for the backend's GET_VALUES_RESULT before going on without it. */
   valuesTimeout: number;
-  settings: ExchangeSettings;
+  settings: RequestSettings;
 }
 
 /** What the pool made of the backend's GET_VALUES_RESULT and the options. */
@@ -63,15 +63,15 @@ const STARVED_AFTER_MS = 100;
 const MAX_PER_SOCKET = 0xffff;
 
 /** One backend's connections and queue. */
-export class Pool implements ExchangeHost, SocketOwner {
-  readonly settings: ExchangeSettings;
+export class Pool implements RequestHost, SocketOwner {
+  readonly settings: RequestSettings;
   readonly #options: PoolOptions;
   /** Open sockets that still take requests (closing ones are dropped at once). */
   readonly #sockets: Set<BackendSocket> = new Set();
   /** Non-multiplexed kept sockets without a request, most recently used last. */
   #idle: BackendSocket[] = [];
   #connecting = 0;
-  #queue: Exchange[] = [];
+  #queue: ClientRequest[] = [];
   #queueHead = 0;
   #limits: BackendLimits | null = null;
   #limitsPromise: Promise<BackendLimits> | null = null;
@@ -107,13 +107,13 @@ export class Pool implements ExchangeHost, SocketOwner {
 
   // ---- requests ---------------------------------------------------------------------------
 
-  /** Sends an exchange as soon as the backend's limits are known and a connection is free. */
-  submit(exchange: Exchange): void {
-    if (this.#closed) return exchange.fail(closedError());
-    if (this.#limits !== null) return this.#enqueue(exchange);
+  /** Sends an request as soon as the backend's limits are known and a connection is free. */
+  submit(request: ClientRequest): void {
+    if (this.#closed) return request.fail(closedError());
+    if (this.#limits !== null) return this.#enqueue(request);
     this.limits().then(
-      () => this.#enqueue(exchange),
-      (error) => exchange.fail(error),
+      () => this.#enqueue(request),
+      (error) => request.fail(error),
     );
   }
 
@@ -130,22 +130,22 @@ export class Pool implements ExchangeHost, SocketOwner {
     return this.#limitsPromise;
   }
 
-  #enqueue(exchange: Exchange): void {
-    if (exchange.finished) return;
-    if (this.#closed) return exchange.fail(closedError());
-    exchange.queuedAt = Date.now();
-    this.#queue.push(exchange);
+  #enqueue(request: ClientRequest): void {
+    if (request.finished) return;
+    if (this.#closed) return request.fail(closedError());
+    request.queuedAt = Date.now();
+    this.#queue.push(request);
     this.#dispatch();
-    if (!exchange.finished && this.#queue.length > this.#queueHead) this.#armQueueTimer();
+    if (!request.finished && this.#queue.length > this.#queueHead) this.#armQueueTimer();
   }
 
-  retry(exchange: Exchange): void {
-    if (exchange.finished) return;
-    if (this.#closed) return exchange.fail(closedError());
+  retry(request: ClientRequest): void {
+    if (request.finished) return;
+    if (this.#closed) return request.fail(closedError());
     // Retries go first: they waited their turn once already.
-    exchange.queuedAt = Date.now();
-    if (this.#queueHead > 0) this.#queue[--this.#queueHead] = exchange;
-    else this.#queue.unshift(exchange);
+    request.queuedAt = Date.now();
+    if (this.#queueHead > 0) this.#queue[--this.#queueHead] = request;
+    else this.#queue.unshift(request);
     this.#dispatch();
     this.#armQueueTimer();
   }
@@ -157,13 +157,13 @@ export class Pool implements ExchangeHost, SocketOwner {
     this.#limits = { ...limits, multiplex: false, maxConnections: Math.min(limits.maxConnections, limits.maxRequests) };
     for (const socket of this.#sockets) {
       socket.multiplex = false;
-      if (socket.live === 0 && socket.exchanges.size === 0 && socket.usable && socket.idleSince > 0) this.#idle.push(socket);
+      if (socket.live === 0 && socket.requests.size === 0 && socket.usable && socket.idleSince > 0) this.#idle.push(socket);
     }
   }
 
-  /** Starts queued exchanges while connections (or room for new ones) are free. */
+  /** Starts queued requests while connections (or room for new ones) are free. */
   #dispatch(): void {
-    // Starting an exchange may end another synchronously (and call back here): loop instead of nesting.
+    // Starting an request may end another synchronously (and call back here): loop instead of nesting.
     if (this.#dispatching) {
       this.#dispatchAgain = true;
       return;
@@ -177,8 +177,8 @@ export class Pool implements ExchangeHost, SocketOwner {
         while (this.#queueHead < queue.length) {
           // Read each time: a CANT_MPX_CONN may have turned multiplexing off meanwhile.
           const limits = this.#limits;
-          const exchange = queue[this.#queueHead]!;
-          if (exchange.finished) {
+          const request = queue[this.#queueHead]!;
+          if (request.finished) {
             this.#queueHead++;
             continue;
           }
@@ -188,12 +188,12 @@ export class Pool implements ExchangeHost, SocketOwner {
           if (socket !== null) {
             this.#queueHead++;
             socket.idleSince = 0;
-            exchange.start(socket);
+            request.start(socket);
             continue;
           }
           if (this.#sockets.size + this.#connecting >= limits.maxConnections) break;
           this.#queueHead++;
-          this.#open(exchange, limits);
+          this.#open(request, limits);
         }
         if (this.#queueHead === queue.length) {
           this.#queue = [];
@@ -228,7 +228,7 @@ export class Pool implements ExchangeHost, SocketOwner {
     for (const socket of this.#sockets) {
       if (!socket.usable || socket.live >= MAX_PER_SOCKET) continue;
       // A connection that refused to multiplex (CANT_MPX_CONN) carries one request at a time.
-      if (!socket.multiplex && socket.exchanges.size > 0) continue;
+      if (!socket.multiplex && socket.requests.size > 0) continue;
       if (best === null || socket.live < best.live) best = socket;
     }
     // Spread the load: while connections may still be opened, a busy one is not the best choice.
@@ -236,8 +236,8 @@ export class Pool implements ExchangeHost, SocketOwner {
     return best;
   }
 
-  /** Opens a connection for `exchange` (and afterwards for whoever needs it). */
-  #open(exchange: Exchange, limits: BackendLimits): void {
+  /** Opens a connection for `request` (and afterwards for whoever needs it). */
+  #open(request: ClientRequest, limits: BackendLimits): void {
     this.#connecting++;
     const socket = new BackendSocket(this, limits.multiplex);
     this.#connect(socket).then(
@@ -246,14 +246,14 @@ export class Pool implements ExchangeHost, SocketOwner {
         socket.multiplex &&= this.#limits!.multiplex;
         // It may have closed already (the backend accepted and hung up): then it is not kept.
         if (!socket.closing) this.#sockets.add(socket);
-        if (exchange.finished) this.#rest(socket);
-        else exchange.start(socket);
+        if (request.finished) this.#rest(socket);
+        else request.start(socket);
         if (!limits.multiplex && this.#options.keepConn) this.#watchFresh(socket);
         this.#dispatch();
       },
       (error) => {
         this.#connecting--;
-        exchange.fail(error);
+        request.fail(error);
         this.#dispatch();
       },
     );
@@ -289,13 +289,13 @@ export class Pool implements ExchangeHost, SocketOwner {
     return connection;
   }
 
-  // ---- ExchangeHost, SocketOwner ------------------------------------------------------------
+  // ---- RequestHost, SocketOwner ------------------------------------------------------------
 
-  finished(_exchange: Exchange, socket: BackendSocket, reuse: boolean): void {
+  finished(_request: ClientRequest, socket: BackendSocket, reuse: boolean): void {
     if (!socket.closing && socket.live === 0) {
       const kept = reuse && this.#options.keepConn && socket.usable && !this.#closed && (socket.multiplex || !this.#starved(socket));
       // A non-multiplexed socket with an abandoned request on it was closed by abandon() already.
-      if (!kept && socket.exchanges.size === 0) socket.close();
+      if (!kept && socket.requests.size === 0) socket.close();
       else if (kept) this.#rest(socket);
     }
     this.#dispatch();
@@ -406,17 +406,17 @@ export class Pool implements ExchangeHost, SocketOwner {
     if (timeout <= 0 || this.#queueTimer !== undefined) return;
     let first = Infinity;
     for (let i = this.#queueHead; i < this.#queue.length; i++) {
-      const exchange = this.#queue[i]!;
-      if (!exchange.finished && exchange.queuedAt < first) first = exchange.queuedAt;
+      const request = this.#queue[i]!;
+      if (!request.finished && request.queuedAt < first) first = request.queuedAt;
     }
     if (first === Infinity) return;
     this.#queueTimer = setTimeout(() => {
       this.#queueTimer = undefined;
       const now = Date.now();
       for (let i = this.#queueHead; i < this.#queue.length; i++) {
-        const exchange = this.#queue[i]!;
-        if (!exchange.finished && now - exchange.queuedAt >= timeout) {
-          exchange.fail(new FastCGIError(
+        const request = this.#queue[i]!;
+        if (!request.finished && now - request.queuedAt >= timeout) {
+          request.fail(new FastCGIError(
             "TIMEOUT",
             `no connection to ${formatAddress(this.#options.address)} became free within ${timeout} ms (queueTimeout)`,
             { limit: "queueTimeout" },
@@ -439,7 +439,7 @@ export class Pool implements ExchangeHost, SocketOwner {
       this.#idleTimer = undefined;
       const now = Date.now();
       for (const socket of [...this.#sockets]) {
-        if (socket.live === 0 && socket.exchanges.size === 0 && socket.idleSince > 0 && now - socket.idleSince >= timeout) socket.close();
+        if (socket.live === 0 && socket.requests.size === 0 && socket.idleSince > 0 && now - socket.idleSince >= timeout) socket.close();
       }
       this.#armIdleTimer();
     }, Math.max(1, first + timeout - Date.now()));
@@ -461,8 +461,8 @@ export class Pool implements ExchangeHost, SocketOwner {
       const queued = this.#queue.slice(this.#queueHead);
       this.#queue = [];
       this.#queueHead = 0;
-      for (const exchange of queued) exchange.fail(closedError());
-      for (const socket of [...this.#sockets]) if (socket.live === 0 && socket.exchanges.size === 0) socket.close();
+      for (const request of queued) request.fail(closedError());
+      for (const socket of [...this.#sockets]) if (socket.live === 0 && socket.requests.size === 0) socket.close();
       this.#idle = [];
     }
     if (this.#isDrained()) return Promise.resolve();
