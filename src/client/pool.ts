@@ -10,6 +10,7 @@ import { FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS } from "../protocol/cons
 import type { Connection, Runtime, SocketAddress } from "../runtime/types.ts";
 import type { ClientRequest, RequestHost, RequestSettings } from "./request.ts";
 import { BackendSocket, type SocketOwner } from "./socket.ts";
+import { Queue } from "../queue.ts";
 
 /** How the pool behaves (the Client's options, resolved). */
 export interface PoolOptions {
@@ -71,8 +72,7 @@ export class Pool implements RequestHost, SocketOwner {
   /** Non-multiplexed kept sockets without a request, most recently used last. */
   #idle: BackendSocket[] = [];
   #connecting = 0;
-  #queue: ClientRequest[] = [];
-  #queueHead = 0;
+  readonly #queue = new Queue<ClientRequest>();
   #limits: BackendLimits | null = null;
   #limitsPromise: Promise<BackendLimits> | null = null;
   #closed = false;
@@ -100,7 +100,7 @@ export class Pool implements RequestHost, SocketOwner {
       connecting: this.#connecting,
       idle,
       active,
-      queued: this.#queue.length - this.#queueHead,
+      queued: this.#queue.length,
       limits: this.#limits,
     };
   }
@@ -136,7 +136,7 @@ export class Pool implements RequestHost, SocketOwner {
     request.queuedAt = Date.now();
     this.#queue.push(request);
     this.#dispatch();
-    if (!request.finished && this.#queue.length > this.#queueHead) this.#armQueueTimer();
+    if (!request.finished && this.#queue.length > 0) this.#armQueueTimer();
   }
 
   retry(request: ClientRequest): void {
@@ -144,8 +144,7 @@ export class Pool implements RequestHost, SocketOwner {
     if (this.#closed) return request.fail(closedError());
     // Retries go first: they waited their turn once already.
     request.queuedAt = Date.now();
-    if (this.#queueHead > 0) this.#queue[--this.#queueHead] = request;
-    else this.#queue.unshift(request);
+    this.#queue.unshift(request);
     this.#dispatch();
     this.#armQueueTimer();
   }
@@ -163,7 +162,7 @@ export class Pool implements RequestHost, SocketOwner {
 
   /** Starts queued requests while connections (or room for new ones) are free. */
   #dispatch(): void {
-    // Starting an request may end another synchronously (and call back here): loop instead of nesting.
+    // Starting a request may end another synchronously (and call back here): loop instead of nesting.
     if (this.#dispatching) {
       this.#dispatchAgain = true;
       return;
@@ -174,33 +173,26 @@ export class Pool implements RequestHost, SocketOwner {
       do {
         this.#dispatchAgain = false;
         const queue = this.#queue;
-        while (this.#queueHead < queue.length) {
+        let request: ClientRequest | undefined;
+        while ((request = queue.peek()) !== undefined) {
           // Read each time: a CANT_MPX_CONN may have turned multiplexing off meanwhile.
           const limits = this.#limits;
-          const request = queue[this.#queueHead]!;
           if (request.finished) {
-            this.#queueHead++;
+            queue.shift();
             continue;
           }
           // Each connection being opened carries one request already.
           if (limits.multiplex && this.#active() + this.#connecting >= limits.maxRequests) break;
           const socket = this.#pick(limits);
           if (socket !== null) {
-            this.#queueHead++;
+            queue.shift();
             socket.idleSince = 0;
             request.start(socket);
             continue;
           }
           if (this.#sockets.size + this.#connecting >= limits.maxConnections) break;
-          this.#queueHead++;
+          queue.shift();
           this.#open(request, limits);
-        }
-        if (this.#queueHead === queue.length) {
-          this.#queue = [];
-          this.#queueHead = 0;
-        } else if (this.#queueHead > 1024 && this.#queueHead * 2 > queue.length) {
-          this.#queue = queue.slice(this.#queueHead);
-          this.#queueHead = 0;
         }
       } while (this.#dispatchAgain);
     } finally {
@@ -405,16 +397,12 @@ export class Pool implements RequestHost, SocketOwner {
     const timeout = this.#options.queueTimeout;
     if (timeout <= 0 || this.#queueTimer !== undefined) return;
     let first = Infinity;
-    for (let i = this.#queueHead; i < this.#queue.length; i++) {
-      const request = this.#queue[i]!;
-      if (!request.finished && request.queuedAt < first) first = request.queuedAt;
-    }
+    for (const request of this.#queue) if (!request.finished && request.queuedAt < first) first = request.queuedAt;
     if (first === Infinity) return;
     this.#queueTimer = setTimeout(() => {
       this.#queueTimer = undefined;
       const now = Date.now();
-      for (let i = this.#queueHead; i < this.#queue.length; i++) {
-        const request = this.#queue[i]!;
+      for (const request of this.#queue) {
         if (!request.finished && now - request.queuedAt >= timeout) {
           request.fail(new FastCGIError(
             "TIMEOUT",
@@ -458,9 +446,7 @@ export class Pool implements RequestHost, SocketOwner {
       clearTimeout(this.#idleTimer);
       this.#queueTimer = undefined;
       this.#idleTimer = undefined;
-      const queued = this.#queue.slice(this.#queueHead);
-      this.#queue = [];
-      this.#queueHead = 0;
+      const queued = this.#queue.drain();
       for (const request of queued) request.fail(closedError());
       for (const socket of [...this.#sockets]) if (socket.live === 0 && socket.requests.size === 0) socket.close();
       this.#idle = [];
