@@ -208,7 +208,7 @@ export const mutations = [
   },
   {
     id: "client-input-drain",
-    file: "src/client/exchange.ts",
+    file: "src/client/input.ts",
     find: `if (!socket.writable) await socket.drained();`,
     replace: ``,
     tests: ["test/client_pool.test.ts"],
@@ -224,9 +224,9 @@ export const mutations = [
   },
   {
     id: "client-max-response-buffer",
-    file: "src/client/exchange.ts",
-    find: `> this.#host.settings.maxResponseBuffer) this.#overflow();`,
-    replace: `> this.#host.settings.maxResponseBuffer) void 0;`,
+    file: "src/client/response_body.ts",
+    find: `> this.#maxResponseBuffer) this.#overflow();`,
+    replace: `> this.#maxResponseBuffer) void 0;`,
     tests: ["test/client_pool.test.ts"],
     why: "an unread response on a multiplexed connection buffers without bound",
   },

@@ -1,5 +1,6 @@
 /**
- * The one error type the codec and the protocol core throw, with what a log line needs.
+ * The errors fcgi throws: FastCGIError, with what a log line needs, and RequestRefusedError,
+ * the Client's form of it for a request the application would not do.
  * @module
  */
 
@@ -69,5 +70,41 @@ export class FastCGIError extends Error {
     this.requestId = details.requestId;
     this.recordType = details.recordType;
     this.limit = details.limit;
+  }
+}
+
+/**
+ * END_REQUEST said the application would not do the request (protocolStatus CANT_MPX_CONN,
+ * OVERLOADED or UNKNOWN_ROLE). Code "REQUEST_REFUSED".
+ */
+export class RequestRefusedError extends FastCGIError {
+  /** The protocolStatus of END_REQUEST (see ProtocolStatus). */
+  readonly protocolStatus: number;
+  /** The appStatus of END_REQUEST. */
+  readonly appStatus: number;
+
+  /** The refusal of request `requestId`, as its END_REQUEST gave it. */
+  constructor(requestId: number, protocolStatus: number, appStatus: number) {
+    super("REQUEST_REFUSED", `the FastCGI application refused the request: END_REQUEST with protocolStatus ${statusName(protocolStatus)}`, { requestId, recordType: END_REQUEST });
+    this.name = "RequestRefusedError";
+    this.protocolStatus = protocolStatus;
+    this.appStatus = appStatus;
+  }
+}
+
+// The wire numbers (FastCGI 1.0, sections 5.5 and 8), written here because this module sits
+// below the codec and the protocol layer, which import it.
+const END_REQUEST = 3;
+
+function statusName(status: number): string {
+  switch (status) {
+    case 1:
+      return "CANT_MPX_CONN (1): it does not multiplex requests on one connection";
+    case 2:
+      return "OVERLOADED (2): it is out of a resource, such as worker processes";
+    case 3:
+      return "UNKNOWN_ROLE (3): it does not play the role asked for";
+    default:
+      return `${status} (unknown)`;
   }
 }

@@ -12,7 +12,7 @@ import { startFakeApp, type FakeApp, type FakeAppHooks, type FakeRequest } from 
 import { countingRuntime, KERNEL_BUFFERS, MAX_READ, MAX_RECORD, settle, type ConnectionTally, waitFor, within } from "./_support/poll.ts";
 
 const OK = "Content-Type: text/plain\r\n\r\n";
-/** A response body's queue size before a lone connection pauses its socket (src/client/exchange.ts BODY_HIGH_WATER_MARK). */
+/** A response body's queue size before a lone connection pauses its socket (src/client/response_body.ts BODY_HIGH_WATER_MARK). */
 const BODY_HIGH_WATER_MARK = 128 * 1024;
 /** What a socket adapter queues before write() returns false: Node's net.Socket 16 KiB, Deno's adapter 64 KiB; Bun's queue, one write. */
 const ADAPTER_QUEUE = 64 * 1024;

@@ -4,6 +4,8 @@
  * `respond()`.
  * @module
  */
+import type { RoleName } from "../protocol/constants.ts";
+import { HANDLER_OPTION } from "./options.ts";
 import { serve } from "./serve.ts";
 import type { Handler, RequestContext, ServeOptions, Server } from "./types.ts";
 
@@ -20,7 +22,7 @@ export interface Exchange {
 /** Options of {@link accept}: those of serve() without handlers, plus the roles to hand out. */
 export interface AcceptOptions extends Omit<ServeOptions, "fetch" | "authorize" | "filter"> {
   /** Which roles' requests to hand out (default: the Responder only; others get UNKNOWN_ROLE). */
-  roles?: readonly ("responder" | "authorizer" | "filter")[];
+  roles?: readonly RoleName[];
 }
 
 /** The exchanges of a running server, to iterate with `for await`. */
@@ -65,15 +67,11 @@ export function accept(options: AcceptOptions): Exchanges {
       else queue.push(exchange);
     });
 
-  const roles = new Set(options.roles ?? ["responder"]);
-  const rest: ServeOptions = { ...options };
-  delete (rest as AcceptOptions).roles;
-  const server = serve({
-    ...rest,
-    fetch: roles.has("responder") ? handler : undefined,
-    authorize: roles.has("authorizer") ? handler : undefined,
-    filter: roles.has("filter") ? handler : undefined,
-  });
+  const roles = new Set<string>(options.roles ?? ["responder"]);
+  const serveOptions: ServeOptions = { ...options };
+  delete (serveOptions as AcceptOptions).roles;
+  for (const [name, option] of Object.entries(HANDLER_OPTION)) serveOptions[option] = roles.has(name) ? handler : undefined;
+  const server = serve(serveOptions);
 
   const end = (): void => {
     finished = true;

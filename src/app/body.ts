@@ -5,6 +5,7 @@
  * @module
  */
 import { concatBytes } from "../bytes.ts";
+import { Queue } from "../queue.ts";
 
 const EMPTY = new Uint8Array(0);
 
@@ -27,8 +28,7 @@ export class InputBody {
   /** Called when the reader took bytes or gave up, so the connection can resume reading the socket. */
   onConsume: (() => void) | undefined;
 
-  #chunks: Uint8Array[] = [];
-  #head = 0;
+  readonly #chunks = new Queue<Uint8Array>();
   #error: unknown = undefined;
   #waiter: (() => void) | undefined;
   #stream: ReadableStream<Uint8Array> | undefined;
@@ -71,8 +71,7 @@ export class InputBody {
   /** Drops what is buffered and anything that arrives later. */
   discard(): void {
     this.discarding = true;
-    this.#chunks = [];
-    this.#head = 0;
+    this.#chunks.clear();
     this.buffered = 0;
     this.onConsume?.();
   }
@@ -81,7 +80,7 @@ export class InputBody {
   async read(): Promise<Uint8Array | null> {
     this.disturbed = true;
     for (;;) {
-      if (this.#head < this.#chunks.length) return this.#take();
+      if (this.#chunks.length > 0) return this.#take();
       if (this.#error !== undefined) throw this.#error;
       if (this.ended) return null;
       await new Promise<void>((resolve) => {
@@ -132,15 +131,7 @@ export class InputBody {
   }
 
   #take(): Uint8Array {
-    const chunk = this.#chunks[this.#head];
-    this.#chunks[this.#head++] = EMPTY;
-    if (this.#head === this.#chunks.length) {
-      this.#chunks = [];
-      this.#head = 0;
-    } else if (this.#head > 1024) {
-      this.#chunks = this.#chunks.slice(this.#head);
-      this.#head = 0;
-    }
+    const chunk = this.#chunks.shift()!;
     this.buffered -= chunk.byteLength;
     this.onConsume?.();
     return chunk;

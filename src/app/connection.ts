@@ -11,6 +11,7 @@
  */
 import { FastCGIError } from "../errors.ts";
 import { AppConnection, type AppEvent } from "../protocol/app_connection.ts";
+import { ROLE_BY_NAME } from "../protocol/constants.ts";
 import type { Connection, ConnectionHandlers } from "../runtime/types.ts";
 import type { ResolvedOptions, ServerLog } from "./options.ts";
 import { RequestTask, type TaskHost } from "./task.ts";
@@ -74,9 +75,9 @@ export class AppSocket implements TaskHost {
     this.#core = new AppConnection({
       multiplex: options.multiplex,
       roles: {
-        responder: options.handlers[1] !== undefined,
-        authorizer: options.handlers[2] !== undefined,
-        filter: options.handlers[3] !== undefined,
+        responder: options.handlers[ROLE_BY_NAME.responder] !== undefined,
+        authorizer: options.handlers[ROLE_BY_NAME.authorizer] !== undefined,
+        filter: options.handlers[ROLE_BY_NAME.filter] !== undefined,
       },
       admit: () => server.admit(),
       release: () => server.release(),

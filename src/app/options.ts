@@ -3,7 +3,8 @@
  * under attack from flooding the log.
  * @module
  */
-import { Role } from "../protocol/constants.ts";
+import { ROLE_BY_NAME, type RoleName } from "../protocol/constants.ts";
+import { numberOption } from "../validate.ts";
 import type { Handler, Limits, Logger, ServeOptions } from "./types.ts";
 
 /** Default limits: safe for a server behind nginx, Apache or lighttpd. */
@@ -34,19 +35,23 @@ export interface ResolvedOptions {
   readonly light: boolean;
 }
 
+/** The serve() option that holds each role's handler (accept() hands its requests out by the same names). */
+export const HANDLER_OPTION: Readonly<Record<RoleName, "fetch" | "authorize" | "filter">> = {
+  responder: "fetch",
+  authorizer: "authorize",
+  filter: "filter",
+};
+
 function limit(options: ServeOptions, name: keyof typeof DEFAULT_LIMITS, min: number): number {
-  const value = options[name];
-  if (value === undefined) return DEFAULT_LIMITS[name];
-  if (typeof value !== "number" || Number.isNaN(value) || value < min) {
-    throw new RangeError(`serve: ${name} must be a number >= ${min}, not ${String(value)}`);
-  }
-  return value;
+  return numberOption(`serve: ${name}`, options[name], DEFAULT_LIMITS[name], min);
 }
 
 /** Fills in defaults and checks the values. */
 export function resolveOptions(options: ServeOptions): ResolvedOptions {
   const handlers: (Handler | undefined)[] = [];
-  for (const [role, handler] of [[Role.RESPONDER, options.fetch], [Role.AUTHORIZER, options.authorize], [Role.FILTER, options.filter]] as const) {
+  for (const [name, option] of Object.entries(HANDLER_OPTION) as [RoleName, (typeof HANDLER_OPTION)[RoleName]][]) {
+    const role = ROLE_BY_NAME[name];
+    const handler = options[option];
     if (handler !== undefined && typeof handler !== "function") throw new TypeError(`serve: the handler for role ${role} is not a function`);
     handlers[role] = handler;
   }

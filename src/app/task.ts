@@ -41,6 +41,26 @@ const INLINE_BODY = 16 * 1024;
 
 const textEncoder = new TextEncoder();
 
+/**
+ * How a request ends. Every ending goes through RequestTask's #end, which settles the same
+ * things in the same order: the signal and the input streams, then an error status if no
+ * response went out yet, then END_REQUEST.
+ */
+type Outcome =
+  /** The response went out whole: appStatus 0. */
+  | { readonly kind: "complete" }
+  /** The handler or its response failed (status 500 if nothing went out yet), or fcgi itself did (null: no status): appStatus 1. */
+  | { readonly kind: "failed"; readonly status: 500 | null }
+  /** A limit ended it: the signal fires with `reason`, the input is dropped, `status` goes out if it still can; appStatus 1. */
+  | { readonly kind: "limited"; readonly status: number; readonly reason: FastCGIError }
+  /** ABORT_REQUEST, or the connection is gone: the signal fires with `reason`; appStatus 0. */
+  | { readonly kind: "aborted"; readonly reason: unknown };
+
+// The endings every request may take are made once, not per request.
+const COMPLETE: Outcome = { kind: "complete" };
+const FAILED: Outcome = { kind: "failed", status: 500 };
+const BROKEN: Outcome = { kind: "failed", status: null };
+
 function describe(error: unknown): string {
   if (error instanceof Error) return error.stack ?? `${error.name}: ${error.message}`;
   return String(error);
@@ -106,7 +126,7 @@ export class RequestTask {
     this.#declared = declared;
     if (declared !== undefined && declared > maxBodyBytes) {
       this.#host.log.warn("maxBodyBytes", `${this.#host.peer} request ${this.requestId}: CONTENT_LENGTH ${declared} is over maxBodyBytes (${maxBodyBytes}): 413`);
-      this.#endWith(413, new FastCGIError("LIMIT_EXCEEDED", "request body too large", { requestId: this.requestId, limit: "maxBodyBytes" }));
+      this.#end({ kind: "limited", status: 413, reason: new FastCGIError("LIMIT_EXCEEDED", "request body too large", { requestId: this.requestId, limit: "maxBodyBytes" }) });
       return;
     }
     // Request forbids a body on GET and HEAD; an Authorizer gets none (the core ends its STDIN).
@@ -134,7 +154,7 @@ export class RequestTask {
     if (this.stdin.received > this.#host.options.maxBodyBytes) {
       const limit = this.#host.options.maxBodyBytes;
       this.#host.log.warn("maxBodyBytes", `${this.#host.peer} request ${this.requestId}: body over maxBodyBytes (${limit})`);
-      this.#endWith(413, new FastCGIError("LIMIT_EXCEEDED", "request body too large", { requestId: this.requestId, limit: "maxBodyBytes" }));
+      this.#end({ kind: "limited", status: 413, reason: new FastCGIError("LIMIT_EXCEEDED", "request body too large", { requestId: this.requestId, limit: "maxBodyBytes" }) });
       return;
     }
     this.#checkBuffered(this.stdin);
@@ -174,9 +194,7 @@ export class RequestTask {
 
   /** ABORT_REQUEST, or the connection is gone: the signal fires and everything is let go. */
   abort(reason: unknown): void {
-    if (this.ended) return;
-    this.#release(reason);
-    this.#host.endRequest(this, 0);
+    this.#end({ kind: "aborted", reason });
   }
 
   /** The request's signal. */
@@ -226,7 +244,7 @@ export class RequestTask {
   /** Something failed outside the handler: log it and end the request. */
   #broken(error: unknown): void {
     this.#host.log.error("internal", `${this.#host.peer} request ${this.requestId}: internal error: ${describe(error)}`);
-    if (!this.ended) this.#finish(1);
+    this.#end(BROKEN);
   }
 
   #respond(response: Response): void {
@@ -246,7 +264,7 @@ export class RequestTask {
     const { head, body } = output;
     if (body === null) {
       this.#host.stdout(this.requestId, head);
-      this.#finish(0);
+      this.#end(COMPLETE);
     } else if (body instanceof Uint8Array) {
       if (body.byteLength <= INLINE_BODY) {
         this.#host.stdout(this.requestId, concat(head, body));
@@ -254,7 +272,7 @@ export class RequestTask {
         this.#host.stdout(this.requestId, head);
         this.#host.stdout(this.requestId, body);
       }
-      this.#finish(0);
+      this.#end(COMPLETE);
     } else {
       this.#host.stdout(this.requestId, head);
       this.#pump(body).catch((error) => this.#broken(error));
@@ -284,10 +302,10 @@ export class RequestTask {
       this.#host.log.error("body", `${this.#host.peer} request ${this.requestId}: the response body failed: ${describe(error)}`);
       this.writeStderr(textEncoder.encode(`response body failed: ${describe(error)}\n`));
       reader.cancel(error).catch(() => {});
-      this.#finish(1);
+      this.#end(FAILED);
       return;
     }
-    this.#finish(0);
+    this.#end(COMPLETE);
   }
 
   /** The handler threw, rejected, or returned what cannot be sent: 500 if nothing went out yet. */
@@ -296,22 +314,7 @@ export class RequestTask {
     const text = describe(error);
     this.#host.log.error("handler", `${this.#host.peer} request ${this.requestId} (${this.#method} ${this.params.get("REQUEST_URI") ?? ""}): ${text}`);
     this.writeStderr(textEncoder.encode(`${text}\n`));
-    if (!this.#started) {
-      this.#started = true;
-      this.#host.stdout(this.requestId, errorOutput(500));
-    }
-    this.#finish(1);
-  }
-
-  /** A limit ended the request: its signal fires, input is dropped, the status goes out if it still can. */
-  #endWith(status: number, reason: FastCGIError): void {
-    if (this.ended) return;
-    this.#release(reason);
-    if (!this.#started) {
-      this.#started = true;
-      this.#host.stdout(this.requestId, errorOutput(status));
-    }
-    this.#host.endRequest(this, 1);
+    this.#end(FAILED);
   }
 
   /** Over maxBufferedBytes while other requests keep the socket flowing: this one is ended. */
@@ -323,29 +326,39 @@ export class RequestTask {
     const other = input === this.stdin ? this.data : this.stdin;
     if (!this.#host.othersNeedInput(this) && !(other !== null && other.waiting)) return;
     this.#host.log.warn("maxBufferedBytes", `${this.#host.peer} request ${this.requestId}: over ${cap} unread input bytes while other requests share the connection: ended`);
-    this.#endWith(503, new FastCGIError("LIMIT_EXCEEDED", "the request's unread input exceeded maxBufferedBytes", { requestId: this.requestId, limit: "maxBufferedBytes" }));
+    this.#end({ kind: "limited", status: 503, reason: new FastCGIError("LIMIT_EXCEEDED", "the request's unread input exceeded maxBufferedBytes", { requestId: this.requestId, limit: "maxBufferedBytes" }) });
   }
 
-  #finish(appStatus: number): void {
+  /** The one way a request ends (see {@link Outcome}). */
+  #end(outcome: Outcome): void {
     if (this.ended) return;
-    // A handler that answered without reading its whole body: drop the rest, and tell a reader
-    // still waiting. (The error is made only then: building Errors on every request costs.)
-    for (const input of [this.stdin, this.data]) {
-      if (input === null || input.ended) continue;
-      if (input.discarding && !input.waiting) input.end();
-      else input.fail(new FastCGIError("ABORTED", "the request has ended", { requestId: this.requestId }));
+    // 1. The signal and the input streams.
+    if (outcome.kind === "limited" || outcome.kind === "aborted") {
+      const reason = outcome.reason;
+      if (this.#light) LightRequest.abort(this.#light, reason);
+      else if (this.#controller) this.#controller.abort(reason);
+      else (this.#controller = new AbortController()).abort(reason);
+      this.stdin.fail(reason);
+      this.data?.fail(reason);
+      this.#reader?.cancel(reason).catch(() => {});
+      this.#reader = undefined;
+    } else {
+      // A handler that answered without reading its whole body: drop the rest, and tell a reader
+      // still waiting. (The error is made only then: building Errors on every request costs.)
+      for (const input of [this.stdin, this.data]) {
+        if (input === null || input.ended) continue;
+        if (input.discarding && !input.waiting) input.end();
+        else input.fail(new FastCGIError("ABORTED", "the request has ended", { requestId: this.requestId }));
+      }
     }
-    this.#host.endRequest(this, appStatus);
-  }
-
-  #release(reason: unknown): void {
-    if (this.#light) LightRequest.abort(this.#light, reason);
-    else if (this.#controller) this.#controller.abort(reason);
-    else (this.#controller = new AbortController()).abort(reason);
-    this.stdin.fail(reason);
-    this.data?.fail(reason);
-    this.#reader?.cancel(reason).catch(() => {});
-    this.#reader = undefined;
+    // 2. An error status, if no response went out yet.
+    const status = outcome.kind === "failed" || outcome.kind === "limited" ? outcome.status : null;
+    if (status !== null && !this.#started) {
+      this.#started = true;
+      this.#host.stdout(this.requestId, errorOutput(status));
+    }
+    // 3. END_REQUEST.
+    this.#host.endRequest(this, outcome.kind === "complete" || outcome.kind === "aborted" ? 0 : 1);
   }
 }
 

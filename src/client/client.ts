@@ -5,16 +5,19 @@
  */
 import { formatAddress, parseAddress } from "../address.ts";
 import { FastCGIError } from "../errors.ts";
-import { Role } from "../protocol/constants.ts";
+import { Role, roleFromName, type RoleName } from "../protocol/constants.ts";
 import { getRuntime, detectRuntime, type RuntimeName } from "../runtime/index.ts";
 import type { Runtime, SocketAddress } from "../runtime/types.ts";
 import { DEFAULT_MAX_HEADER_BYTES } from "./cgi_response.ts";
-import { abortReason, Exchange, type InputSource, type RequestHead, type StderrInfo } from "./exchange.ts";
+import type { InputSource } from "./input.ts";
+import { abortReason, ClientRequest, type RequestHead } from "./request.ts";
+import type { StderrInfo } from "./stderr.ts";
+import { numberOption } from "../validate.ts";
 import { requestParams, type ParamsOptions } from "./params.ts";
 import { Pool, type BackendLimits, type PoolStats } from "./pool.ts";
 
-export { RequestRefusedError } from "./exchange.ts";
-export type { StderrInfo } from "./exchange.ts";
+export { RequestRefusedError } from "../errors.ts";
+export type { StderrInfo } from "./stderr.ts";
 export type { BackendLimits, PoolStats } from "./pool.ts";
 
 /** Options of {@link Client}. Times are in milliseconds; 0 turns a timeout off. */
@@ -66,7 +69,7 @@ export interface ClientOptions {
 /** Per-request options of {@link Client.fetch}: where the script is, and params to add or override. */
 export interface FetchOptions extends ParamsOptions {
   /** The FastCGI role (default "responder"). An authorizer gets no request body. */
-  role?: "responder" | "authorizer" | "filter";
+  role?: RoleName;
   /** The Filter role's FCGI_DATA stream (the file to filter); FCGI_DATA_LENGTH is set from it. */
   data?: Uint8Array | string | Blob;
   /** FCGI_DATA_LAST_MOD (Filter role): a Date, or seconds since the epoch. A File's lastModified otherwise. */
@@ -122,9 +125,9 @@ export class Client implements AsyncDisposable {
     this.address = address;
     const where = formatAddress(address);
     const runtime = options.runtime;
-    const maxConnections = positive(options.maxConnections, DEFAULTS.maxConnections, "maxConnections");
-    this.#responseTimeout = nonNegative(options.responseTimeout, DEFAULTS.responseTimeout, "responseTimeout");
-    this.#maxBufferedBody = nonNegative(options.maxBufferedBody, DEFAULTS.maxBufferedBody, "maxBufferedBody");
+    const maxConnections = Math.floor(numberOption("Client: maxConnections", options.maxConnections, DEFAULTS.maxConnections, 1, true));
+    this.#responseTimeout = numberOption("Client: responseTimeout", options.responseTimeout, DEFAULTS.responseTimeout, 0, true);
+    this.#maxBufferedBody = numberOption("Client: maxBufferedBody", options.maxBufferedBody, DEFAULTS.maxBufferedBody, 0, true);
     const multiplex = options.multiplex ?? "auto";
     if (multiplex !== "auto" && multiplex !== true && multiplex !== false) throw new TypeError(`multiplex must be "auto", true or false`);
     const onStderr = options.onStderr ?? ((message: string, info: StderrInfo) => {
@@ -136,15 +139,15 @@ export class Client implements AsyncDisposable {
       maxConnections,
       keepConn: options.keepConn ?? true,
       multiplex,
-      connectTimeout: nonNegative(options.connectTimeout, DEFAULTS.connectTimeout, "connectTimeout"),
-      queueTimeout: nonNegative(options.queueTimeout, DEFAULTS.queueTimeout, "queueTimeout"),
-      idleTimeout: nonNegative(options.idleTimeout, DEFAULTS.idleTimeout, "idleTimeout"),
+      connectTimeout: numberOption("Client: connectTimeout", options.connectTimeout, DEFAULTS.connectTimeout, 0, true),
+      queueTimeout: numberOption("Client: queueTimeout", options.queueTimeout, DEFAULTS.queueTimeout, 0, true),
+      idleTimeout: numberOption("Client: idleTimeout", options.idleTimeout, DEFAULTS.idleTimeout, 0, true),
       valuesTimeout: this.#responseTimeout > 0 ? Math.min(this.#responseTimeout, VALUES_PROBE_TIMEOUT) : VALUES_PROBE_TIMEOUT,
       settings: {
         keepConn: options.keepConn ?? true,
         responseTimeout: this.#responseTimeout,
-        maxHeaderBytes: positive(options.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES, "maxHeaderBytes"),
-        maxResponseBuffer: nonNegative(options.maxResponseBuffer, DEFAULTS.maxResponseBuffer, "maxResponseBuffer"),
+        maxHeaderBytes: Math.floor(numberOption("Client: maxHeaderBytes", options.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES, 1, true)),
+        maxResponseBuffer: numberOption("Client: maxResponseBuffer", options.maxResponseBuffer, DEFAULTS.maxResponseBuffer, 0, true),
         onStderr,
       },
     });
@@ -231,7 +234,7 @@ export class Client implements AsyncDisposable {
   }
 
   #send(request: RequestHead, options: FetchOptions, role: number, stdin: InputSource, contentLength: number | null): Promise<Response> {
-    let exchange: Exchange;
+    let pending: ClientRequest;
     try {
       const extra: Array<readonly [string, string | Uint8Array]> = [];
       const data = role === Role.FILTER ? filterData(options, extra) : { kind: "none" as const };
@@ -240,12 +243,12 @@ export class Client implements AsyncDisposable {
         for (const pair of Symbol.iterator in params ? params as Iterable<readonly [string, string | Uint8Array]> : Object.entries(params)) extra.push(pair);
       }
       const params = requestParams(request, extra.length > 0 ? { ...options, params: extra } : options, role === Role.AUTHORIZER ? null : contentLength);
-      exchange = new Exchange(this.#pool, request, role, params, stdin, data);
+      pending = new ClientRequest(this.#pool, request, role, params, stdin, data);
     } catch (error) {
       return Promise.reject(error);
     }
-    this.#pool.submit(exchange);
-    return exchange.response;
+    this.#pool.submit(pending);
+    return pending.response;
   }
 
   /** A body of unknown length: read it (up to maxBufferedBody) to tell CONTENT_LENGTH. */
@@ -280,17 +283,10 @@ export class Client implements AsyncDisposable {
 }
 
 function roleNumber(role: FetchOptions["role"]): number {
-  switch (role) {
-    case undefined:
-    case "responder":
-      return Role.RESPONDER;
-    case "authorizer":
-      return Role.AUTHORIZER;
-    case "filter":
-      return Role.FILTER;
-    default:
-      throw new TypeError(`role must be "responder", "authorizer" or "filter", got ${JSON.stringify(role)}`);
-  }
+  if (role === undefined) return Role.RESPONDER;
+  const number = roleFromName(role);
+  if (number === undefined) throw new TypeError(`role must be "responder", "authorizer" or "filter", got ${JSON.stringify(role)}`);
+  return number;
 }
 
 /** CONTENT_LENGTH as the caller's params or the Content-Length header give it, or null. */
@@ -325,16 +321,4 @@ function filterData(options: FetchOptions, extra: Array<readonly [string, string
   extra.push(["FCGI_DATA_LENGTH", String(source.length)]);
   if (lastModified !== undefined) extra.push(["FCGI_DATA_LAST_MOD", String(lastModified)]);
   return source;
-}
-
-function positive(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (!(value >= 1) || !Number.isFinite(value)) throw new RangeError(`${name} must be a positive number, got ${value}`);
-  return Math.floor(value);
-}
-
-function nonNegative(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (!(value >= 0) || !Number.isFinite(value)) throw new RangeError(`${name} must be a number ≥ 0, got ${value}`);
-  return value;
 }

@@ -8,8 +8,9 @@ import { formatAddress } from "../address.ts";
 import { FastCGIError } from "../errors.ts";
 import { FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS } from "../protocol/constants.ts";
 import type { Connection, Runtime, SocketAddress } from "../runtime/types.ts";
-import type { Exchange, ExchangeHost, ExchangeSettings } from "./exchange.ts";
+import type { ClientRequest, RequestHost, RequestSettings } from "./request.ts";
 import { BackendSocket, type SocketOwner } from "./socket.ts";
+import { Queue } from "../queue.ts";
 
 /** How the pool behaves (the Client's options, resolved). */
 export interface PoolOptions {
@@ -23,7 +24,7 @@ export interface PoolOptions {
   idleTimeout: number;
   /** How long the first request waits for the backend's GET_VALUES_RESULT before going on without it. */
   valuesTimeout: number;
-  settings: ExchangeSettings;
+  settings: RequestSettings;
 }
 
 /** What the pool made of the backend's GET_VALUES_RESULT and the options. */
@@ -63,16 +64,15 @@ const STARVED_AFTER_MS = 100;
 const MAX_PER_SOCKET = 0xffff;
 
 /** One backend's connections and queue. */
-export class Pool implements ExchangeHost, SocketOwner {
-  readonly settings: ExchangeSettings;
+export class Pool implements RequestHost, SocketOwner {
+  readonly settings: RequestSettings;
   readonly #options: PoolOptions;
   /** Open sockets that still take requests (closing ones are dropped at once). */
   readonly #sockets: Set<BackendSocket> = new Set();
   /** Non-multiplexed kept sockets without a request, most recently used last. */
   #idle: BackendSocket[] = [];
   #connecting = 0;
-  #queue: Exchange[] = [];
-  #queueHead = 0;
+  readonly #queue = new Queue<ClientRequest>();
   #limits: BackendLimits | null = null;
   #limitsPromise: Promise<BackendLimits> | null = null;
   #closed = false;
@@ -100,20 +100,20 @@ export class Pool implements ExchangeHost, SocketOwner {
       connecting: this.#connecting,
       idle,
       active,
-      queued: this.#queue.length - this.#queueHead,
+      queued: this.#queue.length,
       limits: this.#limits,
     };
   }
 
   // ---- requests ---------------------------------------------------------------------------
 
-  /** Sends an exchange as soon as the backend's limits are known and a connection is free. */
-  submit(exchange: Exchange): void {
-    if (this.#closed) return exchange.fail(closedError());
-    if (this.#limits !== null) return this.#enqueue(exchange);
+  /** Sends an request as soon as the backend's limits are known and a connection is free. */
+  submit(request: ClientRequest): void {
+    if (this.#closed) return request.fail(closedError());
+    if (this.#limits !== null) return this.#enqueue(request);
     this.limits().then(
-      () => this.#enqueue(exchange),
-      (error) => exchange.fail(error),
+      () => this.#enqueue(request),
+      (error) => request.fail(error),
     );
   }
 
@@ -130,22 +130,21 @@ export class Pool implements ExchangeHost, SocketOwner {
     return this.#limitsPromise;
   }
 
-  #enqueue(exchange: Exchange): void {
-    if (exchange.finished) return;
-    if (this.#closed) return exchange.fail(closedError());
-    exchange.queuedAt = Date.now();
-    this.#queue.push(exchange);
+  #enqueue(request: ClientRequest): void {
+    if (request.finished) return;
+    if (this.#closed) return request.fail(closedError());
+    request.queuedAt = Date.now();
+    this.#queue.push(request);
     this.#dispatch();
-    if (!exchange.finished && this.#queue.length > this.#queueHead) this.#armQueueTimer();
+    if (!request.finished && this.#queue.length > 0) this.#armQueueTimer();
   }
 
-  retry(exchange: Exchange): void {
-    if (exchange.finished) return;
-    if (this.#closed) return exchange.fail(closedError());
+  retry(request: ClientRequest): void {
+    if (request.finished) return;
+    if (this.#closed) return request.fail(closedError());
     // Retries go first: they waited their turn once already.
-    exchange.queuedAt = Date.now();
-    if (this.#queueHead > 0) this.#queue[--this.#queueHead] = exchange;
-    else this.#queue.unshift(exchange);
+    request.queuedAt = Date.now();
+    this.#queue.unshift(request);
     this.#dispatch();
     this.#armQueueTimer();
   }
@@ -157,13 +156,13 @@ export class Pool implements ExchangeHost, SocketOwner {
     this.#limits = { ...limits, multiplex: false, maxConnections: Math.min(limits.maxConnections, limits.maxRequests) };
     for (const socket of this.#sockets) {
       socket.multiplex = false;
-      if (socket.live === 0 && socket.exchanges.size === 0 && socket.usable && socket.idleSince > 0) this.#idle.push(socket);
+      if (socket.live === 0 && socket.requests.size === 0 && socket.usable && socket.idleSince > 0) this.#idle.push(socket);
     }
   }
 
-  /** Starts queued exchanges while connections (or room for new ones) are free. */
+  /** Starts queued requests while connections (or room for new ones) are free. */
   #dispatch(): void {
-    // Starting an exchange may end another synchronously (and call back here): loop instead of nesting.
+    // Starting a request may end another synchronously (and call back here): loop instead of nesting.
     if (this.#dispatching) {
       this.#dispatchAgain = true;
       return;
@@ -174,33 +173,26 @@ export class Pool implements ExchangeHost, SocketOwner {
       do {
         this.#dispatchAgain = false;
         const queue = this.#queue;
-        while (this.#queueHead < queue.length) {
+        let request: ClientRequest | undefined;
+        while ((request = queue.peek()) !== undefined) {
           // Read each time: a CANT_MPX_CONN may have turned multiplexing off meanwhile.
           const limits = this.#limits;
-          const exchange = queue[this.#queueHead]!;
-          if (exchange.finished) {
-            this.#queueHead++;
+          if (request.finished) {
+            queue.shift();
             continue;
           }
           // Each connection being opened carries one request already.
           if (limits.multiplex && this.#active() + this.#connecting >= limits.maxRequests) break;
           const socket = this.#pick(limits);
           if (socket !== null) {
-            this.#queueHead++;
+            queue.shift();
             socket.idleSince = 0;
-            exchange.start(socket);
+            request.start(socket);
             continue;
           }
           if (this.#sockets.size + this.#connecting >= limits.maxConnections) break;
-          this.#queueHead++;
-          this.#open(exchange, limits);
-        }
-        if (this.#queueHead === queue.length) {
-          this.#queue = [];
-          this.#queueHead = 0;
-        } else if (this.#queueHead > 1024 && this.#queueHead * 2 > queue.length) {
-          this.#queue = queue.slice(this.#queueHead);
-          this.#queueHead = 0;
+          queue.shift();
+          this.#open(request, limits);
         }
       } while (this.#dispatchAgain);
     } finally {
@@ -228,7 +220,7 @@ export class Pool implements ExchangeHost, SocketOwner {
     for (const socket of this.#sockets) {
       if (!socket.usable || socket.live >= MAX_PER_SOCKET) continue;
       // A connection that refused to multiplex (CANT_MPX_CONN) carries one request at a time.
-      if (!socket.multiplex && socket.exchanges.size > 0) continue;
+      if (!socket.multiplex && socket.requests.size > 0) continue;
       if (best === null || socket.live < best.live) best = socket;
     }
     // Spread the load: while connections may still be opened, a busy one is not the best choice.
@@ -236,8 +228,8 @@ export class Pool implements ExchangeHost, SocketOwner {
     return best;
   }
 
-  /** Opens a connection for `exchange` (and afterwards for whoever needs it). */
-  #open(exchange: Exchange, limits: BackendLimits): void {
+  /** Opens a connection for `request` (and afterwards for whoever needs it). */
+  #open(request: ClientRequest, limits: BackendLimits): void {
     this.#connecting++;
     const socket = new BackendSocket(this, limits.multiplex);
     this.#connect(socket).then(
@@ -246,14 +238,14 @@ export class Pool implements ExchangeHost, SocketOwner {
         socket.multiplex &&= this.#limits!.multiplex;
         // It may have closed already (the backend accepted and hung up): then it is not kept.
         if (!socket.closing) this.#sockets.add(socket);
-        if (exchange.finished) this.#rest(socket);
-        else exchange.start(socket);
+        if (request.finished) this.#rest(socket);
+        else request.start(socket);
         if (!limits.multiplex && this.#options.keepConn) this.#watchFresh(socket);
         this.#dispatch();
       },
       (error) => {
         this.#connecting--;
-        exchange.fail(error);
+        request.fail(error);
         this.#dispatch();
       },
     );
@@ -289,13 +281,13 @@ export class Pool implements ExchangeHost, SocketOwner {
     return connection;
   }
 
-  // ---- ExchangeHost, SocketOwner ------------------------------------------------------------
+  // ---- RequestHost, SocketOwner ------------------------------------------------------------
 
-  finished(_exchange: Exchange, socket: BackendSocket, reuse: boolean): void {
+  finished(_request: ClientRequest, socket: BackendSocket, reuse: boolean): void {
     if (!socket.closing && socket.live === 0) {
       const kept = reuse && this.#options.keepConn && socket.usable && !this.#closed && (socket.multiplex || !this.#starved(socket));
       // A non-multiplexed socket with an abandoned request on it was closed by abandon() already.
-      if (!kept && socket.exchanges.size === 0) socket.close();
+      if (!kept && socket.requests.size === 0) socket.close();
       else if (kept) this.#rest(socket);
     }
     this.#dispatch();
@@ -405,18 +397,14 @@ export class Pool implements ExchangeHost, SocketOwner {
     const timeout = this.#options.queueTimeout;
     if (timeout <= 0 || this.#queueTimer !== undefined) return;
     let first = Infinity;
-    for (let i = this.#queueHead; i < this.#queue.length; i++) {
-      const exchange = this.#queue[i]!;
-      if (!exchange.finished && exchange.queuedAt < first) first = exchange.queuedAt;
-    }
+    for (const request of this.#queue) if (!request.finished && request.queuedAt < first) first = request.queuedAt;
     if (first === Infinity) return;
     this.#queueTimer = setTimeout(() => {
       this.#queueTimer = undefined;
       const now = Date.now();
-      for (let i = this.#queueHead; i < this.#queue.length; i++) {
-        const exchange = this.#queue[i]!;
-        if (!exchange.finished && now - exchange.queuedAt >= timeout) {
-          exchange.fail(new FastCGIError(
+      for (const request of this.#queue) {
+        if (!request.finished && now - request.queuedAt >= timeout) {
+          request.fail(new FastCGIError(
             "TIMEOUT",
             `no connection to ${formatAddress(this.#options.address)} became free within ${timeout} ms (queueTimeout)`,
             { limit: "queueTimeout" },
@@ -439,7 +427,7 @@ export class Pool implements ExchangeHost, SocketOwner {
       this.#idleTimer = undefined;
       const now = Date.now();
       for (const socket of [...this.#sockets]) {
-        if (socket.live === 0 && socket.exchanges.size === 0 && socket.idleSince > 0 && now - socket.idleSince >= timeout) socket.close();
+        if (socket.live === 0 && socket.requests.size === 0 && socket.idleSince > 0 && now - socket.idleSince >= timeout) socket.close();
       }
       this.#armIdleTimer();
     }, Math.max(1, first + timeout - Date.now()));
@@ -458,11 +446,9 @@ export class Pool implements ExchangeHost, SocketOwner {
       clearTimeout(this.#idleTimer);
       this.#queueTimer = undefined;
       this.#idleTimer = undefined;
-      const queued = this.#queue.slice(this.#queueHead);
-      this.#queue = [];
-      this.#queueHead = 0;
-      for (const exchange of queued) exchange.fail(closedError());
-      for (const socket of [...this.#sockets]) if (socket.live === 0 && socket.exchanges.size === 0) socket.close();
+      const queued = this.#queue.drain();
+      for (const request of queued) request.fail(closedError());
+      for (const socket of [...this.#sockets]) if (socket.live === 0 && socket.requests.size === 0) socket.close();
       this.#idle = [];
     }
     if (this.#isDrained()) return Promise.resolve();

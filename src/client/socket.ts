@@ -1,6 +1,6 @@
 /**
  * One connection to a FastCGI backend: the runtime's socket driven through the sans-IO
- * ClientConnection, events routed to the exchanges (requests) on it, writes with backpressure,
+ * ClientConnection, events routed to the requests on it, writes with backpressure,
  * and reads paused when the consumers of its responses stop reading.
  * @module
  */
@@ -10,8 +10,8 @@ import { ClientConnection } from "../protocol/client_connection.ts";
 import type { Connection, ConnectionHandlers } from "../runtime/types.ts";
 import { concatBytes } from "../bytes.ts";
 
-/** What a socket tells the exchange it carries. */
-export interface SocketExchange {
+/** What a socket tells each request it carries. */
+export interface SocketRequest {
   /** A response body consumer is over its high-water mark (the socket may pause for it). */
   readonly full: boolean;
   onStdout(data: Uint8Array): void;
@@ -42,9 +42,9 @@ const CLOSE_GRACE_MS = 1000;
 export class BackendSocket implements ConnectionHandlers {
   /** The protocol state of this connection. */
   readonly core: ClientConnection = new ClientConnection();
-  /** requestId → its exchange; null for a request given up on whose END_REQUEST is still due. */
-  readonly exchanges: Map<number, SocketExchange | null> = new Map();
-  /** Exchanges on this socket that still want their response. */
+  /** requestId → its request; null for a request given up on whose END_REQUEST is still due. */
+  readonly requests: Map<number, SocketRequest | null> = new Map();
+  /** Requests on this socket that still want their response. */
   live = 0;
   /** Several requests may share this socket (the backend said FCGI_MPXS_CONNS=1, and did not refuse). */
   multiplex: boolean;
@@ -115,38 +115,38 @@ export class BackendSocket implements ConnectionHandlers {
     if (error !== undefined) this.closeError ??= error;
     clearTimeout(this.#graceTimer);
     this.#retire();
-    // Every exchange still waiting learns that its response is incomplete (`lost`).
+    // Every request still waiting learns that its response is incomplete (`lost`).
     this.core.receiveEnd();
     this.#dispatch();
     this.#writable = true;
     this.#wake();
   }
 
-  /** Routes the protocol core's events to the exchanges. */
+  /** Routes the protocol core's events to the requests. */
   #dispatch(): void {
     const core = this.core;
     for (let e = core.nextEvent(); e !== null; e = core.nextEvent()) {
       switch (e.type) {
         case "stdout": {
-          const exchange = this.exchanges.get(e.requestId);
-          if (exchange) exchange.onStdout(e.data);
+          const request = this.requests.get(e.requestId);
+          if (request) request.onStdout(e.data);
           break;
         }
         case "stderr": {
-          const exchange = this.exchanges.get(e.requestId);
-          if (exchange) exchange.onStderr(e.data);
+          const request = this.requests.get(e.requestId);
+          if (request) request.onStderr(e.data);
           break;
         }
         case "stdoutEnd":
           break;
         case "end": {
-          const exchange = this.#take(e.requestId);
-          if (exchange) exchange.onEnd(e.appStatus, e.protocolStatus);
+          const request = this.#take(e.requestId);
+          if (request) request.onEnd(e.appStatus, e.protocolStatus);
           break;
         }
         case "lost": {
-          const exchange = this.#take(e.requestId);
-          if (exchange) exchange.onLost(e.error);
+          const request = this.#take(e.requestId);
+          if (request) request.onLost(e.error);
           break;
         }
         case "values":
@@ -166,9 +166,9 @@ export class BackendSocket implements ConnectionHandlers {
 
   // ---- driving ----------------------------------------------------------------------------
 
-  /** Registers an exchange for a request just begun on this socket. */
-  add(requestId: number, exchange: SocketExchange): void {
-    this.exchanges.set(requestId, exchange);
+  /** Registers a request just begun on this socket. */
+  add(requestId: number, request: SocketRequest): void {
+    this.requests.set(requestId, request);
     this.live++;
     this.served++;
   }
@@ -192,14 +192,14 @@ export class BackendSocket implements ConnectionHandlers {
   }
 
   /**
-   * An exchange gives up on its request (abort, timeout, a bad response): ABORT_REQUEST goes out.
+   * A request is given up on (abort, timeout, a bad response): ABORT_REQUEST goes out.
    * A socket carrying only this request is closed (the backend cannot be trusted to answer the
    * abort soon: PHP-FPM does not until the script ends); a multiplexed one keeps the id reserved
    * until its END_REQUEST arrives, and serves the others meanwhile.
    */
   abandon(requestId: number): void {
-    if (this.exchanges.get(requestId) == null) return;
-    this.exchanges.set(requestId, null);
+    if (this.requests.get(requestId) == null) return;
+    this.requests.set(requestId, null);
     this.live--;
     this.core.abort(requestId);
     this.flush();
@@ -208,7 +208,7 @@ export class BackendSocket implements ConnectionHandlers {
   }
 
   /**
-   * Pauses reading when every exchange still reading from this socket has a full body queue,
+   * Pauses reading when every request still reading from this socket has a full body queue,
    * resumes otherwise. On a multiplexed socket one slow consumer must not stall the others, so
    * it keeps reading while any consumer keeps up (the slow one buffers, up to its limit).
    */
@@ -217,8 +217,8 @@ export class BackendSocket implements ConnectionHandlers {
     if (connection === null || this.closed) return;
     let pause = this.live > 0;
     if (pause) {
-      for (const exchange of this.exchanges.values()) {
-        if (exchange !== null && !exchange.full) {
+      for (const request of this.requests.values()) {
+        if (request !== null && !request.full) {
           pause = false;
           break;
         }
@@ -257,12 +257,12 @@ export class BackendSocket implements ConnectionHandlers {
     this.#owner.socketRetired(this);
   }
 
-  #take(requestId: number): SocketExchange | null | undefined {
-    const exchange = this.exchanges.get(requestId);
-    this.exchanges.delete(requestId);
-    if (exchange) this.live--;
+  #take(requestId: number): SocketRequest | null | undefined {
+    const request = this.requests.get(requestId);
+    this.requests.delete(requestId);
+    if (request) this.live--;
     if (this.live === 0 && this.#paused) this.updateFlow();
-    return exchange;
+    return request;
   }
 
   #wake(): void {
