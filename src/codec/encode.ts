@@ -14,6 +14,7 @@ import {
   RecordType,
 } from "./constants.ts";
 import type { Bytesish } from "./types.ts";
+import { integerInRange } from "../validate.ts";
 
 /**
  * Content per record when a stream is split: the largest multiple of 8 below 65536, so that every
@@ -28,18 +29,6 @@ const utf8 = new TextEncoder();
 
 function padding(contentLength: number): number {
   return -contentLength & 7;
-}
-
-function checkRequestId(requestId: number): void {
-  if (!Number.isInteger(requestId) || requestId < 0 || requestId > 0xffff) {
-    throw new RangeError(`requestId must be an integer in 0..65535, got ${requestId}`);
-  }
-}
-
-function checkByte(value: number, what: string): void {
-  if (!Number.isInteger(value) || value < 0 || value > 0xff) {
-    throw new RangeError(`${what} must be an integer in 0..255, got ${value}`);
-  }
 }
 
 function writeHeader(out: Uint8Array, at: number, type: number, requestId: number, contentLength: number, paddingLength: number): void {
@@ -58,12 +47,14 @@ function writeHeader(out: Uint8Array, at: number, type: number, requestId: numbe
  *
  * @example
  * ```ts
- * socket.write(encodeRecord(RecordType.STDOUT, 1, new TextEncoder().encode("Status: 204\r\n\r\n")));
+ * import { encodeRecord, RecordType } from "fcgi";
+ *
+ * const record = encodeRecord(RecordType.STDOUT, 1, new TextEncoder().encode("Status: 204\r\n\r\n"));
  * ```
  */
 export function encodeRecord(type: number, requestId: number, content?: Uint8Array): Uint8Array {
-  checkByte(type, "type");
-  checkRequestId(requestId);
+  integerInRange("type", type, 0, 0xff);
+  integerInRange("requestId", requestId, 0, 0xffff);
   const length = content === undefined ? 0 : content.length;
   if (length > FCGI_MAX_CONTENT_LENGTH) {
     throw new RangeError(`record content is ${length} bytes, more than ${FCGI_MAX_CONTENT_LENGTH}; use encodeStream`);
@@ -83,6 +74,11 @@ export function encodeRecord(type: number, requestId: number, content?: Uint8Arr
  *
  * @example
  * ```ts
+ * import { encodeStream, encodeStreamEnd, RecordType } from "fcgi";
+ * import { connect } from "node:net";
+ *
+ * const socket = connect("/run/app.sock");
+ * const body = new Uint8Array(100_000);
  * const pieces: Uint8Array[] = [];
  * encodeStream(RecordType.STDOUT, 1, body, pieces);
  * pieces.push(encodeStreamEnd(RecordType.STDOUT, 1));
@@ -90,8 +86,8 @@ export function encodeRecord(type: number, requestId: number, content?: Uint8Arr
  * ```
  */
 export function encodeStream(type: number, requestId: number, data: Uint8Array, out: Uint8Array[]): void {
-  checkByte(type, "type");
-  checkRequestId(requestId);
+  integerInRange("type", type, 0, 0xff);
+  integerInRange("requestId", requestId, 0, 0xffff);
   const length = data.length;
   for (let at = 0; at < length; at += STREAM_RECORD_CONTENT) {
     const n = Math.min(STREAM_RECORD_CONTENT, length - at);
@@ -113,13 +109,15 @@ export function encodeStreamEnd(type: number, requestId: number): Uint8Array {
  *
  * @example
  * ```ts
- * encodeBeginRequest(1, Role.RESPONDER, FCGI_KEEP_CONN);
+ * import { encodeBeginRequest, FCGI_KEEP_CONN, Role } from "fcgi";
+ *
+ * const begin = encodeBeginRequest(1, Role.RESPONDER, FCGI_KEEP_CONN);
  * ```
  */
 export function encodeBeginRequest(requestId: number, role: number, flags: number): Uint8Array {
-  if (!Number.isInteger(role) || role < 0 || role > 0xffff) throw new RangeError(`role must be an integer in 0..65535, got ${role}`);
-  checkByte(flags, "flags");
-  checkRequestId(requestId);
+  integerInRange("role", role, 0, 0xffff);
+  integerInRange("flags", flags, 0, 0xff);
+  integerInRange("requestId", requestId, 0, 0xffff);
   const out = new Uint8Array(16);
   writeHeader(out, 0, RecordType.BEGIN_REQUEST, requestId, 8, 0);
   out[8] = role >>> 8;
@@ -138,15 +136,15 @@ export function encodeAbortRequest(requestId: number): Uint8Array {
  *
  * @example
  * ```ts
- * encodeEndRequest(1, 0, ProtocolStatus.REQUEST_COMPLETE);
+ * import { encodeEndRequest, ProtocolStatus } from "fcgi";
+ *
+ * const end = encodeEndRequest(1, 0, ProtocolStatus.REQUEST_COMPLETE);
  * ```
  */
 export function encodeEndRequest(requestId: number, appStatus: number, protocolStatus: number): Uint8Array {
-  if (!Number.isInteger(appStatus) || appStatus < -0x80000000 || appStatus > 0xffffffff) {
-    throw new RangeError(`appStatus must be a 32-bit integer, got ${appStatus}`);
-  }
-  checkByte(protocolStatus, "protocolStatus");
-  checkRequestId(requestId);
+  integerInRange("appStatus", appStatus, -0x80000000, 0xffffffff); // a signed or unsigned 32-bit number
+  integerInRange("protocolStatus", protocolStatus, 0, 0xff);
+  integerInRange("requestId", requestId, 0, 0xffff);
   const out = new Uint8Array(16);
   writeHeader(out, 0, RecordType.END_REQUEST, requestId, 8, 0);
   const status = appStatus >>> 0;
@@ -160,7 +158,7 @@ export function encodeEndRequest(requestId: number, appStatus: number, protocolS
 
 /** UNKNOWN_TYPE: the answer to a management record of a type the application does not know. */
 export function encodeUnknownType(type: number): Uint8Array {
-  checkByte(type, "type");
+  integerInRange("type", type, 0, 0xff);
   const out = new Uint8Array(16);
   writeHeader(out, 0, RecordType.UNKNOWN_TYPE, FCGI_NULL_REQUEST_ID, 8, 0);
   out[8] = type;
@@ -360,11 +358,15 @@ function frameStream(type: number, requestId: number, content: Uint8Array): Uint
  *
  * @example
  * ```ts
+ * import { encodeParams } from "fcgi";
+ * import { connect } from "node:net";
+ *
+ * const socket = connect("/run/php/php-fpm.sock");
  * socket.write(encodeParams(1, Object.entries({ REQUEST_METHOD: "GET", SCRIPT_FILENAME: "/srv/index.php" })));
  * ```
  */
 export function encodeParams(requestId: number, pairs: Iterable<readonly [Bytesish, Bytesish]>): Uint8Array {
-  checkRequestId(requestId);
+  integerInRange("requestId", requestId, 0, 0xffff);
   const all = list(pairs);
   if (!scratchBusy) {
     // The usual case, one PARAMS record, framed in place around the pairs.

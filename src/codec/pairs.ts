@@ -7,6 +7,7 @@
  */
 
 import { FastCGIError } from "../errors.ts";
+import { numberOption } from "../validate.ts";
 import { decodeLatin1 } from "./latin1.ts";
 import type { PairLimits } from "./types.ts";
 import { heap, type Codec } from "./wasm.ts";
@@ -41,14 +42,6 @@ function nameIds(c: Codec): Map<string, number> {
     wellKnownIds = new Map(c.names.map((name, id) => [name, id]));
   }
   return wellKnownIds;
-}
-
-function limit(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
-    throw new RangeError(`${name} must be a non-negative number, got ${String(value)}`);
-  }
-  return value;
 }
 
 // ---- storage ----
@@ -127,6 +120,9 @@ function give(s: Slab): void {
  *
  * @example
  * ```ts
+ * import { encodePairs, PairDecoder } from "fcgi";
+ *
+ * const paramsContent = encodePairs([["REQUEST_URI", "/index.php?x=1"]]); // a PARAMS record's content
  * const pairs = new PairDecoder({ maxTotalBytes: 64 * 1024 });
  * pairs.push(paramsContent);       // once per PARAMS record
  * const params = pairs.end();      // at the empty PARAMS record
@@ -168,9 +164,9 @@ export class PairDecoder {
       this.#maxValueLength = DEFAULT_MAX_VALUE_LENGTH;
       this.#maxTotalBytes = DEFAULT_MAX_TOTAL_BYTES;
     } else {
-      this.#maxNameLength = Math.min(limit(limits.maxNameLength, DEFAULT_MAX_NAME_LENGTH, "maxNameLength"), MAX_LENGTH);
-      this.#maxValueLength = Math.min(limit(limits.maxValueLength, DEFAULT_MAX_VALUE_LENGTH, "maxValueLength"), MAX_LENGTH);
-      this.#maxTotalBytes = limit(limits.maxTotalBytes, DEFAULT_MAX_TOTAL_BYTES, "maxTotalBytes");
+      this.#maxNameLength = Math.min(numberOption("maxNameLength", limits.maxNameLength, DEFAULT_MAX_NAME_LENGTH, 0), MAX_LENGTH);
+      this.#maxValueLength = Math.min(numberOption("maxValueLength", limits.maxValueLength, DEFAULT_MAX_VALUE_LENGTH, 0), MAX_LENGTH);
+      this.#maxTotalBytes = numberOption("maxTotalBytes", limits.maxTotalBytes, DEFAULT_MAX_TOTAL_BYTES, 0);
     }
   }
 
@@ -357,6 +353,9 @@ let lend: (params: Params, count: number, slab: Slab, bytesAt: number, total: nu
  *
  * @example
  * ```ts
+ * import { PairDecoder } from "fcgi";
+ *
+ * const decoder = new PairDecoder();
  * const params = decoder.end();
  * const method = params.get("REQUEST_METHOD") ?? "GET";
  * const path = new TextDecoder().decode(params.getBytes("SCRIPT_FILENAME"));
