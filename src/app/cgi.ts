@@ -4,6 +4,7 @@
  * let a handler's data forge headers or responses.
  * @module
  */
+import { concatBytes } from "../bytes.ts";
 import { LightResponse } from "./response.ts";
 
 /** Thrown when a response cannot be written as CGI output; the request gets a 500 instead. */
@@ -138,16 +139,8 @@ export function latin1(text: string): Uint8Array {
 /** A plain-text error response as CGI output (used for 500, 413, 503 written by the server itself). */
 export function errorOutput(status: number, message: string = REASON[status] ?? "Error"): Uint8Array {
   const body = textEncoder.encode(message + "\n");
-  return concat(
+  return concatBytes([
     latin1(`Status: ${status} ${REASON[status] ?? "Error"}\r\ncontent-type: text/plain;charset=UTF-8\r\ncontent-length: ${body.byteLength}\r\n\r\n`),
     body,
-  );
-}
-
-/** Two byte arrays as one. */
-export function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a, 0);
-  out.set(b, a.byteLength);
-  return out;
+  ]);
 }

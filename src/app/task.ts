@@ -7,7 +7,8 @@ import type { Params } from "../codec/pairs.ts";
 import { FastCGIError } from "../errors.ts";
 import { Role } from "../protocol/constants.ts";
 import { InputBody } from "./body.ts";
-import { cgiOutput, concat, errorOutput, type CgiOutput } from "./cgi.ts";
+import { concatBytes } from "../bytes.ts";
+import { cgiOutput, errorOutput, type CgiOutput } from "./cgi.ts";
 import { Context } from "./context.ts";
 import type { ResolvedOptions, ServerLog } from "./options.ts";
 import { headersFromParams, LightRequest, nativeRequest, normalizeMethod } from "./request.ts";
@@ -267,7 +268,7 @@ export class RequestTask {
       this.#end(COMPLETE);
     } else if (body instanceof Uint8Array) {
       if (body.byteLength <= INLINE_BODY) {
-        this.#host.stdout(this.requestId, concat(head, body));
+        this.#host.stdout(this.requestId, concatBytes([head, body]));
       } else {
         this.#host.stdout(this.requestId, head);
         this.#host.stdout(this.requestId, body);
