@@ -9,7 +9,7 @@
  * @module
  */
 export * from "./src/protocol/constants.ts";
-export { FastCGIError } from "./src/errors.ts";
+export { FastCGIError, RequestRefusedError } from "./src/errors.ts";
 export type { FastCGIErrorCode, FastCGIErrorDetails } from "./src/errors.ts";
 
 // The codec: record and name-value decoders (WASM), encoders.
@@ -42,7 +42,7 @@ export type { BeginRequestOptions, ClientEvent } from "./src/protocol/client_con
 export * from "./src/app/mod.ts";
 
 // The web-server side: a pooled Client for PHP-FPM or any FastCGI application.
-export { Client, RequestRefusedError } from "./src/client/client.ts";
+export { Client } from "./src/client/client.ts";
 export type { BackendLimits, ClientOptions, FetchOptions, PoolStats, StderrInfo } from "./src/client/client.ts";
 export type { ParamsOptions } from "./src/client/params.ts";
 export { CgiResponseParser } from "./src/client/cgi_response.ts";

@@ -3,10 +3,12 @@
 import { afterEach, describe, it } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { Client, RequestRefusedError, type ClientOptions } from "../src/client/client.ts";
+import { Client, type ClientOptions } from "../src/client/client.ts";
+import { RequestRefusedError } from "../src/errors.ts";
 import { FastCGIError } from "../src/errors.ts";
 import { ProtocolStatus, RecordType, Role } from "../src/protocol/constants.ts";
-import type { Connection, ConnectionHandlers, Runtime } from "../src/runtime/types.ts";
+import type { Runtime } from "../src/runtime/types.ts";
+import type { Connection, ConnectionHandlers } from "../src/socket.ts";
 import { detectRuntime } from "../src/runtime/index.ts";
 import { startFakeApp, type FakeApp, type FakeAppHooks, type FakeRequest } from "./_support/fake_fcgi_app.ts";
 import { countingRuntime, KERNEL_BUFFERS, MAX_READ, MAX_RECORD, settle, type ConnectionTally, waitFor, within } from "./_support/poll.ts";

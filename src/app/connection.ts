@@ -12,7 +12,7 @@
 import { FastCGIError } from "../errors.ts";
 import { AppConnection, type AppEvent } from "../protocol/app_connection.ts";
 import { ROLE_BY_NAME } from "../protocol/constants.ts";
-import type { Connection, ConnectionHandlers } from "../runtime/types.ts";
+import type { Connection, ConnectionHandlers } from "../socket.ts";
 import type { ResolvedOptions, ServerLog } from "./options.ts";
 import { RequestTask, type TaskHost } from "./task.ts";
 import type { SocketInfo } from "./types.ts";

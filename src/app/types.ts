@@ -5,7 +5,8 @@
  */
 import type { Params } from "../codec/pairs.ts";
 import type { Role } from "../protocol/constants.ts";
-import type { Runtime, SocketAddress } from "../runtime/types.ts";
+import type { Runtime } from "../runtime/types.ts";
+import type { SocketAddress } from "../socket.ts";
 
 /**
  * Handles one request in one role. Return (or resolve to) the Response to send.

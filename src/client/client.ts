@@ -7,7 +7,8 @@ import { formatAddress, parseAddress } from "../address.ts";
 import { FastCGIError } from "../errors.ts";
 import { Role, roleFromName, type RoleName } from "../protocol/constants.ts";
 import { getRuntime, detectRuntime, type RuntimeName } from "../runtime/index.ts";
-import type { Runtime, SocketAddress } from "../runtime/types.ts";
+import type { Runtime } from "../runtime/types.ts";
+import type { SocketAddress } from "../socket.ts";
 import { DEFAULT_MAX_HEADER_BYTES } from "./cgi_response.ts";
 import type { InputSource } from "./input.ts";
 import { abortReason, ClientRequest, type RequestHead } from "./request.ts";
@@ -16,7 +17,6 @@ import { numberOption } from "../validate.ts";
 import { requestParams, type ParamsOptions } from "./params.ts";
 import { Pool, type BackendLimits, type PoolStats } from "./pool.ts";
 
-export { RequestRefusedError } from "../errors.ts";
 export type { StderrInfo } from "./stderr.ts";
 export type { BackendLimits, PoolStats } from "./pool.ts";
 
@@ -166,6 +166,11 @@ export class Client implements AsyncDisposable {
    *
    * @example
    * ```ts
+   * import { Client } from "fcgi";
+   *
+   * const client = new Client({ address: "unix:/run/php/php8.2-fpm.sock" });
+   * const form = new FormData();
+   * form.set("name", "world");
    * const response = await client.fetch(new Request("http://example.com/upload.php", { method: "POST", body: form }), {
    *   scriptFilename: "/srv/www/upload.php",
    *   params: { REMOTE_ADDR: "203.0.113.7" },
@@ -203,6 +208,9 @@ export class Client implements AsyncDisposable {
    *
    * @example
    * ```ts
+   * import { Client } from "fcgi";
+   *
+   * const client = new Client({ address: "127.0.0.1:9000" });
    * const values = await client.values(); // { FCGI_MAX_CONNS: "5", FCGI_MAX_REQS: "5", FCGI_MPXS_CONNS: "0" }
    * ```
    */

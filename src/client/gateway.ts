@@ -8,7 +8,7 @@ import { open } from "node:fs/promises";
 import { resolve as resolvePath, sep } from "node:path";
 import { FastCGIError } from "../errors.ts";
 import { NativeResponse } from "../native.ts";
-import type { SocketAddress } from "../runtime/types.ts";
+import type { SocketAddress } from "../socket.ts";
 import { Client, type ClientOptions } from "./client.ts";
 
 /** Options of {@link gateway}. */

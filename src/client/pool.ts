@@ -7,7 +7,8 @@
 import { formatAddress } from "../address.ts";
 import { FastCGIError } from "../errors.ts";
 import { FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS } from "../protocol/constants.ts";
-import type { Connection, Runtime, SocketAddress } from "../runtime/types.ts";
+import type { Runtime } from "../runtime/types.ts";
+import type { Connection, SocketAddress } from "../socket.ts";
 import type { ClientRequest, RequestHost, RequestSettings } from "./request.ts";
 import { BackendSocket, type SocketOwner } from "./socket.ts";
 import { Queue } from "../queue.ts";

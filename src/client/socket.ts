@@ -7,7 +7,7 @@
 import type { Params } from "../codec/pairs.ts";
 import { FastCGIError } from "../errors.ts";
 import { ClientConnection } from "../protocol/client_connection.ts";
-import type { Connection, ConnectionHandlers } from "../runtime/types.ts";
+import type { Connection, ConnectionHandlers } from "../socket.ts";
 import { concatBytes } from "../bytes.ts";
 
 /** What a socket tells each request it carries. */

@@ -12,9 +12,6 @@
  */
 import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
 
-// The socket vocabulary lives in src/socket.ts; re-exported for the modules that import it from here.
-export type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
-
 /** The socket operations of one runtime. */
 export interface Runtime {
   /** "node", "deno" or "bun". */

@@ -7,7 +7,7 @@ import { encodeEndRequest, encodeGetValuesResult, encodeStream, encodeStreamEnd 
 import { PairDecoder } from "../../src/codec/pairs.ts";
 import { PIECE_END, PIECE_START } from "../../src/codec/types.ts";
 import { FCGI_KEEP_CONN, RecordType } from "../../src/protocol/constants.ts";
-import type { SocketAddress } from "../../src/runtime/types.ts";
+import type { SocketAddress } from "../../src/socket.ts";
 import { concatBytes } from "../../src/bytes.ts";
 
 const enc = new TextEncoder();

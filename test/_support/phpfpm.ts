@@ -6,7 +6,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "n
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { SocketAddress } from "../../src/runtime/types.ts";
+import type { SocketAddress } from "../../src/socket.ts";
 import { canConnect, inCI } from "./env.ts";
 
 /** Options of {@link startPhpFpm}. */

@@ -2,7 +2,8 @@
 // until it stops changing, and a socket adapter that counts what passes through it (for tests
 // that measure backpressure where the code under test reads and writes, not where the kernel does).
 import { readFileSync } from "node:fs";
-import type { Connection, ConnectionHandlers, Runtime } from "../../src/runtime/types.ts";
+import type { Runtime } from "../../src/runtime/types.ts";
+import type { Connection, ConnectionHandlers } from "../../src/socket.ts";
 
 /**
  * The most one onData delivers: Node's and Deno's adapters read 64 KiB at a time (src/runtime/deno.ts
