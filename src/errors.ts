@@ -48,8 +48,19 @@ export interface FastCGIErrorDetails {
  *
  * @example
  * ```ts
- * try { decoder.decode(chunk, onRecord); }
- * catch (e) { if (e instanceof FastCGIError && e.code === "BAD_VERSION") socket.destroy(); }
+ * import { FastCGIError, RecordDecoder } from "fcgi";
+ * import { connect } from "node:net";
+ *
+ * const socket = connect("/run/app.sock");
+ * const decoder = new RecordDecoder();
+ * socket.on("data", (chunk: Uint8Array) => {
+ *   try {
+ *     decoder.decode(chunk, (type, requestId, content) => {});
+ *   } catch (e) {
+ *     if (e instanceof FastCGIError && e.code === "BAD_VERSION") socket.destroy(); // not FastCGI
+ *     else throw e;
+ *   }
+ * });
  * ```
  */
 export class FastCGIError extends Error {

@@ -54,9 +54,14 @@ const EMPTY = new Uint8Array(0);
  *
  * @example
  * ```ts
+ * import { RecordDecoder, RecordType } from "fcgi";
+ * import { connect } from "node:net";
+ *
+ * const socket = connect("/run/php/php-fpm.sock");
+ * const body: Uint8Array[] = [];
  * const decoder = new RecordDecoder();
- * socket.on("data", (chunk) => decoder.decode(chunk, (type, requestId, content, flags) => {
- *   if (type === RecordType.STDIN) body.push(content.slice());
+ * socket.on("data", (chunk: Uint8Array) => decoder.decode(chunk, (type, requestId, content, flags) => {
+ *   if (type === RecordType.STDOUT) body.push(content.slice());
  * }));
  * ```
  */

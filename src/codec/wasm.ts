@@ -40,8 +40,10 @@ let codec: Codec | undefined;
  *
  * @example
  * ```ts
+ * import { heap } from "./wasm.ts";
+ *
  * const c = heap();
- * c.u8.set(bytes, c.PAIR_WINDOW);
+ * c.u8.set(new TextEncoder().encode("\x0b\x01REQUEST_URI/"), c.PAIR_WINDOW); // one name-value pair
  * ```
  */
 export function heap(): Codec {

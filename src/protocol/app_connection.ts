@@ -171,18 +171,23 @@ interface ActiveRequest {
  *
  * @example
  * ```ts
- * const conn = new AppConnection({ values: { FCGI_MAX_CONNS: 100, FCGI_MAX_REQS: 100, FCGI_MPXS_CONNS: true } });
- * socket.on("data", (chunk) => {
- *   conn.receive(chunk);
- *   for (let e = conn.nextEvent(); e !== null; e = conn.nextEvent()) {
- *     if (e.type === "request") {
- *       conn.stdout(e.requestId, new TextEncoder().encode("Content-Type: text/plain\r\n\r\nhello"));
- *       conn.endRequest(e.requestId);
+ * import { AppConnection } from "fcgi";
+ * import { createServer } from "node:net";
+ *
+ * createServer((socket) => {
+ *   const conn = new AppConnection({ values: { FCGI_MAX_CONNS: 100, FCGI_MAX_REQS: 100, FCGI_MPXS_CONNS: true } });
+ *   socket.on("data", (chunk: Uint8Array) => {
+ *     conn.receive(chunk);
+ *     for (let e = conn.nextEvent(); e !== null; e = conn.nextEvent()) {
+ *       if (e.type === "request") {
+ *         conn.stdout(e.requestId, new TextEncoder().encode("Content-Type: text/plain\r\n\r\nhello"));
+ *         conn.endRequest(e.requestId);
+ *       }
  *     }
- *   }
- *   for (const bytes of conn.takeOutput()) socket.write(bytes);
- *   if (conn.closeWanted) socket.end();
- * });
+ *     for (const bytes of conn.takeOutput()) socket.write(bytes);
+ *     if (conn.closeWanted) socket.end();
+ *   });
+ * }).listen("/run/app.sock");
  * ```
  */
 export class AppConnection {

@@ -123,11 +123,15 @@ const MAX_REQUEST_ID = 0xffff;
  *
  * @example
  * ```ts
+ * import { ClientConnection } from "fcgi";
+ * import { connect } from "node:net";
+ *
+ * const socket = connect("/run/php/php-fpm.sock");
  * const conn = new ClientConnection();
  * const id = conn.beginRequest([["SCRIPT_FILENAME", "/srv/www/index.php"], ["REQUEST_METHOD", "GET"]]);
  * conn.stdinEnd(id);
  * for (const bytes of conn.takeOutput()) socket.write(bytes);
- * socket.on("data", (chunk) => {
+ * socket.on("data", (chunk: Uint8Array) => {
  *   conn.receive(chunk);
  *   for (let e = conn.nextEvent(); e !== null; e = conn.nextEvent()) {
  *     if (e.type === "stdout") process.stdout.write(e.data);

@@ -36,8 +36,14 @@ export function currentRuntimeName(): RuntimeName {
  *
  * @example
  * ```ts
+ * import { detectRuntime } from "fcgi";
+ *
  * const runtime = await detectRuntime();
- * const listener = await runtime.listen({ transport: "tcp", hostname: "127.0.0.1", port: 9000 }, accept);
+ * const listener = await runtime.listen({ transport: "tcp", hostname: "127.0.0.1", port: 9000 }, (connection) => ({
+ *   onData: (chunk) => connection.write([chunk]), // an echo server
+ *   onDrain: () => {},
+ *   onClose: () => {},
+ * }));
  * ```
  */
 export function detectRuntime(): Promise<Runtime> {
