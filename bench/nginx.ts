@@ -9,8 +9,11 @@
  * apps interleaved within each round; medians are printed with ratios to Go.
  *
  * ```sh
- * node scripts/run-ts.mjs bench/nginx.ts [--runs 3] [--seconds 5] [--only fcgi-node,go]
+ * node scripts/run-ts.mjs bench/nginx.ts [--runs 3] [--seconds 5] [--only fcgi-node,go] [--baseline DIR]
  * ```
+ * `--baseline DIR` adds base-node, base-deno and base-bun: fcgi from another checkout (say, `git
+ * worktree add DIR <commit>` before a change), measured in the same rounds, so a change is judged
+ * against its own past on the same load rather than against a figure from another day.
  * Needs nginx, wrk and Debian's golang-go (the Go program is stdlib only; it is built offline).
  * Linux only (reads /proc).
  * @module
@@ -43,6 +46,7 @@ function option(name: string, fallback: string): string {
 const RUNS = Number(option("runs", "3"));
 const SECONDS = Number(option("seconds", "5"));
 const ONLY = option("only", "").split(",").filter(Boolean);
+const BASELINE = option("baseline", "");
 const HELLO_CONNECTIONS = 32;
 const DOWNLOAD_CONNECTIONS = 16;
 const UPLOAD_CONNECTIONS = 2;
@@ -196,6 +200,10 @@ async function main(): Promise<void> {
     // tsc emits even with type errors (other work in progress); only a missing CLI stops the bench.
     spawnSync(process.execPath, [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", join(repoRoot, "tsconfig.json"), "--outDir", join(dir, "dist")], { stdio: "ignore" });
     if (!existsSync(join(dir, "dist", "src", "cli.js"))) throw new Error("tsc did not emit src/cli.js");
+    if (BASELINE) {
+      spawnSync(process.execPath, [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", join(BASELINE, "tsconfig.json"), "--outDir", join(dir, "base-dist")], { stdio: "ignore" });
+      if (!existsSync(join(dir, "base-dist", "src", "cli.js"))) throw new Error(`tsc did not emit the baseline's src/cli.js (is ${BASELINE} a checkout?)`);
+    }
     run("go", ["build", "-o", join(dir, "go-fcgi"), join(repoRoot, "bench", "go", "main.go")], {
       env: { ...process.env, GO111MODULE: "off", GOPROXY: "off", GOFLAGS: "", CGO_ENABLED: "0" },
     });
@@ -213,6 +221,13 @@ async function main(): Promise<void> {
       { name: "fcgi-node", start: (s) => [node, [join(dir, "dist", "src", "cli.js"), "serve", app, "--listen", s]] },
       { name: "fcgi-deno", start: (s) => [deno, ["run", "-A", join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", s]] },
       { name: "fcgi-bun", start: (s) => [bun, [join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", s]] },
+      ...(BASELINE
+        ? [
+          { name: "base-node", start: (s: string) => [node, [join(dir, "base-dist", "src", "cli.js"), "serve", app, "--listen", s]] },
+          { name: "base-deno", start: (s: string) => [deno, ["run", "-A", join(BASELINE, "src", "cli.ts"), "serve", app, "--listen", s]] },
+          { name: "base-bun", start: (s: string) => [bun, [join(BASELINE, "src", "cli.ts"), "serve", app, "--listen", s]] },
+        ] satisfies Contestant[]
+        : []),
       {
         name: "node-fastcgi",
         start: (s) => {
