@@ -128,6 +128,15 @@ export class AppSocket implements TaskHost {
     }
   }
 
+  /** Called by the server's sweeper: ends the requests that have run past requestTimeout. */
+  expireRequests(now: number): void {
+    const timeout = this.options.requestTimeout;
+    // A task that times out leaves the map during the loop; Map iteration allows that.
+    for (const task of this.#tasks.values()) {
+      if (now - task.startedAt >= timeout) task.timeOut(now);
+    }
+  }
+
   // ---- TaskHost ------------------------------------------------------------------------------
 
   stdout(requestId: number, data: Uint8Array): void {

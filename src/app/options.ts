@@ -17,6 +17,7 @@ export const DEFAULT_LIMITS: Readonly<Required<Limits>> = {
   maxBodyBytes: Infinity,
   maxBufferedBytes: 1024 * 1024,
   closeTimeout: 10_000,
+  requestTimeout: Infinity,
 };
 
 /** serve() options after defaults. */
@@ -31,6 +32,7 @@ export interface ResolvedOptions {
   readonly maxBodyBytes: number;
   readonly maxBufferedBytes: number;
   readonly closeTimeout: number;
+  readonly requestTimeout: number;
   readonly multiplex: boolean;
   readonly light: boolean;
 }
@@ -66,6 +68,7 @@ export function resolveOptions(options: ServeOptions): ResolvedOptions {
     maxBodyBytes: limit(options, "maxBodyBytes", 0),
     maxBufferedBytes: limit(options, "maxBufferedBytes", 1024),
     closeTimeout: limit(options, "closeTimeout", 0),
+    requestTimeout: limit(options, "requestTimeout", 1),
     multiplex: options.multiplex ?? true,
     light: options.overrideGlobalObjects ?? true,
   };

@@ -118,11 +118,13 @@ class AppServer implements Server, ConnectionServer {
     return this.#requests;
   }
 
-  /** Starts the timer that enforces paramsTimeout and idleTimeout. */
+  /** Starts the timer that enforces paramsTimeout, idleTimeout and requestTimeout. */
   start(): void {
     // One sweep over all connections a few times per shortest timeout: cheaper than a timer per
-    // connection re-armed on every request, and precise enough for limits measured in seconds.
-    const period = Math.max(10, Math.min(1000, Math.min(this.options.paramsTimeout, this.options.idleTimeout) / 4));
+    // connection (or per request) re-armed on every request, and precise enough for limits
+    // measured in seconds: a limit hit is noticed at most one period late.
+    const { paramsTimeout, idleTimeout, requestTimeout } = this.options;
+    const period = Math.max(10, Math.min(1000, Math.min(paramsTimeout, idleTimeout, requestTimeout) / 4));
     this.#sweeper = setInterval(() => this.#sweep(), period);
   }
 
@@ -199,8 +201,10 @@ class AppServer implements Server, ConnectionServer {
 
   #sweep(): void {
     const now = Date.now();
+    const timed = this.options.requestTimeout !== Infinity;
     for (const socket of this.#sockets) {
       if (socket.deadline !== 0 && now >= socket.deadline) socket.expire();
+      if (timed && socket.activeRequests > 0) socket.expireRequests(now);
     }
   }
 }

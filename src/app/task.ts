@@ -77,6 +77,8 @@ export class RequestTask {
   readonly data: InputBody | null;
   /** END_REQUEST was sent (or the connection is gone): nothing more is written. */
   ended = false;
+  /** When the request started (Date.now() ms): requestTimeout counts from here. */
+  readonly startedAt: number = Date.now();
 
   readonly #host: TaskHost;
   readonly #method: string;
@@ -196,6 +198,19 @@ export class RequestTask {
   /** ABORT_REQUEST, or the connection is gone: the signal fires and everything is let go. */
   abort(reason: unknown): void {
     this.#end({ kind: "aborted", reason });
+  }
+
+  /**
+   * Ran past requestTimeout (the server's sweeper noticed at `now`): the signal fires, 504 goes
+   * out if no response head did, then END_REQUEST; whatever the handler does later is dropped.
+   */
+  timeOut(now: number): void {
+    if (this.ended) return;
+    const host = this.#host;
+    const limit = host.options.requestTimeout;
+    const ended = this.#started ? "the response body is cut short" : "answering 504";
+    host.log.warn("requestTimeout", `${host.peer} request ${this.requestId} (${this.#method} ${this.params.get("REQUEST_URI") ?? ""}): ran ${now - this.startedAt} ms, past requestTimeout (${limit} ms): ${ended}`);
+    this.#end({ kind: "limited", status: 504, reason: new FastCGIError("TIMEOUT", `the request ran longer than requestTimeout (${limit} ms)`, { requestId: this.requestId, limit: "requestTimeout" }) });
   }
 
   /** The request's signal. */

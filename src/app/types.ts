@@ -108,6 +108,15 @@ export interface Limits {
   maxBufferedBytes?: number;
   /** Milliseconds close() lets in-flight requests run before cutting them (default 10 000). */
   closeTimeout?: number;
+  /**
+   * Milliseconds a request may run, from its complete PARAMS to its END_REQUEST, body upload and
+   * streamed response included (default Infinity: no limit). Past it the handler's signal fires
+   * with a FastCGIError of code TIMEOUT, the web server gets a 504 if no response head went out
+   * yet (else the body stops there), then END_REQUEST with appStatus 1. What the handler does
+   * afterwards is dropped. This catches a handler that never settles or a body that stalls; an
+   * event loop that never comes back (a busy loop) cannot be caught from inside the process.
+   */
+  requestTimeout?: number;
 }
 
 /** Options of {@link serve}. */

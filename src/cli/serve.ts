@@ -51,6 +51,8 @@ Limits (each hit is logged):
                              or a kept connection wakes up (default 10s).
   --idle-timeout TIME        a kept-open connection without requests is closed (default 60s).
   --close-timeout TIME       on SIGINT/SIGTERM, in-flight requests get this long (default 10s).
+  --request-timeout TIME     a request running longer is ended: 504 (or its body cut short),
+                             its signal aborted (default: no limit).
 
 SIZE is a number of bytes, optionally with k, M or G (powers of 1024). TIME is a number of
 milliseconds, or with ms, s or m.
@@ -100,6 +102,7 @@ const LIMIT_FLAGS: Record<string, [keyof Limits, (flag: string, text: string) =>
   "--params-timeout": ["paramsTimeout", time],
   "--idle-timeout": ["idleTimeout", time],
   "--close-timeout": ["closeTimeout", time],
+  "--request-timeout": ["requestTimeout", time],
 };
 
 function parse(args: string[]): ServeArgs {
