@@ -432,4 +432,12 @@ export const mutations = [
     tests: ["test/serve_limits.test.ts", "test/serve_known_bad.test.ts"],
     why: "a finished or aborted request never gives its maxRequests slot back",
   },
+  {
+    id: "request-timeout-never-ends",
+    file: "src/app/serve.ts",
+    find: `if (timed && socket.activeRequests > 0) socket.expireRequests(now);`,
+    replace: `if (timed && socket.activeRequests < 0) socket.expireRequests(now);`,
+    tests: ["test/serve_timeout.test.ts"],
+    why: "the sweeper never ends a request that runs past requestTimeout",
+  },
 ];
