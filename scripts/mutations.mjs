@@ -435,8 +435,8 @@ export const mutations = [
   {
     id: "request-timeout-never-ends",
     file: "src/app/serve.ts",
-    find: `if (timed && socket.activeRequests > 0) socket.expireRequests(now);`,
-    replace: `if (timed && socket.activeRequests < 0) socket.expireRequests(now);`,
+    find: `if (timed && socket.activeRequests > 0) socket.expireRequests(clock);`,
+    replace: `if (timed && socket.activeRequests < 0) socket.expireRequests(clock);`,
     tests: ["test/serve_timeout.test.ts"],
     why: "the sweeper never ends a request that runs past requestTimeout",
   },

@@ -128,7 +128,7 @@ export class AppSocket implements TaskHost {
     }
   }
 
-  /** Called by the server's sweeper: ends the requests that have run past requestTimeout. */
+  /** Called by the server's sweeper (`now` in performance.now() ms): ends the requests that have run past requestTimeout. */
   expireRequests(now: number): void {
     const timeout = this.options.requestTimeout;
     // A task that times out leaves the map during the loop; Map iteration allows that.

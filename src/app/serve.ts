@@ -202,9 +202,11 @@ class AppServer implements Server, ConnectionServer {
   #sweep(): void {
     const now = Date.now();
     const timed = this.options.requestTimeout !== Infinity;
+    // Requests are timed on the monotonic clock (see RequestTask.startedAt).
+    const clock = timed ? performance.now() : 0;
     for (const socket of this.#sockets) {
       if (socket.deadline !== 0 && now >= socket.deadline) socket.expire();
-      if (timed && socket.activeRequests > 0) socket.expireRequests(now);
+      if (timed && socket.activeRequests > 0) socket.expireRequests(clock);
     }
   }
 }

@@ -77,8 +77,11 @@ export class RequestTask {
   readonly data: InputBody | null;
   /** END_REQUEST was sent (or the connection is gone): nothing more is written. */
   ended = false;
-  /** When the request started (Date.now() ms): requestTimeout counts from here. */
-  readonly startedAt: number = Date.now();
+  /**
+   * When the request started (performance.now() ms): requestTimeout counts from here, on the
+   * monotonic clock, so a wall-clock jump cannot time out every running request at once.
+   */
+  readonly startedAt: number = performance.now();
 
   readonly #host: TaskHost;
   readonly #method: string;
@@ -201,15 +204,15 @@ export class RequestTask {
   }
 
   /**
-   * Ran past requestTimeout (the server's sweeper noticed at `now`): the signal fires, 504 goes
+   * Ran past requestTimeout (the server's sweeper noticed at `now`, performance.now() ms): the signal fires, 504 goes
    * out if no response head did, then END_REQUEST; whatever the handler does later is dropped.
    */
   timeOut(now: number): void {
     if (this.ended) return;
     const host = this.#host;
     const limit = host.options.requestTimeout;
-    const ended = this.#started ? "the response body is cut short" : "answering 504";
-    host.log.warn("requestTimeout", `${host.peer} request ${this.requestId} (${this.#method} ${this.params.get("REQUEST_URI") ?? ""}): ran ${now - this.startedAt} ms, past requestTimeout (${limit} ms): ${ended}`);
+    const action = this.#started ? "the response body is cut short" : "answering 504";
+    host.log.warn("requestTimeout", `${host.peer} request ${this.requestId} (${this.#method} ${this.params.get("REQUEST_URI") ?? ""}): ran ${Math.round(now - this.startedAt)} ms, past requestTimeout (${limit} ms): ${action}`);
     this.#end({ kind: "limited", status: 504, reason: new FastCGIError("TIMEOUT", `the request ran longer than requestTimeout (${limit} ms)`, { requestId: this.requestId, limit: "requestTimeout" }) });
   }
 
