@@ -86,8 +86,8 @@ export const mutations = [
   {
     id: "params-max-length-64k",
     file: "src/codec/pairs.ts",
-    find: `limit(limits.maxValueLength, DEFAULT_MAX_VALUE_LENGTH, "maxValueLength"), MAX_LENGTH);`,
-    replace: `limit(limits.maxValueLength, DEFAULT_MAX_VALUE_LENGTH, "maxValueLength"), 65536);`,
+    find: `numberOption("maxValueLength", limits.maxValueLength, DEFAULT_MAX_VALUE_LENGTH, 0), MAX_LENGTH);`,
+    replace: `numberOption("maxValueLength", limits.maxValueLength, DEFAULT_MAX_VALUE_LENGTH, 0), 65536);`,
     tests: ["test/serve_known_bad.test.ts", "test/serve_limits.test.ts"],
     why: "value limits are silently capped at 64 KiB (maxParamsBytes: Infinity no longer means it)",
   },
