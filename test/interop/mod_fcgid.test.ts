@@ -1,6 +1,6 @@
 // Apache mod_fcgid (Debian: libapache2-mod-fcgid) starting and stopping fcgi serve itself, as on
-// shared hosting: examples/fcgid.conf with AddHandler fcgid-script .fcgi, and the wrapper
-// examples/app.fcgi that execs fcgi serve, which gets a listening Unix socket on fd 0. mod_fcgid
+// shared hosting: examples/fcgid.conf, an .htaccess with AddHandler fcgid-script .fcgi
+// (examples/fcgid.htaccess), and the wrapper examples/app.fcgi that execs fcgi serve, which gets a listening Unix socket on fd 0. mod_fcgid
 // ends its processes with SIGTERM (recycling, idle shutdown, Apache's stop); each must exit 0 at
 // once, which mod_fcgid logs as "terminated by calling exit(), return code: 0", and none may outlive Apache.
 import { after, describe, it, requirePresent, setup, skipUnless } from "../_support/test.ts";
@@ -51,6 +51,7 @@ describe("fcgi serve started by Apache mod_fcgid (shared hosting)", { skip }, ()
     const wrapper = join(html, "app.fcgi");
     writeFileSync(wrapper, renderExample("app.fcgi", [[EXAMPLE_COMMAND, shellWords(cliCommand(["serve", sourcePath("test/interop/spawner_app.ts")]).flat())]]));
     chmodSync(wrapper, 0o755);
+    writeFileSync(join(html, ".htaccess"), renderExample("fcgid.htaccess", []));
     const config = `
 TypesConfig /dev/null
 DocumentRoot "${html}"
