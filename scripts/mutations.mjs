@@ -440,4 +440,29 @@ export const mutations = [
     tests: ["test/serve_timeout.test.ts"],
     why: "the sweeper never ends a request that runs past requestTimeout",
   },
+  // ---- systemd socket activation ---------------------------------------------------------------
+  {
+    id: "listen-pid-ignored",
+    file: "src/app/serve.ts",
+    find: `  if (pid.trim() !== String(host.pid())) return [INHERITED];\n`,
+    replace: ``,
+    tests: ["test/interop/systemd.test.ts"],
+    why: "LISTEN_FDS meant for another process (LISTEN_PID is not ours) is taken anyway",
+  },
+  {
+    id: "listen-fds-kept",
+    file: "src/app/serve.ts",
+    find: `  for (const name of ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]) host.unsetEnv(name);\n`,
+    replace: ``,
+    tests: ["test/interop/systemd.test.ts"],
+    why: "LISTEN_FDS and LISTEN_PID stay in the environment, for the app's children to take as theirs",
+  },
+  {
+    id: "listen-fds-start",
+    file: "src/app/serve.ts",
+    find: `const SD_LISTEN_FDS_START = 3;`,
+    replace: `const SD_LISTEN_FDS_START = 0;`,
+    tests: ["test/interop/systemd.test.ts"],
+    why: "systemd's sockets are looked for from fd 0 instead of fd 3",
+  },
 ];

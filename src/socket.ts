@@ -6,11 +6,15 @@
  * @module
  */
 
-/** Where to listen or connect: TCP (IPv4 or IPv6) or a Unix socket path, or the inherited fd 0. */
+/**
+ * Where to listen or connect: TCP (IPv4 or IPv6) or a Unix socket path, or an inherited listening
+ * socket: fd 0 (FCGI_LISTENSOCK_FILENO, from a web server or spawn-fcgi) or the fds from 3 on that
+ * systemd socket activation passes (LISTEN_FDS).
+ */
 export type SocketAddress =
   | { transport: "tcp"; hostname: string; port: number }
   | { transport: "unix"; path: string }
-  | { transport: "fd"; fd: 0 };
+  | { transport: "fd"; fd: number };
 
 /** What a connected socket reports. The adapter calls these; the protocol layer supplies them. */
 export interface ConnectionHandlers {

@@ -1,5 +1,5 @@
 /**
- * serve(): listens where told (or on the socket inherited on fd 0), admits web servers by the
+ * serve(): listens where told (or on the sockets inherited from systemd or on fd 0), admits web servers by the
  * allow-list, counts connections and requests against their limits, runs the timers, and
  * closes gracefully.
  * @module
@@ -16,6 +16,11 @@ import type { ListenAddress, ServeOptions, Server } from "./types.ts";
 
 /** The listening socket a web server or spawn-fcgi hands the application. */
 const INHERITED: SocketAddress = { transport: "fd", fd: FCGI_LISTENSOCK_FILENO };
+
+/** SD_LISTEN_FDS_START: systemd socket activation passes its sockets from this fd on. */
+const SD_LISTEN_FDS_START = 3;
+/** The most sockets taken from LISTEN_FDS. */
+const MAX_LISTEN_FDS = 1024;
 
 const IGNORE: ConnectionHandlers = { onData() {}, onDrain() {}, onClose() {} };
 
@@ -40,7 +45,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const log = new ServerLog(options.logger);
   const host = await detectAdapter();
   const runtime = await resolveRuntime(options.runtime, host);
-  const addresses = listenAddresses(options.listen);
+  const addresses = listenAddresses(options.listen, host);
   const allow = allowList(options.allow, host);
   if (resolved.light) installGlobalObjects();
   const server = new AppServer(resolved, log, allow);
@@ -67,11 +72,29 @@ async function resolveRuntime(runtime: ServeOptions["runtime"], host: Runtime): 
   return host;
 }
 
-function listenAddresses(listen: ServeOptions["listen"]): SocketAddress[] {
-  if (listen === undefined) return [INHERITED];
+function listenAddresses(listen: ServeOptions["listen"], host: RuntimeAdapter): SocketAddress[] {
+  if (listen === undefined) return inheritedSockets(host);
   const list: readonly ListenAddress[] = typeof listen === "string" || !Array.isArray(listen) ? [listen as ListenAddress] : listen;
-  if (list.length === 0) return [INHERITED];
+  if (list.length === 0) return inheritedSockets(host);
   return list.map((a) => (typeof a === "string" ? parseAddress(a) : a));
+}
+
+/**
+ * The sockets systemd passed (LISTEN_FDS of them from fd 3, when LISTEN_PID is this process), else
+ * fd 0. As sd_listen_fds(unset=1) does, the variables are removed, so no child takes them for its own.
+ */
+function inheritedSockets(host: RuntimeAdapter): SocketAddress[] {
+  const pid = host.env("LISTEN_PID");
+  const count = host.env("LISTEN_FDS");
+  if (pid === undefined || count === undefined) return [INHERITED];
+  for (const name of ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]) host.unsetEnv(name);
+  // Set for another process (the one that started this one): not ours to take.
+  if (pid.trim() !== String(host.pid())) return [INHERITED];
+  const sockets = /^[0-9]{1,9}$/.test(count.trim()) ? Number(count) : NaN;
+  // Each fd must be open anyway: a count beyond any descriptor limit is a broken environment, not a list to build.
+  if (!(sockets <= MAX_LISTEN_FDS)) throw new TypeError(`LISTEN_FDS=${JSON.stringify(count)} is not a number of sockets from 0 to ${MAX_LISTEN_FDS} (systemd socket activation)`);
+  if (sockets === 0) return [INHERITED];
+  return Array.from({ length: sockets }, (_, i): SocketAddress => ({ transport: "fd", fd: SD_LISTEN_FDS_START + i }));
 }
 
 /**

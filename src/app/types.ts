@@ -127,7 +127,10 @@ export interface ServeOptions extends Limits {
   authorize?: Handler;
   /** The filter: reads `context.data` (the file) and answers with the filtered result. */
   filter?: Handler;
-  /** Where to listen (one or more). Default: the socket inherited on file descriptor 0. */
+  /**
+   * Where to listen (one or more). Default: the sockets systemd passed (LISTEN_FDS, when LISTEN_PID
+   * is this process), else the socket inherited on file descriptor 0.
+   */
   listen?: ListenAddress | readonly ListenAddress[];
   /** The runtime's socket adapter, or its name; default: the one this code runs on. */
   runtime?: Runtime | "node" | "deno" | "bun";

@@ -26,9 +26,10 @@ the module cannot come from standard input.
 Options:
   --listen ADDR              where to listen; repeat for several: HOST:PORT, [IPv6]:PORT,
                              :PORT (all interfaces) or unix:/PATH. Without --listen the
-                             application uses the listening socket inherited on file
-                             descriptor 0 (FCGI_LISTENSOCK_FILENO), as started by a web
-                             server or spawn-fcgi.
+                             application uses the sockets systemd passes (LISTEN_FDS, when
+                             LISTEN_PID is this process), else the listening socket inherited
+                             on file descriptor 0 (FCGI_LISTENSOCK_FILENO), as started by a
+                             web server, mod_fcgid or spawn-fcgi.
   --allow LIST               web servers allowed to connect over TCP: IPv4, IPv6 or CIDR,
                              comma-separated; repeatable. Default: $FCGI_WEB_SERVER_ADDRS,
                              and when that is unset, any.

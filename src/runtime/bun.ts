@@ -248,7 +248,7 @@ async function listen(address: SocketAddress, accept: (connection: Connection) =
 }
 
 async function connect(address: SocketAddress, connectionHandlers: ConnectionHandlers): Promise<Connection> {
-  if (address.transport === "fd") throw cannotConnectToFd0();
+  if (address.transport === "fd") throw cannotConnectToFd0(address.fd);
   const unixPath = address.transport === "unix" ? address.path : undefined;
   let connection: BunConnection | undefined;
   try {
@@ -289,6 +289,14 @@ function env(name: string): string | undefined {
   return Bun.env[name];
 }
 
+function unsetEnv(name: string): void {
+  delete Bun.env[name];
+}
+
+function pid(): number {
+  return process.pid;
+}
+
 /**
  * The Bun runtime adapter (`Bun.listen` / `Bun.connect`, `Bun.serve` for HTTP).
  *
@@ -300,4 +308,4 @@ function env(name: string): string | undefined {
  * }), { mode: 0o660 });
  * ```
  */
-export const bunRuntime: RuntimeAdapter = { name: "bun", listen, connect, serveHttp, env };
+export const bunRuntime: RuntimeAdapter = { name: "bun", listen, connect, serveHttp, env, unsetEnv, pid };

@@ -41,24 +41,26 @@ export function socketError(op: "listen" | "connect", address: SocketAddress, ca
   return error;
 }
 
-/** The errors a listen on fd 0 gives when fd 0 is not a listening socket. */
+/** The errors a listen on an inherited fd gives when it is not a listening socket. */
 const NOT_A_LISTENING_SOCKET = new Set(["EINVAL", "ENOTSOCK", "EBADF", "ENOTSUP", "EOPNOTSUPP"]);
 
-/** A runtime's listen failure as every adapter reports it (fd 0 that is no listening socket explained). */
+/** A runtime's listen failure as every adapter reports it (an inherited fd that is no listening socket explained). */
 function listenFailure(address: SocketAddress, cause: unknown): SocketError {
   const code = (cause as { code?: string } | null)?.code;
-  if (address.transport === "fd" && code !== undefined && NOT_A_LISTENING_SOCKET.has(code)) return notListeningOnFd0(cause);
+  if (address.transport === "fd" && code !== undefined && NOT_A_LISTENING_SOCKET.has(code)) return notListeningOnFd(address.fd, cause);
   return socketError("listen", address, cause);
 }
 
-/** The message every adapter gives when fd 0 is not a listening socket. */
-function notListeningOnFd0(cause: unknown): SocketError {
+/** The message every adapter gives when an inherited fd (0, or systemd's from 3 on) is not a listening socket. */
+function notListeningOnFd(fd: number, cause: unknown): SocketError {
+  const why = fd === 0
+    ? "the FastCGI convention (FCGI_LISTENSOCK_FILENO) needs a web server or spawn-fcgi to start the application with one"
+    : "LISTEN_FDS promised one there (systemd socket activation)";
   return socketError(
     "listen",
-    { transport: "fd", fd: 0 },
+    { transport: "fd", fd },
     cause,
-    "file descriptor 0 is not a listening socket; the FastCGI convention (FCGI_LISTENSOCK_FILENO) needs a web server " +
-      "or spawn-fcgi to start the application with one. Pass a listen address instead (for example 127.0.0.1:9000 or unix:/run/app.sock)",
+    `file descriptor ${fd} is not a listening socket; ${why}. Pass a listen address instead (for example 127.0.0.1:9000 or unix:/run/app.sock)`,
   );
 }
 
@@ -120,9 +122,9 @@ export function releaseUnixPath(path: string, ino: number | undefined): void {
   }
 }
 
-/** The error of `connect()` to fd 0, on every adapter. */
-export function cannotConnectToFd0(): TypeError {
-  return new TypeError("cannot connect to fd:0: it is a listening socket; connect to a TCP or Unix address");
+/** The error of `connect()` to an inherited fd (fd 0 or systemd's), on every adapter. */
+export function cannotConnectToFd0(fd: number = 0): TypeError {
+  return new TypeError(`cannot connect to fd:${fd}: it is a listening socket; connect to a TCP or Unix address`);
 }
 
 /** A listening socket as one runtime opened it, before the steps every adapter shares around it. */

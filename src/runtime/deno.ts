@@ -40,7 +40,8 @@ declare const Deno: {
     options: { hostname: string; port: number; onListen?: (addr: { port: number }) => void },
     handler: FetchHandler,
   ): { addr: { port: number }; finished: Promise<void>; shutdown(): Promise<void> };
-  env: { get(name: string): string | undefined };
+  env: { get(name: string): string | undefined; delete(name: string): void };
+  readonly pid: number;
 };
 
 /** Bytes per read; a read that fills less than half of it is copied out so the rest is reused. */
@@ -251,7 +252,7 @@ async function listen(address: SocketAddress, accept: (connection: Connection) =
 }
 
 async function connect(address: SocketAddress, handlers: ConnectionHandlers): Promise<Connection> {
-  if (address.transport === "fd") throw cannotConnectToFd0();
+  if (address.transport === "fd") throw cannotConnectToFd0(address.fd);
   let conn: DenoConn;
   try {
     conn = await Deno.connect(denoTarget(address));
@@ -282,6 +283,18 @@ function env(name: string): string | undefined {
   }
 }
 
+function unsetEnv(name: string): void {
+  try {
+    Deno.env.delete(name);
+  } catch {
+    // No permission to write the environment: nothing to unset.
+  }
+}
+
+function pid(): number {
+  return Deno.pid;
+}
+
 /**
  * The Deno runtime adapter (`Deno.listen` / `Deno.connect`, `Deno.serve` for HTTP).
  *
@@ -293,4 +306,4 @@ function env(name: string): string | undefined {
  * });
  * ```
  */
-export const denoRuntime: RuntimeAdapter = { name: "deno", listen, connect, serveHttp, env };
+export const denoRuntime: RuntimeAdapter = { name: "deno", listen, connect, serveHttp, env, unsetEnv, pid };

@@ -12,8 +12,8 @@
  * - Listen and connect failures are Errors with an errno-style `code` and the address in the message.
  * - Unix sockets: a stale socket file is replaced, a live one is EADDRINUSE, a non-socket file is
  *   never removed; `mode` is applied after bind; the file is removed on close if still ours.
- * - fd 0 (FCGI_LISTENSOCK_FILENO) goes through `node:net` on all three runtimes; the Listener's
- *   address is then the real TCP address, or `{ transport: "fd", fd: 0 }` for a Unix socket.
+ * - An inherited fd (0, FCGI_LISTENSOCK_FILENO, or systemd's from 3 on) goes through `node:net` on all
+ *   three runtimes; the Listener's address is then the real TCP address, or `{ transport: "fd", fd }` for a Unix socket.
  * @module
  */
 import type { Runtime, RuntimeAdapter } from "./types.ts";

@@ -82,7 +82,7 @@ function probe(path: string): Promise<boolean> {
 }
 
 function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: ListenOptions): Promise<Listener> {
-  // The socket path for Unix listeners, undefined for TCP (fd 0 may be either: decided once listening).
+  // The socket path for Unix listeners, undefined for TCP (an inherited fd may be either: decided once listening).
   let unixPath: string | undefined = address.transport === "unix" ? address.path : undefined;
   return listenWith(address, options, probe, async () => {
     const server: Server = createServer({ allowHalfOpen: false }, (socket) => {
@@ -115,9 +115,9 @@ function listen(address: SocketAddress, accept: (connection: Connection) => Conn
     } else if (bound !== null && typeof bound === "object" && typeof (bound as AddressInfo).port === "number") {
       actual = { transport: "tcp", hostname: (bound as AddressInfo).address, port: (bound as AddressInfo).port };
     } else {
-      // fd 0 holding a Unix socket: the runtime cannot tell its path (Node says null, Bun {}).
+      // An inherited fd holding a Unix socket: the runtime cannot tell its path (Node says null, Bun {}).
       unixPath = typeof bound === "string" ? bound : "";
-      actual = { transport: "fd", fd: 0 };
+      actual = { transport: "fd", fd: address.transport === "fd" ? address.fd : 0 };
     }
     return {
       address: actual,
@@ -130,7 +130,7 @@ function listen(address: SocketAddress, accept: (connection: Connection) => Conn
 }
 
 function connect(address: SocketAddress, handlers: ConnectionHandlers): Promise<Connection> {
-  if (address.transport === "fd") return Promise.reject(cannotConnectToFd0());
+  if (address.transport === "fd") return Promise.reject(cannotConnectToFd0(address.fd));
   return new Promise((resolve, reject) => {
     const socket = address.transport === "tcp" ? netConnect({ host: address.hostname, port: address.port, allowHalfOpen: false }) : netConnect({ path: address.path, allowHalfOpen: false });
     const failed = (error: Error) => {
@@ -179,6 +179,18 @@ function env(name: string): string | undefined {
   }
 }
 
+function unsetEnv(name: string): void {
+  try {
+    delete process.env[name];
+  } catch {
+    // Deno's node:process without permission to write the environment: nothing to unset.
+  }
+}
+
+function pid(): number {
+  return process.pid;
+}
+
 /**
  * The `node:net` runtime adapter, with `node:http` for HTTP.
  *
@@ -192,4 +204,4 @@ function env(name: string): string | undefined {
  * }));
  * ```
  */
-export const nodeRuntime: RuntimeAdapter = { name: "node", listen, connect, serveHttp, env };
+export const nodeRuntime: RuntimeAdapter = { name: "node", listen, connect, serveHttp, env, unsetEnv, pid };

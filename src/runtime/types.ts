@@ -47,4 +47,8 @@ export interface RuntimeAdapter extends Runtime {
   serveHttp(handler: FetchHandler, address: { hostname: string; port: number }): Promise<NativeHttpServer>;
   /** The environment variable `name`, or undefined when it is unset or the process may not read it. */
   env(name: string): string | undefined;
+  /** Removes the environment variable `name` from this process (and so from its future children); no-op without permission. */
+  unsetEnv(name: string): void;
+  /** This process's id. */
+  pid(): number;
 }

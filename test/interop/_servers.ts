@@ -438,3 +438,67 @@ export async function fetchWithin(url: string, init: RequestInit = {}, timeoutMs
     clearTimeout(timer);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Spawners: programs that start `fcgi serve` themselves (spawn-fcgi, mod_fcgid, systemd-socket-activate).
+
+/** systemd-socket-activate: on PATH, or in systemd's own folder on older layouts. */
+export function findSystemdSocketActivate(): string | undefined {
+  return findBinary("systemd-socket-activate") ?? ["/lib/systemd/systemd-socket-activate", "/usr/lib/systemd/systemd-socket-activate"].find((p) => existsSync(p));
+}
+
+/**
+ * Whether process `pid` still runs. A zombie counts as gone: spawn-fcgi's and mod_fcgid's children
+ * are not this process's to reap, and an exited one may linger until its parent (or init) reaps it.
+ */
+export function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    // The state is the field after the parenthesised command name: "Z" for a zombie.
+    const stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** A command line as /bin/sh reads it: every word single-quoted. */
+export function shellWords(words: readonly string[]): string {
+  return words.map((w) => `'${w.replace(/'/g, `'\\''`)}'`).join(" ");
+}
+
+/** A spawned process, its output so far and how it ended (once its pipes are drained). */
+export interface Watched {
+  readonly pid: number;
+  output(): string;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** SIGKILL if still running (for cleanup after a failed test). */
+  kill(): void;
+}
+
+/** Spawns `command` with stdout and stderr captured together, from the repository root. */
+export function spawnWatched(command: string, args: readonly string[], env: Record<string, string> = {}): Watched {
+  const child = spawn(command, args, { cwd: repoRoot, env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"] });
+  let output = "";
+  child.stdout!.on("data", (d) => (output += d));
+  child.stderr!.on("data", (d) => (output += d));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.once("close", (code, signal) => resolve({ code, signal }));
+    child.once("error", (error) => {
+      output += `failed to start: ${error.message}\n`;
+      resolve({ code: null, signal: null });
+    });
+  });
+  return {
+    pid: child.pid ?? -1,
+    output: () => output,
+    exited,
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+    },
+  };
+}
