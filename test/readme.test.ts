@@ -7,10 +7,22 @@ import { repoRoot } from "./_support/env.ts";
 
 const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
 
-for (const name of ["nginx.conf", "apache.conf", "apache-authnz.conf", "lighttpd.conf"]) {
+// Each example file the interop tests run, and the language its README block is marked with.
+const shown: Record<string, string> = {
+  "nginx.conf": "nginx",
+  "apache.conf": "apache",
+  "apache-authnz.conf": "apache",
+  "lighttpd.conf": "lighttpd",
+  "fcgid.conf": "apache",
+  "fcgid.htaccess": "apache",
+  "app.fcgi": "sh",
+  "fcgi.socket": "ini",
+  "fcgi.service": "ini",
+};
+for (const [name, language] of Object.entries(shown)) {
   test(`the README shows examples/${name} as it is`, () => {
     const config = readFileSync(join(repoRoot, "examples", name), "utf8").trimEnd();
-    assert.ok(readme.includes("```" + name.replace(/(-authnz)?\.conf$/, "") + "\n" + config + "\n```"), `README block for ${name} differs from examples/${name}`);
+    assert.ok(readme.includes("```" + language + "\n" + config + "\n```"), `README block for ${name} differs from examples/${name}`);
   });
 }
 
