@@ -194,6 +194,7 @@ async function run(args: string[]): Promise<number> {
     handlers = trackHandlers(link, handlersOf(mod.default));
   } catch (error) {
     console.error(`fcgi serve: cannot load ${parsed.module}: ${error instanceof Error ? error.message : String(error)}`);
+    link?.close();
     return 1;
   }
   const stopping = stopOnSignals();

@@ -1,6 +1,7 @@
 /**
  * What a worker tells its manager over the control socket: one JSON object a line. `hello` names
- * the worker (the token the manager gave it), `ready` says it listens, `beat` (every
+ * the worker (the token the manager gave it), `ready` says it listens, `begin` names each request
+ * as it starts (so a handler that blocks the loop at once is still named), `beat` (every
  * {@link HEARTBEAT_MS}) says its event loop runs, with its counts and its oldest request in flight.
  * @module
  */
@@ -25,6 +26,7 @@ export interface InFlight {
 export type WorkerMessage =
   | { readonly type: "hello"; readonly token: string }
   | { readonly type: "ready" }
+  | { readonly type: "begin"; readonly method: string; readonly uri: string }
   | { readonly type: "beat"; readonly served: number; readonly rss: number; readonly oldest?: InFlight };
 
 /** One message as the line a worker writes. */
@@ -47,6 +49,7 @@ function parseMessage(line: string): WorkerMessage | undefined {
   const m = value as Record<string, unknown>;
   if (m.type === "hello" && typeof m.token === "string") return { type: "hello", token: m.token };
   if (m.type === "ready") return { type: "ready" };
+  if (m.type === "begin" && typeof m.method === "string" && typeof m.uri === "string") return { type: "begin", method: m.method, uri: m.uri };
   if (m.type === "beat" && isCount(m.served) && isCount(m.rss)) {
     const o = m.oldest as Record<string, unknown> | undefined;
     const oldest = o && typeof o.method === "string" && typeof o.uri === "string" && isCount(o.ageMs) ? { method: o.method, uri: o.uri, ageMs: o.ageMs } : undefined;

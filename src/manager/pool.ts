@@ -84,6 +84,8 @@ interface Worker {
   served: number;
   rss: number;
   oldest: (InFlight & { at: number }) | undefined;
+  /** The last request the worker began, and when the manager heard of it. */
+  latest: { method: string; uri: string; at: number } | undefined;
   recycleAt: number | undefined;
   readonly tail: string[];
   onReady: (() => void) | undefined;
@@ -156,6 +158,10 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
       ready?.();
       return;
     }
+    if (message.type === "begin") {
+      worker.latest = { method: message.method, uri: message.uri, at: now };
+      return;
+    }
     if (message.type !== "beat") return;
     worker.lastBeat = now;
     worker.served = message.served;
@@ -204,7 +210,7 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
     const now = Date.now();
     worker = {
       slot, token, process: child, startedAt: now, owner, ready: false, retiring: false, killing: false, replacing: false, exited: false,
-      lastBeat: now, served: 0, rss: 0, oldest: undefined, tail, onReady: undefined, onEarlyExit: undefined,
+      lastBeat: now, served: 0, rss: 0, oldest: undefined, latest: undefined, tail, onReady: undefined, onEarlyExit: undefined,
       recycleAt: options.recycleAfter === undefined ? undefined : recycleLimit(options.recycleAfter, Math.random()),
     };
     workers.set(token, worker);
@@ -223,6 +229,12 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
 
   function retire(worker: Worker, why: string): void {
     if (worker.exited || worker.retiring) return;
+    if (!worker.ready) {
+      worker.retiring = true;
+      worker.owner = false;
+      kill(worker, `${why} (it was not ready yet)`);
+      return;
+    }
     worker.retiring = true;
     worker.owner = false;
     log(`fcgi manager: draining ${name(worker)}: ${why}`);
@@ -235,6 +247,13 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
     if (worker.exited || worker.killing) return;
     worker.killing = true;
     log(`fcgi manager: killing ${name(worker)}: ${why}`);
+    // Before it is ready, a worker may not handle SIGTERM yet, and a runtime killed by it may reset
+    // its stdin, the shared socket, to blocking mode (Bun does), which stalls every other worker's
+    // accept(): SIGKILL cannot be caught, so nothing is reset.
+    if (!worker.ready) {
+      worker.process.kill("SIGKILL");
+      return;
+    }
     worker.process.kill("SIGTERM");
     setTimeout(() => worker.process.kill("SIGKILL"), KILL_GRACE_MS);
   }
@@ -334,7 +353,13 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
       if (worker.exited || worker.killing) continue;
       const silent = now - worker.lastBeat;
       if (silent <= heartbeatTimeout) continue;
-      const request = worker.oldest ? `; request ${worker.oldest.method} ${worker.oldest.uri} has run ${seconds(worker.oldest.ageMs + now - worker.oldest.at)}` : "; no request was in flight";
+      // A request begun after the last heartbeat is the one the loop stopped in; else the oldest one then in flight.
+      const latest = worker.latest !== undefined && worker.latest.at >= worker.lastBeat ? worker.latest : undefined;
+      const request = latest
+        ? `; request ${latest.method} ${latest.uri} has run ${seconds(now - latest.at)}`
+        : worker.oldest
+        ? `; request ${worker.oldest.method} ${worker.oldest.uri} has run ${seconds(worker.oldest.ageMs + now - worker.oldest.at)}`
+        : "; no request was in flight";
       kill(worker, `no heartbeat for ${seconds(silent)} (its event loop is blocked)${request}`);
     }
   }

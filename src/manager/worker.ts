@@ -75,7 +75,11 @@ export async function linkToManager(onLost: () => void): Promise<ManagerLink | u
   return {
     track: (handler) => (request, ...rest) => {
       const id = next++;
-      inFlight.set(id, { method: request.method, uri: uriOf(request.url), start: Date.now() });
+      const uri = uriOf(request.url);
+      inFlight.set(id, { method: request.method, uri, start: Date.now() });
+      // Written now (the runtimes write to an idle socket at once): if the handler blocks the
+      // event loop, no heartbeat will name the request later.
+      send({ type: "begin", method: request.method, uri });
       let result;
       try {
         result = handler(request, ...rest);
