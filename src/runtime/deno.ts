@@ -379,9 +379,9 @@ async function listenForWorkers(address: SocketAddress | undefined, options?: { 
 }
 
 function spawnWorker(options: WorkerSpawnOptions): WorkerProcess {
-  const c = loadLibc();
-  // The child inherits this process's fd 0: make it the listening socket (idempotent).
-  if (options.listenFd !== 0 && c.dup2(options.listenFd, 0) < 0) throw new Error("dup2() of the listening socket onto fd 0 failed");
+  // The child inherits this process's fd 0: make it the listening socket (idempotent; nothing to do
+  // when the socket was inherited on fd 0).
+  if (options.listenFd !== 0 && loadLibc().dup2(options.listenFd, 0) < 0) throw new Error("dup2() of the listening socket onto fd 0 failed");
   const [program, ...args] = options.command;
   const child = new (denoProcess().Command)(program!, { args, env: { ...options.env }, stdin: "inherit", stdout: "piped", stderr: "piped" }).spawn();
   const pump = async (stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> => {
