@@ -54,6 +54,10 @@ export { listenHttp } from "./src/runtime/http.ts";
 export type { HttpListenOptions, HttpServer } from "./src/runtime/http.ts";
 export type { CgiHead } from "./src/client/cgi_response.ts";
 
+// The process manager: a pool of `fcgi serve` workers on one socket.
+export { runPool } from "./src/manager/pool.ts";
+export type { Pool, PoolOptions } from "./src/manager/pool.ts";
+
 // Sockets: the runtime adapters and address parsing.
 export { detectRuntime, getRuntime } from "./src/runtime/index.ts";
 export type { RuntimeName } from "./src/runtime/index.ts";

@@ -465,4 +465,37 @@ export const mutations = [
     tests: ["test/interop/systemd.test.ts"],
     why: "systemd's sockets are looked for from fd 0 instead of fd 3",
   },
+  // ---- process manager ---------------------------------------------------------------------------
+  {
+    id: "manager-no-replace",
+    file: "src/manager/pool.ts",
+    find: "      if (worker.slot <= desired) scheduleStart(worker.slot, delay);",
+    replace: "",
+    tests: ["test/interop/nginx_workers.test.ts"],
+    why: "a worker that crashed or was killed is no longer replaced",
+  },
+  {
+    id: "manager-reload-kills-old",
+    file: "src/manager/pool.ts",
+    find: "    worker.process.kill(\"SIGTERM\");\n    // Its own --close-timeout ends the drain",
+    replace: "    worker.process.kill(\"SIGKILL\");\n    // Its own --close-timeout ends the drain",
+    tests: ["test/interop/nginx_workers.test.ts"],
+    why: "a reloaded, recycled or stopped worker is killed instead of draining its in-flight requests",
+  },
+  {
+    id: "manager-no-heartbeat-kill",
+    file: "src/manager/pool.ts",
+    find: "      if (silent <= heartbeatTimeout) continue;",
+    replace: "      if (silent <= heartbeatTimeout || true) continue;",
+    tests: ["test/interop/nginx_workers.test.ts"],
+    why: "a worker whose event loop is blocked past the timeout is no longer killed",
+  },
+  {
+    id: "manager-no-backoff",
+    file: "src/manager/policy.ts",
+    find: "  if (failures <= 0) return 0;",
+    replace: "  if (failures <= 0 || true) return 0;",
+    tests: ["test/manager_policy.test.ts", "test/interop/nginx_workers.test.ts"],
+    why: "a crash loop restarts at once instead of backing off",
+  },
 ];

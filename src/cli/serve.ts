@@ -13,6 +13,7 @@ import type { Handler, Limits, ServeOptions, Server } from "../app/types.ts";
 import type { Command } from "./command.ts";
 import { stopOnSignals } from "./signals.ts";
 import { eachArg, UsageError, usageFailure } from "./args.ts";
+import { poolFlag, type PoolFlags, runPoolCommand, trackHandlers, workerLink } from "./pool.ts";
 
 const help = `Usage: fcgi serve <module> [options]
 
@@ -55,6 +56,17 @@ Limits (each hit is logged):
   --request-timeout TIME     a request running longer is ended: 504 (or its body cut short),
                              its signal aborted (default: no limit).
 
+Process manager (a pool of workers on one socket; Node, Bun, and Deno on Linux):
+  --workers N|auto           run N worker processes (auto: the available parallelism) under
+                             a manager that opens --listen (one address) or takes fd 0,
+                             restarts crashed workers (backing off in a crash loop), kills
+                             a worker whose event loop is blocked past --request-timeout
+                             (default 30s), and never loads the module itself.
+                             SIGHUP: rolling reload (new workers load the module afresh;
+                             the old ones drain). SIGTTIN/SIGTTOU: one worker more/less.
+  --recycle-after N          replace a worker after about N requests (±10 %).
+  --max-rss SIZE             replace a worker whose resident memory passes SIZE.
+
 SIZE is a number of bytes, optionally with k, M or G (powers of 1024). TIME is a number of
 milliseconds, or with ms, s or m.
 
@@ -92,6 +104,7 @@ function count(flag: string, text: string): number {
 interface ServeArgs {
   module: string;
   options: Omit<ServeOptions, "fetch" | "authorize" | "filter">;
+  pool: PoolFlags;
 }
 
 const LIMIT_FLAGS: Record<string, [keyof Limits, (flag: string, text: string) => number]> = {
@@ -111,6 +124,7 @@ function parse(args: string[]): ServeArgs {
   const listen: string[] = [];
   const allow: string[] = [];
   const options: ServeArgs["options"] = {};
+  const pool: PoolFlags = {};
   eachArg(
     args,
     (flag, take) => {
@@ -129,7 +143,7 @@ function parse(args: string[]): ServeArgs {
       } else if (Object.hasOwn(LIMIT_FLAGS, flag)) {
         const [key, convert] = LIMIT_FLAGS[flag]!;
         options[key] = convert(flag, take());
-      } else return false;
+      } else if (!poolFlag(pool, flag, take, { count, size, time })) return false;
       return true;
     },
     (arg) => {
@@ -141,7 +155,7 @@ function parse(args: string[]): ServeArgs {
   if (module === undefined) throw new UsageError("the module to serve is missing");
   if (listen.length > 0) options.listen = listen;
   if (allow.length > 0) options.allow = allow.join(",");
-  return { module, options };
+  return { module, options, pool };
 }
 
 type Handlers = Pick<ServeOptions, "fetch" | "authorize" | "filter">;
@@ -173,15 +187,18 @@ async function run(args: string[]): Promise<number> {
   } catch (error) {
     return usageFailure("serve", error);
   }
+  if (parsed.pool.workers !== undefined) return await runPoolCommand(args, parsed);
+  const link = await workerLink();
   // Before the module loads, so that a Response class it captures at import is the fast one.
   if (parsed.options.overrideGlobalObjects !== false) installGlobalObjects();
   const url = pathToFileURL(resolve(process.cwd(), parsed.module)).href;
   let handlers: Handlers;
   try {
     const mod = (await import(url)) as { default?: unknown };
-    handlers = handlersOf(mod.default);
+    handlers = trackHandlers(link, handlersOf(mod.default));
   } catch (error) {
     console.error(`fcgi serve: cannot load ${parsed.module}: ${error instanceof Error ? error.message : String(error)}`);
+    link?.close();
     return 1;
   }
   const stopping = stopOnSignals();
@@ -193,6 +210,7 @@ async function run(args: string[]): Promise<number> {
     throw error;
   }
   for (const address of server.addresses) console.error(`fcgi: listening on ${formatAddress(address)}`);
+  link?.ready();
   await server.finished;
   stopping.release();
   console.error("fcgi: stopped");

@@ -11,7 +11,8 @@
  */
 import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
 import { AdapterConnection, asError, cannotConnectToFd0, handOver, listenWith, NO_HANDLERS, probeUnix, socketError, WriteQueue } from "./common.ts";
-import type { FetchHandler, NativeHttpServer, RuntimeAdapter } from "./types.ts";
+import type { FetchHandler, NativeHttpServer, RuntimeAdapter, WorkerSocket } from "./types.ts";
+import { INHERITED_SOCKET, listenAndKeepDuplicate, spawnWithChildProcess } from "./workers.ts";
 
 // The slice of Bun's API this file uses (no Bun type package is installed).
 interface BunSocket {
@@ -308,4 +309,28 @@ function pid(): number {
  * }), { mode: 0o660 });
  * ```
  */
-export const bunRuntime: RuntimeAdapter = { name: "bun", listen, connect, serveHttp, env, unsetEnv, pid };
+export const bunRuntime: RuntimeAdapter = { name: "bun", listen, connect, serveHttp, env, unsetEnv, pid, listenForWorkers, spawnWorker: spawnWithChildProcess, commandFor };
+
+// ---------------------------------------------------------------------------------------------
+// The process manager's needs: node:child_process hands a descriptor to a child as its fd 0; libc's
+// dup (bun:ffi) keeps the socket open once the node:net server that opened it stops accepting.
+
+interface BunFfi {
+  dlopen(path: string, symbols: Record<string, { args: string[]; returns: string }>): { symbols: Record<string, (...args: number[]) => number> };
+}
+
+async function listenForWorkers(address: SocketAddress | undefined, options?: { socketMode?: number }): Promise<WorkerSocket> {
+  if (address === undefined || address.transport === "fd") return INHERITED_SOCKET;
+  const ffi = (await import("bun:ffi" as string)) as BunFfi;
+  const library = process.platform === "darwin" ? "libc.dylib" : "libc.so.6";
+  const { symbols } = ffi.dlopen(library, { dup: { args: ["i32"], returns: "i32" }, close: { args: ["i32"], returns: "i32" } });
+  return await listenAndKeepDuplicate(address, options?.socketMode, probe, (server) => {
+    const fd = (server as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (typeof fd !== "number" || fd < 0) throw new Error("Bun did not expose the listening socket's descriptor");
+    return fd;
+  }, { dup: (fd) => symbols.dup!(fd), close: (fd) => symbols.close!(fd) });
+}
+
+function commandFor(path: string): string[] {
+  return [process.execPath, path];
+}

@@ -10,7 +10,8 @@
  */
 import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
 import { AdapterConnection, asError, cannotConnectToFd0, handOver, listenWith, NO_HANDLERS, probeUnix, socketError, WriteQueue } from "./common.ts";
-import type { FetchHandler, NativeHttpServer, RuntimeAdapter } from "./types.ts";
+import type { FetchHandler, NativeHttpServer, RuntimeAdapter, WorkerExit, WorkerProcess, WorkerSocket, WorkerSpawnOptions } from "./types.ts";
+import { INHERITED_SOCKET, lineSplitter, listenAndKeepDuplicate } from "./workers.ts";
 
 // The slice of the Deno namespace this file uses (no Deno type package is installed).
 interface DenoAddr {
@@ -306,4 +307,131 @@ function pid(): number {
  * });
  * ```
  */
-export const denoRuntime: RuntimeAdapter = { name: "deno", listen, connect, serveHttp, env, unsetEnv, pid };
+export const denoRuntime: RuntimeAdapter = { name: "deno", listen, connect, serveHttp, env, unsetEnv, pid, listenForWorkers, spawnWorker, commandFor };
+
+// ---------------------------------------------------------------------------------------------
+// The process manager's needs. Deno's node:child_process cannot hand a descriptor to a child (the
+// child gets a pipe), so the socket is put at this process's own fd 0 with libc's dup2 (FFI) and
+// the child inherits it through Deno.Command's `stdin: "inherit"`. Linux only: the libc name and
+// /proc are.
+
+// The slice of the Deno namespace the manager's part uses.
+interface DenoChild {
+  readonly pid: number;
+  readonly stdout: ReadableStream<Uint8Array>;
+  readonly stderr: ReadableStream<Uint8Array>;
+  readonly status: Promise<{ code: number; signal: string | null }>;
+  kill(signal: string): void;
+}
+interface DenoProcessApi {
+  readonly build: { os: string };
+  execPath(): string;
+  dlopen(path: string, symbols: Record<string, { parameters: string[]; result: string }>): { symbols: Record<string, (...args: number[]) => number> };
+  Command: new (program: string, options: { args: string[]; env: Record<string, string>; stdin: "inherit"; stdout: "piped"; stderr: "piped" }) => { spawn(): DenoChild };
+}
+const denoProcess = (): DenoProcessApi => (globalThis as unknown as { Deno: DenoProcessApi }).Deno;
+
+let libc: { dup(fd: number): number; dup2(fd: number, to: number): number; close(fd: number): number } | undefined;
+function loadLibc(): NonNullable<typeof libc> {
+  if (libc) return libc;
+  const deno = denoProcess();
+  if (deno.build.os !== "linux") throw new Error(`fcgi --workers on Deno needs Linux (this is ${deno.build.os}); run the pool on Node or Bun here`);
+  const { symbols } = deno.dlopen("libc.so.6", {
+    dup: { parameters: ["i32"], result: "i32" },
+    dup2: { parameters: ["i32", "i32"], result: "i32" },
+    close: { parameters: ["i32"], result: "i32" },
+  });
+  libc = { dup: (fd) => symbols.dup!(fd), dup2: (fd, to) => symbols.dup2!(fd, to), close: (fd) => symbols.close!(fd) };
+  return libc;
+}
+
+/**
+ * The descriptor of a node:net server: `_handle.fd` for Unix sockets; for TCP (whose handle has
+ * none on Deno) the fd of this process whose socket inode is the one LISTENing on the port in
+ * /proc/net/tcp or tcp6.
+ */
+async function denoServerFd(server: { _handle?: { fd?: number } }, address: SocketAddress): Promise<number> {
+  const fd = server._handle?.fd;
+  if (typeof fd === "number" && fd >= 0) return fd;
+  if (address.transport !== "tcp") throw new Error("the listening socket's descriptor is unknown");
+  const { readFileSync, readdirSync, readlinkSync } = await import("node:fs");
+  const port = address.port.toString(16).toUpperCase().padStart(4, "0");
+  const inodes = new Set<string>();
+  for (const table of ["/proc/net/tcp", "/proc/net/tcp6"]) {
+    let text = "";
+    try {
+      text = readFileSync(table, "utf8");
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      const fields = line.trim().split(/\s+/);
+      // local_address is HEX_IP:HEX_PORT; state 0A is LISTEN; field 9 is the inode.
+      if (fields.length > 9 && fields[1]!.endsWith(`:${port}`) && fields[3] === "0A") inodes.add(fields[9]!);
+    }
+  }
+  for (const entry of readdirSync("/proc/self/fd")) {
+    try {
+      const target = readlinkSync(`/proc/self/fd/${entry}`);
+      const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+      if (inode !== undefined && inodes.has(inode)) return Number(entry);
+    } catch {
+      // Closed meanwhile.
+    }
+  }
+  throw new Error(`no descriptor of this process listens on port ${address.port}`);
+}
+
+async function listenForWorkers(address: SocketAddress | undefined, options?: { socketMode?: number }): Promise<WorkerSocket> {
+  if (address === undefined || address.transport === "fd") return INHERITED_SOCKET;
+  const c = loadLibc();
+  return await listenAndKeepDuplicate(address, options?.socketMode, probe, (server, bound) => denoServerFd(server as unknown as { _handle?: { fd?: number } }, bound), {
+    dup: (fd) => c.dup(fd),
+    close: (fd) => c.close(fd),
+  });
+}
+
+function spawnWorker(options: WorkerSpawnOptions): WorkerProcess {
+  // The child inherits this process's fd 0: make it the listening socket (idempotent; nothing to do
+  // when the socket was inherited on fd 0).
+  if (options.listenFd !== 0 && loadLibc().dup2(options.listenFd, 0) < 0) throw new Error("dup2() of the listening socket onto fd 0 failed");
+  const [program, ...args] = options.command;
+  const child = new (denoProcess().Command)(program!, { args, env: { ...options.env }, stdin: "inherit", stdout: "piped", stderr: "piped" }).spawn();
+  const pump = async (stream: ReadableStream<Uint8Array>, onLine: (line: string) => void): Promise<void> => {
+    const lines = lineSplitter(onLine);
+    const decoder = new TextDecoder();
+    const reader = stream.getReader();
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        lines.push(decoder.decode(value, { stream: true }));
+      }
+    } catch {
+      // The pipe broke: the worker is gone.
+    }
+    lines.end();
+  };
+  const pumps = Promise.all([pump(child.stdout, options.onStdout), pump(child.stderr, options.onStderr)]);
+  let done = false;
+  const exited = Promise.all([child.status, pumps]).then(([status]): WorkerExit => {
+    done = true;
+    return { code: status.signal ? null : status.code, signal: status.signal };
+  });
+  return {
+    pid: child.pid,
+    kill: (signal) => {
+      if (done) return;
+      try {
+        child.kill(signal);
+      } catch {
+        // Exited meanwhile.
+      }
+    },
+    exited,
+  };
+}
+
+function commandFor(path: string): string[] {
+  return [denoProcess().execPath(), "run", "-A", path];
+}

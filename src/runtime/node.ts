@@ -9,8 +9,9 @@
  */
 import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
-import { AdapterConnection, asError, cannotConnectToFd0, handOver, listenWith, NO_HANDLERS, probeUnix, socketError } from "./common.ts";
-import type { FetchHandler, NativeHttpServer, RuntimeAdapter } from "./types.ts";
+import { AdapterConnection, adoptUnixPath, asError, cannotConnectToFd0, claimUnixPath, handOver, listenWith, NO_HANDLERS, probeUnix, socketError } from "./common.ts";
+import type { FetchHandler, NativeHttpServer, RuntimeAdapter, WorkerSocket } from "./types.ts";
+import { INHERITED_SOCKET, numericHost, spawnWithChildProcess } from "./workers.ts";
 
 class NodeConnection extends AdapterConnection {
   readonly #socket: Socket;
@@ -204,4 +205,47 @@ function pid(): number {
  * }));
  * ```
  */
-export const nodeRuntime: RuntimeAdapter = { name: "node", listen, connect, serveHttp, env, unsetEnv, pid };
+export const nodeRuntime: RuntimeAdapter = { name: "node", listen, connect, serveHttp, env, unsetEnv, pid, listenForWorkers, spawnWorker: spawnWithChildProcess, commandFor };
+
+// ---------------------------------------------------------------------------------------------
+// The process manager's needs. Node's cluster module opens a shared socket with
+// net._createServerHandle: bound but not yet listening, so this process's event loop never
+// accepts on it; each worker's listen({ fd: 0 }) makes it listen.
+
+interface ServerHandle {
+  readonly fd: number;
+  getsockname?(out: { address?: string; port?: number }): number;
+  close(): void;
+}
+type CreateServerHandle = (address: string, port: number, addressType: number, fd: undefined, flags: number) => ServerHandle | number;
+
+async function listenForWorkers(address: SocketAddress | undefined, options?: { socketMode?: number }): Promise<WorkerSocket> {
+  if (address === undefined || address.transport === "fd") return INHERITED_SOCKET;
+  const net = (await import("node:net")) as unknown as { _createServerHandle: CreateServerHandle };
+  const { getSystemErrorName } = await import("node:util");
+  let handle: ServerHandle | number;
+  if (address.transport === "unix") {
+    await claimUnixPath(address.path, probe);
+    handle = net._createServerHandle(address.path, -1, -1, undefined, 0);
+  } else {
+    const host = await numericHost(address.hostname);
+    handle = net._createServerHandle(host.address, address.port, host.family, undefined, 0);
+  }
+  if (typeof handle === "number") throw socketError("listen", address, { code: getSystemErrorName(handle) });
+  const opened = handle;
+  let bound: SocketAddress = address;
+  if (address.transport === "unix") {
+    adoptUnixPath(address.path, options?.socketMode);
+  } else {
+    const out: { address?: string; port?: number } = {};
+    opened.getsockname?.(out);
+    bound = { transport: "tcp", hostname: out.address ?? address.hostname, port: out.port ?? address.port };
+  }
+  // Closing the handle removes a Unix socket file (libuv unlinks it).
+  return { fd: opened.fd, address: bound, close: () => opened.close() };
+}
+
+function commandFor(path: string): string[] {
+  // Flags such as --experimental-strip-types carry over; the test runner's own do not.
+  return [process.execPath, ...process.execArgv.filter((flag) => !flag.startsWith("--test")), path];
+}

@@ -42,7 +42,7 @@ export interface NativeHttpServer {
 }
 
 /** A runtime adapter this package ships: the sockets, plus what else the layers above need from the runtime. */
-export interface RuntimeAdapter extends Runtime {
+export interface RuntimeAdapter extends Runtime, WorkerHost {
   /** Serves `handler` over HTTP/1.1 on `hostname:port`; resolves once listening. */
   serveHttp(handler: FetchHandler, address: { hostname: string; port: number }): Promise<NativeHttpServer>;
   /** The environment variable `name`, or undefined when it is unset or the process may not read it. */
@@ -51,4 +51,62 @@ export interface RuntimeAdapter extends Runtime {
   unsetEnv(name: string): void;
   /** This process's id. */
   pid(): number;
+}
+
+/**
+ * A listening socket the process manager holds for its workers. The manager never accepts on it
+ * (its event loop does not watch it): each worker gets it as fd 0 and accepts there.
+ */
+export interface WorkerSocket {
+  /** The descriptor to hand to each worker as its fd 0 (0 itself when the socket was inherited). */
+  readonly fd: number;
+  /** Where it listens: the real port when 0 was asked for; `{ transport: "fd", fd: 0 }` when inherited. */
+  readonly address: SocketAddress;
+  /** Closes the manager's copy, and removes the Unix socket file it created. */
+  close(): void;
+}
+
+/** How to start one worker process. */
+export interface WorkerSpawnOptions {
+  /** The program and its arguments (see {@link RuntimeAdapter.commandFor}). */
+  readonly command: readonly string[];
+  /** The listening socket, given to the worker as its fd 0. */
+  readonly listenFd: number;
+  /** Variables added to the manager's own environment. */
+  readonly env: Readonly<Record<string, string>>;
+  /** Each line the worker writes to stdout, without its line break. */
+  onStdout(line: string): void;
+  /** Each line the worker writes to stderr, without its line break. */
+  onStderr(line: string): void;
+}
+
+/** How a worker process ended: an exit status, or the signal that killed it. */
+export interface WorkerExit {
+  /** The exit status, or null when a signal ended it. */
+  readonly code: number | null;
+  /** The signal's name (SIGKILL, …), or null. */
+  readonly signal: string | null;
+}
+
+/** A running worker process. */
+export interface WorkerProcess {
+  /** Its process id. */
+  readonly pid: number;
+  /** Sends a signal; does nothing once it has exited. */
+  kill(signal: "SIGTERM" | "SIGKILL"): void;
+  /** Resolves once it has exited and its output is read. */
+  readonly exited: Promise<WorkerExit>;
+}
+
+/** What the process manager (src/manager/) needs from a runtime: its socket and its children. */
+export interface WorkerHost {
+  /**
+   * Opens `address` for workers without accepting on it, or takes the inherited fd 0 when
+   * `address` is undefined. Node, Bun, and Deno on Linux.
+   */
+  listenForWorkers(address: SocketAddress | undefined, options?: { socketMode?: number }): Promise<WorkerSocket>;
+  /** Starts a worker with the listening socket as its fd 0 and its output piped line by line. */
+  spawnWorker(options: WorkerSpawnOptions): WorkerProcess;
+  /** The command line that runs the script `path` on this runtime, with the permissions it has. */
+  commandFor(path: string): string[];
 }
