@@ -379,16 +379,16 @@ export const mutations = [
   {
     id: "layers-app-imports-client",
     file: "src/app/serve.ts",
-    find: `import { detectAdapter, getRuntime } from "../runtime/index.ts";`,
-    replace: `import { detectAdapter, getRuntime } from "../runtime/index.ts";\nimport type { ClientOptions } from "../client/client.ts";`,
+    find: `import { detectAdapter, getRuntime, inheritedSockets } from "../runtime/index.ts";`,
+    replace: `import { detectAdapter, getRuntime, inheritedSockets } from "../runtime/index.ts";\nimport type { ClientOptions } from "../client/client.ts";`,
     tests: ["test/layers.test.ts"],
     why: "the app layer imports the client layer, which the README's Layout table does not allow",
   },
   {
     id: "layers-runtime-check-outside",
     file: "src/app/serve.ts",
-    find: `import { detectAdapter, getRuntime } from "../runtime/index.ts";`,
-    replace: `import { detectAdapter, getRuntime } from "../runtime/index.ts";\nconst onDeno = typeof Deno !== "undefined";`,
+    find: `import { detectAdapter, getRuntime, inheritedSockets } from "../runtime/index.ts";`,
+    replace: `import { detectAdapter, getRuntime, inheritedSockets } from "../runtime/index.ts";\nconst onDeno = typeof Deno !== "undefined";`,
     tests: ["test/layers.test.ts"],
     why: "the app layer asks which runtime it is on instead of asking its adapter",
   },
@@ -443,7 +443,7 @@ export const mutations = [
   // ---- systemd socket activation ---------------------------------------------------------------
   {
     id: "listen-pid-ignored",
-    file: "src/app/serve.ts",
+    file: "src/runtime/index.ts",
     find: `  if (pid.trim() !== String(host.pid())) return [INHERITED];\n`,
     replace: ``,
     tests: ["test/interop/systemd.test.ts"],
@@ -451,7 +451,7 @@ export const mutations = [
   },
   {
     id: "listen-fds-kept",
-    file: "src/app/serve.ts",
+    file: "src/runtime/index.ts",
     find: `  for (const name of ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]) host.unsetEnv(name);\n`,
     replace: ``,
     tests: ["test/interop/systemd.test.ts"],
@@ -459,7 +459,7 @@ export const mutations = [
   },
   {
     id: "listen-fds-start",
-    file: "src/app/serve.ts",
+    file: "src/runtime/index.ts",
     find: `const SD_LISTEN_FDS_START = 3;`,
     replace: `const SD_LISTEN_FDS_START = 0;`,
     tests: ["test/interop/systemd.test.ts"],

@@ -1,10 +1,13 @@
 /**
  * The socket vocabulary every layer shares: addresses, a connected socket and its handlers, a
  * listening socket. The runtime adapters (src/runtime/) implement these; the application and
- * client layers drive them; address parsing (src/address.ts) produces them. Types only, so that
- * neither side imports the other.
+ * client layers drive them; address parsing (src/address.ts) produces them. Types and one
+ * constant, so that neither side imports the other.
  * @module
  */
+
+/** The listening socket a web server or spawn-fcgi hands the application (file descriptor 0). */
+export const FCGI_LISTENSOCK_FILENO = 0;
 
 /**
  * Where to listen or connect: TCP (IPv4 or IPv6) or a Unix socket path, or an inherited listening

@@ -5,22 +5,13 @@
  * @module
  */
 import { formatAddress, parseAddress, parseAllowList, type AllowList } from "../address.ts";
-import { FCGI_LISTENSOCK_FILENO } from "../protocol/constants.ts";
-import { detectAdapter, getRuntime } from "../runtime/index.ts";
+import { detectAdapter, getRuntime, inheritedSockets } from "../runtime/index.ts";
 import type { Runtime, RuntimeAdapter } from "../runtime/types.ts";
 import type { Connection, ConnectionHandlers, Listener, SocketAddress } from "../socket.ts";
 import { AppSocket, type ConnectionServer } from "./connection.ts";
 import { resolveOptions, ServerLog, type ResolvedOptions } from "./options.ts";
 import { installGlobalObjects } from "./response.ts";
 import type { ListenAddress, ServeOptions, Server } from "./types.ts";
-
-/** The listening socket a web server or spawn-fcgi hands the application. */
-const INHERITED: SocketAddress = { transport: "fd", fd: FCGI_LISTENSOCK_FILENO };
-
-/** SD_LISTEN_FDS_START: systemd socket activation passes its sockets from this fd on. */
-const SD_LISTEN_FDS_START = 3;
-/** The most sockets taken from LISTEN_FDS. */
-const MAX_LISTEN_FDS = 1024;
 
 const IGNORE: ConnectionHandlers = { onData() {}, onDrain() {}, onClose() {} };
 
@@ -79,23 +70,6 @@ function listenAddresses(listen: ServeOptions["listen"], host: RuntimeAdapter): 
   return list.map((a) => (typeof a === "string" ? parseAddress(a) : a));
 }
 
-/**
- * The sockets systemd passed (LISTEN_FDS of them from fd 3, when LISTEN_PID is this process), else
- * fd 0. As sd_listen_fds(unset=1) does, the variables are removed, so no child takes them for its own.
- */
-function inheritedSockets(host: RuntimeAdapter): SocketAddress[] {
-  const pid = host.env("LISTEN_PID");
-  const count = host.env("LISTEN_FDS");
-  if (pid === undefined || count === undefined) return [INHERITED];
-  for (const name of ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]) host.unsetEnv(name);
-  // Set for another process (the one that started this one): not ours to take.
-  if (pid.trim() !== String(host.pid())) return [INHERITED];
-  const sockets = /^[0-9]{1,9}$/.test(count.trim()) ? Number(count) : NaN;
-  // Each fd must be open anyway: a count beyond any descriptor limit is a broken environment, not a list to build.
-  if (!(sockets <= MAX_LISTEN_FDS)) throw new TypeError(`LISTEN_FDS=${JSON.stringify(count)} is not a number of sockets from 0 to ${MAX_LISTEN_FDS} (systemd socket activation)`);
-  if (sockets === 0) return [INHERITED];
-  return Array.from({ length: sockets }, (_, i): SocketAddress => ({ transport: "fd", fd: SD_LISTEN_FDS_START + i }));
-}
 
 /**
  * The allow-list option, or else FCGI_WEB_SERVER_ADDRS from the environment of the runtime this

@@ -16,7 +16,6 @@ export interface PoolFlags {
   workers?: number;
   recycleAfter?: number;
   maxRss?: number;
-  requestTimeout?: number;
 }
 
 type Parse = (flag: string, text: string) => number;
@@ -29,7 +28,6 @@ export function poolFlag(pool: PoolFlags, flag: string, take: () => string, pars
     pool.workers = text === "auto" ? availableParallelism() : parse.count(flag, text);
   } else if (flag === "--recycle-after") pool.recycleAfter = parse.count(flag, take());
   else if (flag === "--max-rss") pool.maxRss = parse.size(flag, take());
-  else if (flag === "--request-timeout") pool.requestTimeout = parse.time(flag, take());
   else return false;
   return true;
 }
@@ -77,8 +75,9 @@ export async function runPoolCommand(
       serveArgs: workerArgs(args),
       recycleAfter: pool.recycleAfter,
       maxRss: pool.maxRss,
-      // serve()'s own request timeout, where it has one, bounds the heartbeat too.
-      heartbeatTimeout: (options as { requestTimeout?: number }).requestTimeout ?? pool.requestTimeout,
+      // A worker whose event loop is blocked past the request timeout is killed: serve() in the
+      // worker ends async hangs itself, the manager the ones that stop its heartbeat.
+      heartbeatTimeout: options.requestTimeout,
       closeTimeout: options.closeTimeout,
     });
   } catch (error) {

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { formatAddress, parseAddress } from "../address.ts";
-import { detectAdapter } from "../runtime/index.ts";
+import { detectAdapter, inheritedSockets } from "../runtime/index.ts";
 import type { RuntimeAdapter, WorkerExit, WorkerProcess, WorkerSocket } from "../runtime/types.ts";
 import type { Connection, ConnectionHandlers, Listener } from "../socket.ts";
 import { type InFlight, MessageDecoder, type WorkerMessage } from "./messages.ts";
@@ -124,7 +124,10 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
   const log = options.log ?? ((line: string) => console.error(line));
   const heartbeatTimeout = options.heartbeatTimeout ?? DEFAULT_HEARTBEAT_TIMEOUT;
   const closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
-  const address = options.listen === undefined ? undefined : parseAddress(options.listen);
+  // Without an address: what spawn-fcgi, a web server or systemd handed this process.
+  const inherited = options.listen === undefined ? inheritedSockets(runtime) : [];
+  if (inherited.length > 1) throw new RangeError(`a pool takes one socket; systemd passed ${inherited.length} (LISTEN_FDS)`);
+  const address = options.listen === undefined ? inherited[0]! : parseAddress(options.listen);
   const socket: WorkerSocket = await runtime.listenForWorkers(address, { socketMode: options.socketMode });
   const controlDir = mkdtempSync(join(tmpdir(), "fcgi-manager-"));
   const controlPath = join(controlDir, "control.sock");
@@ -438,7 +441,7 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
     onSignal("SIGTTOU", () => scale(-1));
   }
 
-  const shown = socket.address.transport === "fd" ? "the inherited socket (fd 0)" : formatAddress(socket.address);
+  const shown = socket.address.transport === "fd" ? `the inherited socket ${formatAddress(socket.address)}` : formatAddress(socket.address);
   log(`fcgi manager: pid ${process.pid}, ${desired} workers on ${shown}`);
   for (let slot = 1; slot <= desired; slot++) start(slot, true);
   return {

@@ -17,7 +17,7 @@ export {
 /** BEGIN_REQUEST flags bit: the web server keeps the connection open after END_REQUEST. */
 export const FCGI_KEEP_CONN = 1;
 /** The listening socket a web server or spawn-fcgi hands the application (file descriptor 0). */
-export const FCGI_LISTENSOCK_FILENO = 0;
+export { FCGI_LISTENSOCK_FILENO } from "../socket.ts";
 
 /** Roles in BEGIN_REQUEST. */
 export const Role = {

@@ -12,7 +12,7 @@
 import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
 import { AdapterConnection, asError, cannotConnectToFd0, handOver, listenWith, NO_HANDLERS, probeUnix, socketError, WriteQueue } from "./common.ts";
 import type { FetchHandler, NativeHttpServer, RuntimeAdapter, WorkerSocket } from "./types.ts";
-import { INHERITED_SOCKET, listenAndKeepDuplicate, spawnWithChildProcess } from "./workers.ts";
+import { inheritedSocket, listenAndKeepDuplicate, spawnWithChildProcess } from "./workers.ts";
 
 // The slice of Bun's API this file uses (no Bun type package is installed).
 interface BunSocket {
@@ -319,8 +319,8 @@ interface BunFfi {
   dlopen(path: string, symbols: Record<string, { args: string[]; returns: string }>): { symbols: Record<string, (...args: number[]) => number> };
 }
 
-async function listenForWorkers(address: SocketAddress | undefined, options?: { socketMode?: number }): Promise<WorkerSocket> {
-  if (address === undefined || address.transport === "fd") return INHERITED_SOCKET;
+async function listenForWorkers(address: SocketAddress, options?: { socketMode?: number }): Promise<WorkerSocket> {
+  if (address.transport === "fd") return inheritedSocket(address);
   const ffi = (await import("bun:ffi" as string)) as BunFfi;
   const library = process.platform === "darwin" ? "libc.dylib" : "libc.so.6";
   const { symbols } = ffi.dlopen(library, { dup: { args: ["i32"], returns: "i32" }, close: { args: ["i32"], returns: "i32" } });

@@ -11,7 +11,7 @@
 import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
 import { AdapterConnection, asError, cannotConnectToFd0, handOver, listenWith, NO_HANDLERS, probeUnix, socketError, WriteQueue } from "./common.ts";
 import type { FetchHandler, NativeHttpServer, RuntimeAdapter, WorkerExit, WorkerProcess, WorkerSocket, WorkerSpawnOptions } from "./types.ts";
-import { INHERITED_SOCKET, lineSplitter, listenAndKeepDuplicate } from "./workers.ts";
+import { inheritedSocket, lineSplitter, listenAndKeepDuplicate } from "./workers.ts";
 
 // The slice of the Deno namespace this file uses (no Deno type package is installed).
 interface DenoAddr {
@@ -382,8 +382,8 @@ async function denoServerFd(server: { _handle?: { fd?: number } }, address: Sock
   throw new Error(`no descriptor of this process listens on port ${address.port}`);
 }
 
-async function listenForWorkers(address: SocketAddress | undefined, options?: { socketMode?: number }): Promise<WorkerSocket> {
-  if (address === undefined || address.transport === "fd") return INHERITED_SOCKET;
+async function listenForWorkers(address: SocketAddress, options?: { socketMode?: number }): Promise<WorkerSocket> {
+  if (address.transport === "fd") return inheritedSocket(address);
   const c = loadLibc();
   return await listenAndKeepDuplicate(address, options?.socketMode, probe, (server, bound) => denoServerFd(server as unknown as { _handle?: { fd?: number } }, bound), {
     dup: (fd) => c.dup(fd),

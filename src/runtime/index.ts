@@ -16,6 +16,7 @@
  *   three runtimes; the Listener's address is then the real TCP address, or `{ transport: "fd", fd }` for a Unix socket.
  * @module
  */
+import { FCGI_LISTENSOCK_FILENO, type SocketAddress } from "../socket.ts";
 import type { Runtime, RuntimeAdapter } from "./types.ts";
 
 /** The adapters by name. */
@@ -83,4 +84,29 @@ export async function adapterFor(name: RuntimeName): Promise<RuntimeAdapter> {
     default:
       throw new TypeError(`unknown runtime ${JSON.stringify(name)}: expected "node", "deno" or "bun"`);
   }
+}
+
+/** The listening socket a web server or spawn-fcgi hands the application. */
+const INHERITED: SocketAddress = { transport: "fd", fd: FCGI_LISTENSOCK_FILENO };
+/** SD_LISTEN_FDS_START: systemd socket activation passes its sockets from this fd on. */
+const SD_LISTEN_FDS_START = 3;
+/** The most sockets taken from LISTEN_FDS. */
+const MAX_LISTEN_FDS = 1024;
+
+/**
+ * The sockets systemd passed (LISTEN_FDS of them from fd 3, when LISTEN_PID is this process), else
+ * fd 0. As sd_listen_fds(unset=1) does, the variables are removed, so no child takes them for its own.
+ */
+export function inheritedSockets(host: RuntimeAdapter): SocketAddress[] {
+  const pid = host.env("LISTEN_PID");
+  const count = host.env("LISTEN_FDS");
+  if (pid === undefined || count === undefined) return [INHERITED];
+  for (const name of ["LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"]) host.unsetEnv(name);
+  // Set for another process (the one that started this one): not ours to take.
+  if (pid.trim() !== String(host.pid())) return [INHERITED];
+  const sockets = /^[0-9]{1,9}$/.test(count.trim()) ? Number(count) : NaN;
+  // Each fd must be open anyway: a count beyond any descriptor limit is a broken environment, not a list to build.
+  if (!(sockets <= MAX_LISTEN_FDS)) throw new TypeError(`LISTEN_FDS=${JSON.stringify(count)} is not a number of sockets from 0 to ${MAX_LISTEN_FDS} (systemd socket activation)`);
+  if (sockets === 0) return [INHERITED];
+  return Array.from({ length: sockets }, (_, i): SocketAddress => ({ transport: "fd", fd: SD_LISTEN_FDS_START + i }));
 }

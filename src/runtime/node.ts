@@ -11,7 +11,7 @@ import { connect as netConnect, createServer, type AddressInfo, type Server, typ
 import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
 import { AdapterConnection, adoptUnixPath, asError, cannotConnectToFd0, claimUnixPath, handOver, listenWith, NO_HANDLERS, probeUnix, socketError } from "./common.ts";
 import type { FetchHandler, NativeHttpServer, RuntimeAdapter, WorkerSocket } from "./types.ts";
-import { INHERITED_SOCKET, numericHost, spawnWithChildProcess } from "./workers.ts";
+import { inheritedSocket, numericHost, spawnWithChildProcess } from "./workers.ts";
 
 class NodeConnection extends AdapterConnection {
   readonly #socket: Socket;
@@ -219,8 +219,8 @@ interface ServerHandle {
 }
 type CreateServerHandle = (address: string, port: number, addressType: number, fd: undefined, flags: number) => ServerHandle | number;
 
-async function listenForWorkers(address: SocketAddress | undefined, options?: { socketMode?: number }): Promise<WorkerSocket> {
-  if (address === undefined || address.transport === "fd") return INHERITED_SOCKET;
+async function listenForWorkers(address: SocketAddress, options?: { socketMode?: number }): Promise<WorkerSocket> {
+  if (address.transport === "fd") return inheritedSocket(address);
   const net = (await import("node:net")) as unknown as { _createServerHandle: CreateServerHandle };
   const { getSystemErrorName } = await import("node:util");
   let handle: ServerHandle | number;

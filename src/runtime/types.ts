@@ -101,10 +101,10 @@ export interface WorkerProcess {
 /** What the process manager (src/manager/) needs from a runtime: its socket and its children. */
 export interface WorkerHost {
   /**
-   * Opens `address` for workers without accepting on it, or takes the inherited fd 0 when
-   * `address` is undefined. Node, Bun, and Deno on Linux.
+   * Opens `address` for workers without accepting on it, or takes an inherited socket as it is
+   * (`{ transport: "fd" }`: fd 0, or systemd's from fd 3). Node, Bun, and Deno on Linux.
    */
-  listenForWorkers(address: SocketAddress | undefined, options?: { socketMode?: number }): Promise<WorkerSocket>;
+  listenForWorkers(address: SocketAddress, options?: { socketMode?: number }): Promise<WorkerSocket>;
   /** Starts a worker with the listening socket as its fd 0 and its output piped line by line. */
   spawnWorker(options: WorkerSpawnOptions): WorkerProcess;
   /** The command line that runs the script `path` on this runtime, with the permissions it has. */

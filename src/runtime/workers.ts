@@ -13,8 +13,10 @@ import type { SocketAddress } from "../socket.ts";
 import { adoptUnixPath, claimUnixPath, socketError } from "./common.ts";
 import type { WorkerExit, WorkerProcess, WorkerSocket, WorkerSpawnOptions } from "./types.ts";
 
-/** The socket inherited on fd 0 (from spawn-fcgi, a web server, or a parent manager). */
-export const INHERITED_SOCKET: WorkerSocket = { fd: 0, address: { transport: "fd", fd: 0 }, close: () => {} };
+/** A socket this process inherited (fd 0 from spawn-fcgi, a web server or a parent manager; systemd's from fd 3): not ours to close. */
+export function inheritedSocket(address: SocketAddress & { transport: "fd" }): WorkerSocket {
+  return { fd: address.fd, address, close: () => {} };
+}
 
 /** Longest worker output line kept whole; the rest of a longer line is cut, so a line without end cannot grow memory. */
 const MAX_LINE = 16 * 1024;
@@ -87,7 +89,7 @@ export async function listenAndKeepDuplicate(
   descriptorOf: (server: Server, address: SocketAddress) => number | Promise<number>,
   libc: { dup(fd: number): number; close(fd: number): number },
 ): Promise<WorkerSocket> {
-  if (address.transport === "fd") throw new TypeError("unreachable: fd 0 is inherited, not opened");
+  if (address.transport === "fd") throw new TypeError("unreachable: an inherited fd is taken as it is, not opened");
   const server = createServer();
   const temporary = address.transport === "unix" ? `${address.path}.${process.pid}.tmp` : undefined;
   if (address.transport === "unix") await claimUnixPath(address.path, probe);

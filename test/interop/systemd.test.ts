@@ -27,21 +27,15 @@ const APP = sourcePath("test/interop/spawner_app.ts");
 /** What examples/fcgi.service runs, replaced by this runtime's `fcgi serve` of the test app. */
 const EXAMPLE_COMMAND = "/usr/bin/node node_modules/fcgi/dist/src/cli.js serve app.js";
 
-/** Whether this checkout's `fcgi serve` has --workers (built by another part of issue 8). */
-async function hasWorkers(): Promise<boolean> {
-  const help = startCli(["serve", "--help"]);
-  await within(help.exited, 20_000, "fcgi serve --help");
-  return /--workers\b/.test(help.stdout() + help.stderr());
-}
-
-/** The ExecStart of examples/fcgi.service as argv, serving the test app; without --workers if the CLI has none. */
-async function execStart(): Promise<string[]> {
+/** The ExecStart of examples/fcgi.service as argv, serving the test app; `single` drops its --workers. */
+function execStart(single: boolean): string[] {
   const [command, args] = cliCommand(["serve", APP]);
   const unit = renderExample("fcgi.service", [[EXAMPLE_COMMAND, "@COMMAND@"]]);
   const line = unit.split("\n").find((l) => l.startsWith("ExecStart="));
   assert.ok(line, "examples/fcgi.service has no ExecStart= line");
   let rest = line.slice("ExecStart=".length).replace("@COMMAND@", "").trim().split(/\s+/).filter(Boolean);
-  if (!(await hasWorkers())) rest = rest.filter((word, i) => word !== "--workers" && rest[i - 1] !== "--workers");
+  assert.ok(rest.includes("--workers"), "the example unit runs a pool");
+  if (single) rest = rest.filter((word, i) => word !== "--workers" && rest[i - 1] !== "--workers");
   return [command, ...args, ...rest];
 }
 
@@ -62,11 +56,12 @@ describe("fcgi serve under systemd socket activation (systemd-socket-activate)",
   const dir = makeTempDir("fcgi-systemd-");
   after(() => removeDir(dir));
 
-  for (const transport of ["tcp", "unix"] as const) {
-    it(`serves on the ${transport === "tcp" ? "loopback TCP" : "Unix"} socket systemd passes as fd 3, and exits 0 on SIGTERM`, { timeout: 45_000 }, async () => {
+  for (const [transport, single] of [["tcp", true], ["unix", true], ["tcp", false], ["unix", false]] as const) {
+    const how = single ? "one process" : "the unit's pool (--workers 2)";
+    it(`${how} serves on the ${transport === "tcp" ? "loopback TCP" : "Unix"} socket systemd passes as fd 3, and exits 0 on SIGTERM`, { timeout: 45_000 }, async () => {
       const binary = mustHave(activator.path, "systemd-socket-activate");
-      const address = transport === "tcp" ? `127.0.0.1:${await freePort()}` : join(dir, "app.sock");
-      const argv = await execStart();
+      const address = transport === "tcp" ? `127.0.0.1:${await freePort()}` : join(dir, `app-${single}.sock`);
+      const argv = execStart(single);
       const watched = spawnWatched(binary, ["-l", listenStream(address), "--", ...argv]);
       try {
         await waitFor("systemd-socket-activate to listen", () => canConnect(address), 20_000);
@@ -76,11 +71,16 @@ describe("fcgi serve under systemd socket activation (systemd-socket-activate)",
         const second = await request(target);
         assert.equal(first.listenFds, null, "LISTEN_FDS is removed once fcgi serve took the sockets");
         assert.equal(first.listenPid, null, "LISTEN_PID is removed too");
-        if (!argv.includes("--workers")) {
+        if (single) {
           // systemd-socket-activate execs the app: the pid it started is the one that answers.
           assert.equal(first.pid, watched.pid, watched.output());
           assert.equal(second.pid, watched.pid);
           assert.match(watched.output(), transport === "tcp" ? new RegExp(`fcgi: listening on ${address.replace(/\./g, "\\.")}`) : /fcgi: listening on fd:3\b/);
+        } else {
+          // The manager took fd 3 and handed it to its workers: a worker answers, never the manager.
+          assert.notEqual(first.pid, watched.pid, watched.output());
+          assert.match(watched.output(), /fcgi manager: pid \d+, 2 workers on the inherited socket fd:3\b/);
+          assert.equal((watched.output().match(/started worker \d+ \(pid \d+\)/g) ?? []).length >= 2, true, watched.output());
         }
         process.kill(watched.pid, "SIGTERM");
         const end = await within(watched.exited, 15_000, "fcgi serve to exit after SIGTERM");
