@@ -467,6 +467,15 @@ export const mutations = [
   },
   // ---- process manager ---------------------------------------------------------------------------
   {
+    id: "manager-socket-on-fd0",
+    file: "src/runtime/workers.ts",
+    find: `stdio: ["ignore", "pipe", "pipe", options.listenFd]`,
+    replace: `stdio: [options.listenFd, "pipe", "pipe", options.listenFd]`,
+    tests: ["test/manager_socket.test.ts"],
+    why: "workers get the shared socket on fd 0 too, which node:child_process makes blocking for every worker",
+    note: "Node and Bun only: Deno spawns its workers through Deno.Command, not this function, so under --runtime deno nothing can catch it",
+  },
+  {
     id: "manager-no-replace",
     file: "src/manager/pool.ts",
     find: "      if (worker.slot <= desired) scheduleStart(worker.slot, delay);",

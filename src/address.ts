@@ -15,7 +15,8 @@ export const ALL_INTERFACES = "0.0.0.0";
  * - `[::1]:port`: TCP on an IPv6 address (the brackets are required; a zone as in `[fe80::1%eth0]` is kept).
  * - `:port` or `port`: TCP on every IPv4 interface ({@link ALL_INTERFACES}); write `[::]:port` for IPv6 too.
  * - `unix:/path` or `/path`: a Unix socket.
- * - `fd:0`: the listening socket inherited on file descriptor 0 (FCGI_LISTENSOCK_FILENO).
+ * - `fd:0`: the listening socket inherited on file descriptor 0 (FCGI_LISTENSOCK_FILENO); `fd:3` and
+ *   up: one inherited on that descriptor (from systemd, or a process manager).
  *
  * Port 0 is accepted (listen on any free port). Throws a `TypeError` naming the input when it is malformed.
  *
@@ -37,8 +38,10 @@ export function parseAddress(text: string): SocketAddress {
   }
   if (input.startsWith("/")) return { transport: "unix", path: input };
   if (input.startsWith("fd:")) {
-    if (input !== "fd:0") throw bad("only fd:0 (FCGI_LISTENSOCK_FILENO) is supported");
-    return { transport: "fd", fd: 0 };
+    // fd 1 and 2 are stdout and stderr, never a listening socket.
+    const fd = /^fd:(0|[3-9]|[1-9][0-9]{1,6})$/.exec(input);
+    if (!fd) throw bad("an inherited listening socket is fd:0 (FCGI_LISTENSOCK_FILENO), or fd:3 and up");
+    return { transport: "fd", fd: Number(fd[1]) };
   }
   if (/^\d+$/.test(input)) return { transport: "tcp", hostname: ALL_INTERFACES, port: parsePort(input, bad) };
 

@@ -19,6 +19,8 @@ test("host:port, [v6]:port, :port, a bare port, unix: paths and fd:0 parse to so
   assert.deepEqual(parseAddress("unix:relative.sock"), { transport: "unix", path: "relative.sock" });
   assert.deepEqual(parseAddress("/tmp/app.sock"), { transport: "unix", path: "/tmp/app.sock" });
   assert.deepEqual(parseAddress("fd:0"), { transport: "fd", fd: 0 });
+  assert.deepEqual(parseAddress("fd:3"), { transport: "fd", fd: 3 });
+  assert.deepEqual(parseAddress("fd:12"), { transport: "fd", fd: 12 });
 });
 
 test("malformed addresses are refused with a message naming the input and the reason", () => {
@@ -45,8 +47,10 @@ test("malformed addresses are refused with a message naming the input and the re
     ["a..b:80", /not a hostname/],
     ["-x:80", /not a hostname/],
     ["unix:", /path is empty/],
-    ["fd:1", /only fd:0/],
-    ["fd:", /only fd:0/],
+    ["fd:1", /fd:0 \(FCGI_LISTENSOCK_FILENO\), or fd:3 and up/],
+    ["fd:2", /fd:0 \(FCGI_LISTENSOCK_FILENO\), or fd:3 and up/],
+    ["fd:", /fd:0 \(FCGI_LISTENSOCK_FILENO\), or fd:3 and up/],
+    ["fd:03", /fd:0 \(FCGI_LISTENSOCK_FILENO\), or fd:3 and up/],
   ];
   for (const [input, why] of cases) {
     if (input === "127.0.0.1:9000 ") {

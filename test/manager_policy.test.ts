@@ -9,10 +9,12 @@ test("a worker that ran a while is restarted at once; a crash loop backs off 100
   assert.deepEqual([0, 1, 2, 3, 4, 7, 8, 50].map(restartDelay), [0, 100, 200, 400, 800, 6400, 10_000, 10_000]);
 });
 
-test("an exit before ready or within a second of the start is a crash loop", () => {
-  assert.equal(isCrashLoop(5000, false), true);
-  assert.equal(isCrashLoop(300, true), true);
-  assert.equal(isCrashLoop(1500, true), false);
+test("an exit before ready, or a failure within a second of the start, is a crash loop; a drained exit is none", () => {
+  assert.equal(isCrashLoop(5000, false, false), true);
+  assert.equal(isCrashLoop(5000, false, true), true, "an exit 0 before it was ready is still a failed start");
+  assert.equal(isCrashLoop(300, true, false), true);
+  assert.equal(isCrashLoop(1500, true, false), false);
+  assert.equal(isCrashLoop(300, true, true), false, "a ready worker that drained and exited 0 is no crash, however young");
 });
 
 test("the crash window reports once when the threshold is reached within the window, and again in a later window", () => {

@@ -25,8 +25,13 @@ export function restartDelay(failures: number): number {
   return Math.min(BACKOFF.maxMs, BACKOFF.firstMs * 2 ** Math.min(failures - 1, 30));
 }
 
-/** True when an exit counts as a crash loop: before the worker was ready, or too soon after start. */
-export function isCrashLoop(livedMs: number, wasReady: boolean): boolean {
+/**
+ * True when an exit counts as a crash loop: before the worker was ready, or too soon after start.
+ * A ready worker that exits with status 0 drained on a SIGTERM from outside (an operator, a
+ * deploy script): never a crash, however young.
+ */
+export function isCrashLoop(livedMs: number, wasReady: boolean, exitedCleanly: boolean): boolean {
+  if (wasReady && exitedCleanly) return false;
   return !wasReady || livedMs < CRASH_LOOP_MS;
 }
 

@@ -132,7 +132,7 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
   const controlDir = mkdtempSync(join(tmpdir(), "fcgi-manager-"));
   const controlPath = join(controlDir, "control.sock");
   const module = options.module.startsWith("file:") ? fileURLToPath(options.module) : options.module;
-  const command = [...runtime.commandFor(cliPath()), "serve", "--", module];
+  const command = [...runtime.commandFor(cliPath()), "serve", `--listen=fd:${runtime.workerListenFd}`, "--", module];
   // Options go before "--" (which ends them); the module is the one positional argument after it.
   command.splice(command.length - 2, 0, ...(options.serveArgs ?? []));
 
@@ -275,11 +275,12 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
     } else if (!worker.owner) {
       log(`fcgi manager: replacement ${name(worker)} ${describeExit(exit)} before taking over${tail}`);
     } else {
-      const loop = isCrashLoop(lived, worker.ready);
+      const drained = worker.ready && exit.code === 0;
+      const loop = isCrashLoop(lived, worker.ready, drained);
       const count = loop ? (failures.get(worker.slot) ?? 0) + 1 : 0;
       failures.set(worker.slot, count);
       const delay = restartDelay(count);
-      const emergency = crashes.record(Date.now());
+      const emergency = drained ? 0 : crashes.record(Date.now());
       const cause = worker.killing ? "" : loop ? ` ${seconds(lived)} after its start${worker.ready ? "" : ", before it was ready"}` : ` after ${seconds(lived)}`;
       const replaced = worker.slot > desired ? "not replaced (the pool shrank)" : delay === 0 ? "replacing it" : `crash loop (${count} in a row): restarting in ${delay} ms`;
       log(`fcgi manager: ${name(worker)} ${describeExit(exit)}${cause}; ${replaced}${loop ? tail : ""}`);

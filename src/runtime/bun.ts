@@ -309,7 +309,7 @@ function pid(): number {
  * }), { mode: 0o660 });
  * ```
  */
-export const bunRuntime: RuntimeAdapter = { name: "bun", listen, connect, serveHttp, env, unsetEnv, pid, listenForWorkers, spawnWorker: spawnWithChildProcess, commandFor };
+export const bunRuntime: RuntimeAdapter = { name: "bun", listen, connect, serveHttp, env, unsetEnv, pid, listenForWorkers, spawnWorker: spawnWithChildProcess, commandFor, workerListenFd: 3 };
 
 // ---------------------------------------------------------------------------------------------
 // The process manager's needs: node:child_process hands a descriptor to a child as its fd 0; libc's

@@ -307,7 +307,7 @@ function pid(): number {
  * });
  * ```
  */
-export const denoRuntime: RuntimeAdapter = { name: "deno", listen, connect, serveHttp, env, unsetEnv, pid, listenForWorkers, spawnWorker, commandFor };
+export const denoRuntime: RuntimeAdapter = { name: "deno", listen, connect, serveHttp, env, unsetEnv, pid, listenForWorkers, spawnWorker, commandFor, workerListenFd: 0 };
 
 // ---------------------------------------------------------------------------------------------
 // The process manager's needs. Deno's node:child_process cannot hand a descriptor to a child (the
@@ -337,11 +337,14 @@ function loadLibc(): NonNullable<typeof libc> {
   const deno = denoProcess();
   if (deno.build.os !== "linux") throw new Error(`fcgi --workers on Deno needs Linux (this is ${deno.build.os}); run the pool on Node or Bun here`);
   const { symbols } = deno.dlopen("libc.so.6", {
-    dup: { parameters: ["i32"], result: "i32" },
+    fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
     dup2: { parameters: ["i32", "i32"], result: "i32" },
     close: { parameters: ["i32"], result: "i32" },
   });
-  libc = { dup: (fd) => symbols.dup!(fd), dup2: (fd, to) => symbols.dup2!(fd, to), close: (fd) => symbols.close!(fd) };
+  // The manager's own copy is close-on-exec (F_DUPFD_CLOEXEC): Deno's Command passes every other
+  // descriptor on, and a worker must hold the socket once, on fd 0, not also wherever it lay here.
+  const F_DUPFD_CLOEXEC = 1030;
+  libc = { dup: (fd) => symbols.fcntl!(fd, F_DUPFD_CLOEXEC, 3), dup2: (fd, to) => symbols.dup2!(fd, to), close: (fd) => symbols.close!(fd) };
   return libc;
 }
 

@@ -205,7 +205,7 @@ function pid(): number {
  * }));
  * ```
  */
-export const nodeRuntime: RuntimeAdapter = { name: "node", listen, connect, serveHttp, env, unsetEnv, pid, listenForWorkers, spawnWorker: spawnWithChildProcess, commandFor };
+export const nodeRuntime: RuntimeAdapter = { name: "node", listen, connect, serveHttp, env, unsetEnv, pid, listenForWorkers, spawnWorker: spawnWithChildProcess, commandFor, workerListenFd: 3 };
 
 // ---------------------------------------------------------------------------------------------
 // The process manager's needs. Node's cluster module opens a shared socket with

@@ -70,7 +70,7 @@ export interface WorkerSocket {
 export interface WorkerSpawnOptions {
   /** The program and its arguments (see {@link RuntimeAdapter.commandFor}). */
   readonly command: readonly string[];
-  /** The listening socket, given to the worker as its fd 0. */
+  /** The listening socket, given to the worker as its fd {@link WorkerHost.workerListenFd}. */
   readonly listenFd: number;
   /** Variables added to the manager's own environment. */
   readonly env: Readonly<Record<string, string>>;
@@ -107,6 +107,15 @@ export interface WorkerHost {
   listenForWorkers(address: SocketAddress, options?: { socketMode?: number }): Promise<WorkerSocket>;
   /** Starts a worker with the listening socket as its fd 0 and its output piped line by line. */
   spawnWorker(options: WorkerSpawnOptions): WorkerProcess;
+  /**
+   * The descriptor a spawned worker finds the listening socket on. O_NONBLOCK belongs to the socket
+   * that every worker shares, not to one process's descriptor: node:child_process makes a child's
+   * fd 0 to 2 blocking, and Node restores fd 0 to 2 as it found them when it exits, so a socket
+   * handed over as fd 0 turns blocking for every worker at each spawn and each exit, and a worker's
+   * accept() then stalls its event loop. Node and Bun hand it over as fd 3; Deno's Command can only
+   * pass fd 0, and neither Deno nor its children touch the flag.
+   */
+  readonly workerListenFd: number;
   /** The command line that runs the script `path` on this runtime, with the permissions it has. */
   commandFor(path: string): string[];
 }

@@ -44,7 +44,8 @@ export function lineSplitter(onLine: (line: string) => void): { push(text: strin
 /** Spawns a worker with `node:child_process`, which hands an integer stdio descriptor to the child (Node, Bun). */
 export function spawnWithChildProcess(options: WorkerSpawnOptions): WorkerProcess {
   const [program, ...args] = options.command;
-  const child = spawn(program!, args, { stdio: [options.listenFd, "pipe", "pipe"], env: { ...process.env, ...options.env } });
+  // fd 3, not 0: see WorkerHost.workerListenFd.
+  const child = spawn(program!, args, { stdio: ["ignore", "pipe", "pipe", options.listenFd], env: { ...process.env, ...options.env } });
   const out = lineSplitter(options.onStdout);
   const err = lineSplitter(options.onStderr);
   child.stdout!.setEncoding("utf8").on("data", (text: string) => out.push(text));
