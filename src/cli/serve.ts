@@ -26,7 +26,8 @@ the module cannot come from standard input.
 
 Options:
   --listen ADDR              where to listen; repeat for several: HOST:PORT, [IPv6]:PORT,
-                             :PORT (all interfaces) or unix:/PATH. Without --listen the
+                             :PORT (all interfaces), unix:/PATH, or fd:N for a listening
+                             socket inherited on descriptor N (0, or 3 and up). Without --listen the
                              application uses the sockets systemd passes (LISTEN_FDS, when
                              LISTEN_PID is this process), else the listening socket inherited
                              on file descriptor 0 (FCGI_LISTENSOCK_FILENO), as started by a
