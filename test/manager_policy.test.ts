@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { test } from "./_support/test.ts";
 import { CrashWindow, isCrashLoop, recycleLimit, recycleReason, restartDelay } from "../src/manager/policy.ts";
-import { encodeMessage, MessageDecoder } from "../src/manager/messages.ts";
+import { encodeMessage, encodeNowRecord, MessageDecoder, parseNowRecord } from "../src/manager/messages.ts";
 
 test("a worker that ran a while is restarted at once; a crash loop backs off 100 ms doubling to 10 s", () => {
   assert.deepEqual([0, 1, 2, 3, 4, 7, 8, 50].map(restartDelay), [0, 100, 200, 400, 800, 6400, 10_000, 10_000]);
@@ -56,4 +56,15 @@ test("control messages survive any split into chunks; junk and overlong lines ar
   const decoder = new MessageDecoder();
   assert.deepEqual(decoder.push("x".repeat(5000)), []);
   assert.deepEqual(decoder.push('{"type":"ready"}\n' + encodeMessage({ type: "ready" })), [{ type: "ready" }], "the rest of the overlong line is dropped");
+});
+
+test("a worker's now record names the request it began last, even over a longer earlier one, and an empty file names none", () => {
+  const longer = encodeNowRecord(1000, "POST", "/a/very/long/path?with=a&query=string");
+  const record = encodeNowRecord(2000, "GET", "/spin?x=1");
+  // Each write overwrites the file from byte 0: what follows the first line is the rest of an older record.
+  assert.deepEqual(parseNowRecord(record + longer.slice(record.length)), { startedAt: 2000, method: "GET", uri: "/spin?x=1" });
+  assert.equal(parseNowRecord(""), undefined);
+  assert.equal(parseNowRecord("2000 GET /half-writ"), undefined, "a record without its line end is not read");
+  assert.equal(encodeNowRecord(1, "GET", "/x\r\ninjected").includes("\r"), false, "a URI cannot break the record's line");
+  assert.equal(encodeNowRecord(1, "GET", "/" + "a".repeat(500)).length <= 2 + 4 + 200 + 1, true, "the URI is cut to 200 characters");
 });

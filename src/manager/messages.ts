@@ -1,8 +1,10 @@
 /**
  * What a worker tells its manager over the control socket: one JSON object a line. `hello` names
- * the worker (the token the manager gave it), `ready` says it listens, `begin` names each request
- * as it starts (so a handler that blocks the loop at once is still named), `beat` (every
+ * the worker (the token the manager gave it), `ready` says it listens, `beat` (every
  * {@link HEARTBEAT_MS}) says its event loop runs, with its counts and its oldest request in flight.
+ * Beside the socket, each worker keeps the request it began last in a small file of its own (a
+ * {@link NowRecord}), written synchronously as the request starts: a handler that blocks the event
+ * loop at once is still named, and the manager reads nothing per request.
  * @module
  */
 
@@ -26,7 +28,6 @@ export interface InFlight {
 export type WorkerMessage =
   | { readonly type: "hello"; readonly token: string }
   | { readonly type: "ready" }
-  | { readonly type: "begin"; readonly method: string; readonly uri: string }
   | { readonly type: "beat"; readonly served: number; readonly rss: number; readonly oldest?: InFlight };
 
 /** One message as the line a worker writes. */
@@ -49,7 +50,6 @@ function parseMessage(line: string): WorkerMessage | undefined {
   const m = value as Record<string, unknown>;
   if (m.type === "hello" && typeof m.token === "string") return { type: "hello", token: m.token };
   if (m.type === "ready") return { type: "ready" };
-  if (m.type === "begin" && typeof m.method === "string" && typeof m.uri === "string") return { type: "begin", method: m.method, uri: m.uri };
   if (m.type === "beat" && isCount(m.served) && isCount(m.rss)) {
     const o = m.oldest as Record<string, unknown> | undefined;
     const oldest = o && typeof o.method === "string" && typeof o.uri === "string" && isCount(o.ageMs) ? { method: o.method, uri: o.uri, ageMs: o.ageMs } : undefined;
@@ -84,4 +84,25 @@ export class MessageDecoder {
     }
     return messages;
   }
+}
+
+/** The request a worker began last, as its "now" file holds it. */
+export interface NowRecord {
+  /** When it began (Date.now() of the worker). */
+  readonly startedAt: number;
+  /** Its method. */
+  readonly method: string;
+  /** Its URI (path and query), cut to 200 characters. */
+  readonly uri: string;
+}
+
+/** The line a worker writes at the start of its "now" file (each write overwrites the last from byte 0). */
+export function encodeNowRecord(startedAt: number, method: string, uri: string): string {
+  return `${startedAt} ${method} ${uri.slice(0, 200).replace(/[\r\n]/g, "")}\n`;
+}
+
+/** The record at the start of a "now" file, or undefined when it holds none (nothing began yet). */
+export function parseNowRecord(text: string): NowRecord | undefined {
+  const m = /^(\d+) (\S+) ([^\n]*)\n/.exec(text);
+  return m ? { startedAt: Number(m[1]), method: m[2]!, uri: m[3]! } : undefined;
 }

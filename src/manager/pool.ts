@@ -5,7 +5,7 @@
  * graceful stop. The manager never loads the app module and never accepts a request.
  * @module
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -13,9 +13,9 @@ import { formatAddress, parseAddress } from "../address.ts";
 import { detectAdapter, inheritedSockets } from "../runtime/index.ts";
 import type { RuntimeAdapter, WorkerExit, WorkerProcess, WorkerSocket } from "../runtime/types.ts";
 import type { Connection, ConnectionHandlers, Listener } from "../socket.ts";
-import { type InFlight, MessageDecoder, type WorkerMessage } from "./messages.ts";
+import { HEARTBEAT_MS, type InFlight, MessageDecoder, parseNowRecord, type WorkerMessage } from "./messages.ts";
 import { CrashWindow, isCrashLoop, recycleLimit, recycleReason, restartDelay } from "./policy.ts";
-import { MANAGER_ENV, TOKEN_ENV } from "./worker.ts";
+import { MANAGER_ENV, NOW_ENV, TOKEN_ENV } from "./worker.ts";
 
 /** Options of {@link runPool}. */
 export interface PoolOptions {
@@ -62,7 +62,7 @@ export interface Pool {
 const DEFAULT_HEARTBEAT_TIMEOUT = 30_000;
 const DEFAULT_CLOSE_TIMEOUT = 10_000;
 /** Between SIGTERM and SIGKILL for a hung worker (its event loop cannot run the graceful close). */
-const KILL_GRACE_MS = 500;
+const KILL_GRACE_MS = 250;
 /** Worker stderr lines kept to explain its crash. */
 const TAIL_LINES = 8;
 
@@ -85,7 +85,8 @@ interface Worker {
   rss: number;
   oldest: (InFlight & { at: number }) | undefined;
   /** The last request the worker began, and when the manager heard of it. */
-  latest: { method: string; uri: string; at: number } | undefined;
+  /** The worker's "now" file: the request it began last. */
+  nowPath: string;
   recycleAt: number | undefined;
   readonly tail: string[];
   onReady: (() => void) | undefined;
@@ -161,10 +162,6 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
       ready?.();
       return;
     }
-    if (message.type === "begin") {
-      worker.latest = { method: message.method, uri: message.uri, at: now };
-      return;
-    }
     if (message.type !== "beat") return;
     worker.lastBeat = now;
     worker.served = message.served;
@@ -198,11 +195,13 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
   function start(slot: number, owner: boolean): Worker {
     const token = String(++tokens);
     const tail: string[] = [];
+    const nowPath = join(controlDir, `now-${token}`);
+    writeFileSync(nowPath, "", { mode: 0o600 });
     let worker: Worker;
     const child = runtime.spawnWorker({
       command,
       listenFd: socket.fd,
-      env: { [MANAGER_ENV]: controlPath, [TOKEN_ENV]: token },
+      env: { [MANAGER_ENV]: controlPath, [TOKEN_ENV]: token, [NOW_ENV]: nowPath },
       onStdout: (line) => console.log(`fcgi worker ${slot} [${worker?.process.pid ?? "?"}]: ${line}`),
       onStderr: (line) => {
         log(`fcgi worker ${slot} [${worker?.process.pid ?? "?"}]: ${line}`);
@@ -213,7 +212,7 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
     const now = Date.now();
     worker = {
       slot, token, process: child, startedAt: now, owner, ready: false, retiring: false, killing: false, replacing: false, exited: false,
-      lastBeat: now, served: 0, rss: 0, oldest: undefined, latest: undefined, tail, onReady: undefined, onEarlyExit: undefined,
+      lastBeat: now, served: 0, rss: 0, oldest: undefined, nowPath, tail, onReady: undefined, onEarlyExit: undefined,
       recycleAt: options.recycleAfter === undefined ? undefined : recycleLimit(options.recycleAfter, Math.random()),
     };
     workers.set(token, worker);
@@ -264,6 +263,11 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
   function onExit(worker: Worker, exit: WorkerExit): void {
     worker.exited = true;
     workers.delete(worker.token);
+    try {
+      unlinkSync(worker.nowPath);
+    } catch {
+      // Already gone with the control folder.
+    }
     const lived = Date.now() - worker.startedAt;
     const tail = worker.tail.length > 0 ? `; its last output:\n  ${worker.tail.join("\n  ")}` : "";
     if (worker.onEarlyExit) {
@@ -351,23 +355,32 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
     return true;
   }
 
+  function lastBegun(worker: Worker): ReturnType<typeof parseNowRecord> {
+    try {
+      return parseNowRecord(readFileSync(worker.nowPath, "utf8").slice(0, 512));
+    } catch {
+      return undefined;
+    }
+  }
+
   function watchHeartbeats(): void {
     const now = Date.now();
     for (const worker of workers.values()) {
       if (worker.exited || worker.killing) continue;
       const silent = now - worker.lastBeat;
       if (silent <= heartbeatTimeout) continue;
-      // A request begun after the last heartbeat is the one the loop stopped in; else the oldest one then in flight.
-      const latest = worker.latest !== undefined && worker.latest.at >= worker.lastBeat ? worker.latest : undefined;
-      const request = latest
-        ? `; request ${latest.method} ${latest.uri} has run ${seconds(now - latest.at)}`
+      // A request begun after the last heartbeat went out is the one the loop stopped in; else the oldest one then in flight.
+      const latest = lastBegun(worker);
+      const request = latest !== undefined && latest.startedAt >= worker.lastBeat - HEARTBEAT_MS
+        ? `; request ${latest.method} ${latest.uri} has run ${seconds(now - latest.startedAt)}`
         : worker.oldest
         ? `; request ${worker.oldest.method} ${worker.oldest.uri} has run ${seconds(worker.oldest.ageMs + now - worker.oldest.at)}`
         : "; no request was in flight";
       kill(worker, `no heartbeat for ${seconds(silent)} (its event loop is blocked)${request}`);
     }
   }
-  const watcher = setInterval(watchHeartbeats, 250);
+  // Often, so that a hang is ended soon after the timeout: the acceptance is timeout + 1 s at nginx.
+  const watcher = setInterval(watchHeartbeats, 100);
 
   let finishing: Promise<void> | undefined;
   function finish(): Promise<void> {

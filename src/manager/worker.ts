@@ -5,14 +5,17 @@
  * manager sees a hang. If the manager goes away, the worker stops (nothing outlives the pool).
  * @module
  */
+import { openSync, writeSync } from "node:fs";
 import { detectAdapter } from "../runtime/index.ts";
 import type { Connection } from "../socket.ts";
-import { encodeMessage, HEARTBEAT_MS, type InFlight, type WorkerMessage } from "./messages.ts";
+import { encodeMessage, encodeNowRecord, HEARTBEAT_MS, type InFlight, type WorkerMessage } from "./messages.ts";
 
 /** The environment variable holding the manager's control socket path. */
 export const MANAGER_ENV = "FCGI_MANAGER";
 /** The environment variable holding the token that names this worker to its manager. */
 export const TOKEN_ENV = "FCGI_WORKER_TOKEN";
+/** The environment variable holding the path of the worker's "now" file (see messages.ts). */
+export const NOW_ENV = "FCGI_WORKER_NOW";
 
 /** What a worker started by a manager reports to it. */
 export interface ManagerLink {
@@ -28,6 +31,12 @@ export interface ManagerLink {
 function uriOf(url: string): string {
   const start = url.indexOf("/", url.indexOf("//") + 2);
   return (start === -1 ? "/" : url.slice(start)).slice(0, 200);
+}
+
+/** REQUEST_URI from the handler's context, which is cheaper than building `request.url`. */
+function requestUri(request: Request, context: unknown): string {
+  const params = (context as { params?: { get(name: string): string | undefined } } | undefined)?.params;
+  return params?.get("REQUEST_URI") ?? uriOf(request.url);
 }
 
 /**
@@ -54,6 +63,11 @@ export async function linkToManager(onLost: () => void): Promise<ManagerLink | u
     if (!closed) connection.write([encoder.encode(encodeMessage(message))]);
   };
   send({ type: "hello", token: runtime.env(TOKEN_ENV) ?? "" });
+  // One synchronous write per request, overwriting the last from byte 0: it has left by the time a
+  // handler could block the loop, on every runtime, and the manager reads it only to name a hang.
+  const nowPath = runtime.env(NOW_ENV);
+  const nowFd = nowPath ? openSync(nowPath, "r+") : -1;
+  const nowBytes = new Uint8Array(512);
   let served = 0;
   let next = 0;
   const inFlight = new Map<number, { method: string; uri: string; start: number }>();
@@ -75,11 +89,10 @@ export async function linkToManager(onLost: () => void): Promise<ManagerLink | u
   return {
     track: (handler) => (request, ...rest) => {
       const id = next++;
-      const uri = uriOf(request.url);
-      inFlight.set(id, { method: request.method, uri, start: Date.now() });
-      // Written now (the runtimes write to an idle socket at once): if the handler blocks the
-      // event loop, no heartbeat will name the request later.
-      send({ type: "begin", method: request.method, uri });
+      const uri = requestUri(request, rest[0]);
+      const start = Date.now();
+      inFlight.set(id, { method: request.method, uri, start });
+      if (nowFd >= 0) writeSync(nowFd, nowBytes, 0, encoder.encodeInto(encodeNowRecord(start, request.method, uri), nowBytes).written, 0);
       let result;
       try {
         result = handler(request, ...rest);

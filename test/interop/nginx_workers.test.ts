@@ -245,14 +245,15 @@ describe("fcgi serve --workers behind nginx", { skip: nginxBinary.skip }, () => 
     await terminateOne(p);
   });
 
-  it("--recycle-after under load: workers are replaced and 0 requests fail", { timeout: 60_000 }, async () => {
-    const p = await pool("unix", 2, ["--recycle-after", "150"]);
+  it("--recycle-after 500 under load: workers are replaced and 0 requests fail", { timeout: 60_000 }, async () => {
+    const p = await pool("unix", 2, ["--recycle-after", "500"]);
     const before = childPids(p.manager.pid);
-    const traffic = load(p.url);
-    await waitFor(() => (p.manager.logs().match(/exited with status 0 after draining/g)?.length ?? 0) >= 2, 20_000, "two recycled workers");
+    const traffic = load(p.url, 4, 40_000);
+    await waitFor(() => (p.manager.logs().match(/exited with status 0 after draining/g)?.length ?? 0) >= 2, 40_000, "two recycled workers");
     const result = await traffic.stop();
     assert.deepEqual(result.failed, [], "no request failed while recycling");
-    assert.match(p.manager.logs(), /recycling worker \d \(pid \d+\): served \d+ requests \(limit 1[3-6]\d\)/);
+    // Each worker's limit is 500 ± 10 %, so that workers do not recycle together.
+    assert.match(p.manager.logs(), /recycling worker \d \(pid \d+\): served \d+ requests \(limit (4[5-9]\d|5[0-4]\d|550)\)/);
     assert.ok(childPids(p.manager.pid).some((pid) => !before.includes(pid)), "new workers serve");
     assert.equal(childPids(p.manager.pid).length, 2);
   });
@@ -260,19 +261,18 @@ describe("fcgi serve --workers behind nginx", { skip: nginxBinary.skip }, () => 
   it("--request-timeout 2s: a handler that spins forever gets a 502 within 3 s, the log names it, the pool gets its worker back", { timeout: 60_000 }, async () => {
     const p = await pool("unix", 2, ["--request-timeout", "2s"]);
     const before = childPids(p.manager.pid);
-    const started = Date.now();
     const traffic = load(p.url, 2, 8000);
+    const started = Date.now();
     const spin = await fetchWithin(`${p.url}/spin?x=1`, {}, 10_000);
     const took = Date.now() - started;
     assert.ok(spin.status >= 500, `status ${spin.status}`);
-    assert.ok(took < 3500, `answered in ${took} ms`);
+    assert.ok(took < 3000, `answered in ${took} ms`);
     await waitFor(() => childPids(p.manager.pid).length === 2 && !before.every((pid) => childPids(p.manager.pid).includes(pid)), 5000, "the replacement");
     await sleep(1000);
     const result = await traffic.stop();
     await waitFor(() => /killing worker/.test(p.manager.logs()), 5000, "the log line");
-    // The request is named when its "begin" line left before the loop blocked (Node, Bun); Deno writes
-    // asynchronously, so there the log may name the oldest request of the last heartbeat instead.
-    assert.match(p.manager.logs(), /killing worker \d \(pid \d+\): no heartbeat for 2\.\d s \(its event loop is blocked\); request GET \/(spin\?x=1|slow) has run \d\.\d s/);
+    // The worker wrote the request to its "now" file synchronously before the handler blocked: named on every runtime.
+    assert.match(p.manager.logs(), /killing worker \d \(pid \d+\): no heartbeat for 2\.\d s \(its event loop is blocked\); request GET \/spin\?x=1 has run \d\.\d s/);
     // Requests the blocked worker had accepted besides the spinning one may fail with it; the others do not.
     assert.ok(result.failed.length <= 2, `failed: ${result.failed.join("; ")}`);
     assert.ok(result.ok > 10, `served: ${result.ok}`);
