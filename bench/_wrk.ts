@@ -1,6 +1,25 @@
-// wrk, run asynchronously so the harness keeps draining its servers' output pipes meanwhile.
-// Shared by bench/nginx.ts and bench/proxy.ts.
-import { spawn } from "node:child_process";
+// wrk, run asynchronously so the harness keeps draining its servers' output pipes meanwhile, and
+// the few helpers every bench script shares (its options, medians, the versions it reports).
+import { spawn, spawnSync } from "node:child_process";
+
+/** The value of `--name VALUE` on the command line, or `fallback`. */
+export function option(name: string, fallback: string): string {
+  const i = process.argv.indexOf(`--${name}`);
+  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
+}
+
+/** The median of `values` (the mean of the middle two for an even count). */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** The first line a program prints for its version flag, for the record of a run. */
+export function version(command: string, args: string[]): string {
+  const r = spawnSync(command, args, { encoding: "utf8" });
+  return `${r.stdout ?? ""}${r.stderr ?? ""}`.trim().split("\n")[0] || "unknown";
+}
 
 /** What one wrk run measured. */
 export interface WrkResult {

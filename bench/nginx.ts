@@ -23,7 +23,7 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "../test/_support/env.ts";
-import { wrk } from "./_wrk.ts";
+import { wrk, median, option, version } from "./_wrk.ts";
 import {
   type Service,
   canConnect,
@@ -39,10 +39,6 @@ import {
 
 const MiB = 1024 * 1024;
 
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
 const RUNS = Number(option("runs", "3"));
 const SECONDS = Number(option("seconds", "5"));
 const ONLY = option("only", "").split(",").filter(Boolean);
@@ -114,18 +110,12 @@ function run(command: string, args: string[], options: { cwd?: string; env?: Nod
   return r.stdout + r.stderr;
 }
 
-function version(command: string, args: string[]): string {
-  const r = spawnSync(command, args, { encoding: "utf8" });
-  return `${r.stdout ?? ""}${r.stderr ?? ""}`.trim().split("\n")[0] || "unknown";
-}
-
 // /proc/<pid>/status fields in KiB.
 function procStatus(pid: number, field: "VmHWM" | "VmRSS"): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   if (!m) throw new Error(`no ${field} for pid ${pid}`);
   return Number(m[1]);
 }
-
 
 // Every app must answer the three routes alike before its numbers count.
 async function checkRoutes(base: string): Promise<void> {
@@ -135,12 +125,6 @@ async function checkRoutes(base: string): Promise<void> {
   if (download.status !== 200 || download.body.length !== MiB) throw new Error(`/download answered ${download.status}, ${download.body.length} bytes`);
   const upload = await fetchWithin(`${base}/upload`, { method: "POST", body: new Uint8Array(100_003) });
   if (upload.status !== 200 || upload.text !== "100003") throw new Error(`/upload answered ${upload.status} ${upload.text}`);
-}
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 async function measure(contestant: Contestant, dir: string, nginxBinary: string, uploadScript: string): Promise<Sample> {

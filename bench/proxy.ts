@@ -26,7 +26,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "../test/_support/env.ts";
-import { wrk } from "./_wrk.ts";
+import { wrk, median, option, version } from "./_wrk.ts";
 import { phpFpmBinary, startPhpFpm } from "../test/_support/phpfpm.ts";
 import {
   canConnect,
@@ -40,10 +40,6 @@ import {
   startProcess,
 } from "../test/interop/_servers.ts";
 
-function option(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i > 0 && process.argv[i + 1] ? process.argv[i + 1]! : fallback;
-}
 const RUNS = Number(option("runs", "5"));
 const SECONDS = Number(option("seconds", "5"));
 const CONNECTIONS = Number(option("connections", "32"));
@@ -70,7 +66,6 @@ interface Sample {
   errors: string[];
 }
 
-
 /** CPU time (user + system, clock ticks) of `pid` and its children: nginx's master and worker, Deno's or Bun's whole process. */
 function cpuTicks(pid: number): number {
   const read = (p: string): [number, number] | null => {
@@ -92,17 +87,6 @@ function cpuTicks(pid: number): number {
   return ticks;
 }
 const TICKS_PER_SECOND = 100;
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-}
-
-function version(command: string, args: string[]): string {
-  const r = spawnSync(command, args, { encoding: "utf8" });
-  return `${r.stdout ?? ""}${r.stderr ?? ""}`.trim().split("\n")[0] || "unknown";
-}
 
 /** nginx's PHP site, as Debian's default site and most guides write it. */
 function nginxSite(port: number, socket: string, root: string, keepalive: boolean): string {

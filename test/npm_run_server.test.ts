@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { repoRoot, runtimeName } from "./_support/env.ts";
 import { freePort } from "./_support/phpfpm.ts";
 
-import { fetchWithin } from "./interop/_servers.ts";
+import { fetchWithin, isRunning } from "./interop/_servers.ts";
 import { within } from "./_support/poll.ts";
 
 declare const Deno: { execPath(): string } | undefined;
@@ -63,20 +63,11 @@ async function waitForLine(running: Running, pattern: RegExp, timeout = START_TI
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 /** Waits (bounded) for processes to be gone: a reparented child may take a moment to be reaped. */
 async function gone(pids: number[], what: string): Promise<void> {
   const deadline = Date.now() + 10_000;
-  while (pids.some(alive)) {
-    if (Date.now() > deadline) throw new Error(`${what}: still running: ${pids.filter(alive).join(", ")}`);
+  while (pids.some(isRunning)) {
+    if (Date.now() > deadline) throw new Error(`${what}: still running: ${pids.filter(isRunning).join(", ")}`);
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -85,7 +76,7 @@ async function gone(pids: number[], what: string): Promise<void> {
 async function interrupt(running: Running, pids: number[]): Promise<number | null> {
   if (running.child.exitCode === null) process.kill(running.child.pid!, "SIGINT");
   return await within(running.exited, STOP_TIMEOUT_MS, "the server to exit after SIGINT").catch((error) => {
-    for (const pid of [running.child.pid!, ...pids]) if (alive(pid)) process.kill(pid, "SIGKILL");
+    for (const pid of [running.child.pid!, ...pids]) if (isRunning(pid)) process.kill(pid, "SIGKILL");
     throw error;
   });
 }

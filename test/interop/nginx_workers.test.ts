@@ -10,19 +10,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cliCommand } from "../_support/env.ts";
 import { waitFor } from "../_support/poll.ts";
-import {
-  type Service,
-  type WebServer,
-  fetchWithin,
-  freePort,
-  makeTempDir,
-  mustHave,
-  removeDir,
-  renderExample,
-  sleep,
-  startNginx,
-  webServerBinary,
-} from "./_servers.ts";
+import { type Service, type WebServer, fetchWithin, freePort, makeTempDir, mustHave, removeDir, renderExample, sleep, startNginx, webServerBinary, isRunning } from "./_servers.ts";
 
 const nginxBinary = webServerBinary("nginx");
 
@@ -44,15 +32,6 @@ export default {
 function childPids(manager: number): number[] {
   const out = spawnSync("pgrep", ["-P", String(manager)], { encoding: "utf8" }).stdout ?? "";
   return out.split("\n").filter(Boolean).map(Number).sort();
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 interface LoadResult {
@@ -203,7 +182,7 @@ describe("fcgi serve --workers behind nginx", { skip: nginxBinary.skip }, () => 
     writeFileSync(p.module, appSource("v2"));
     process.kill(p.manager.pid, "SIGHUP");
     await waitFor(() => /reload done/.test(p.manager.logs()), 20_000, "the reload");
-    await waitFor(() => before.every((pid) => !alive(pid)), 10_000, "the old workers to exit");
+    await waitFor(() => before.every((pid) => !isRunning(pid)), 10_000, "the old workers to exit");
     await sleep(300);
     const result = await traffic.stop();
     const afterPids = childPids(p.manager.pid);
@@ -220,7 +199,7 @@ describe("fcgi serve --workers behind nginx", { skip: nginxBinary.skip }, () => 
     const traffic = load(p.url);
     await sleep(400);
     process.kill(before[0]!, "SIGTERM");
-    await waitFor(() => !alive(before[0]!) && childPids(p.manager.pid).length === p.workers, 10_000, "the drained worker's replacement");
+    await waitFor(() => !isRunning(before[0]!) && childPids(p.manager.pid).length === p.workers, 10_000, "the drained worker's replacement");
     await sleep(300);
     const result = await traffic.stop();
     assert.deepEqual(result.failed, [], `no request failed\n${p.manager.logs()}\n${p.nginx.logs().slice(-3000)}`);
@@ -235,7 +214,7 @@ describe("fcgi serve --workers behind nginx", { skip: nginxBinary.skip }, () => 
     const workers = childPids(p.manager.pid);
     await p.manager.stop();
     assert.match(p.manager.logs(), /fcgi manager: stopped/);
-    assert.deepEqual(workers.filter(alive), [], "no worker outlives the manager");
+    assert.deepEqual(workers.filter(isRunning), [], "no worker outlives the manager");
   });
 
   it("2 workers over TCP: SIGKILL, SIGHUP and SIGTERM to one behave the same", { timeout: 60_000 }, async () => {
@@ -305,7 +284,7 @@ describe("fcgi serve --workers without nginx", () => {
       assert.match(logs, /crash loop \(\d in a row\): restarting in \d+ ms; its last output:\n.*the database URL is missing/);
       const pids = childPids(manager.pid);
       await manager.stop();
-      assert.deepEqual(pids.filter(alive), []);
+      assert.deepEqual(pids.filter(isRunning), []);
     } finally {
       removeDir(dir);
     }
