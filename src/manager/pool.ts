@@ -249,9 +249,9 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
     if (worker.exited || worker.killing) return;
     worker.killing = true;
     log(`fcgi manager: killing ${name(worker)}: ${why}`);
-    // Before it is ready, a worker may not handle SIGTERM yet, and a runtime killed by it may reset
-    // its stdin, the shared socket, to blocking mode (Bun does), which stalls every other worker's
-    // accept(): SIGKILL cannot be caught, so nothing is reset.
+    // Before it is ready, a worker has no SIGTERM handler yet and has nothing to drain; a runtime
+    // dying of SIGTERM may also reset its stdio descriptors on the way out, which SIGKILL leaves
+    // alone (the shared socket is no longer one of them on Node and Bun; see workerListenFd).
     if (!worker.ready) {
       worker.process.kill("SIGKILL");
       return;
