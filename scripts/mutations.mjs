@@ -102,8 +102,8 @@ export const mutations = [
   {
     id: "serve-params-timeout",
     file: "src/app/connection.ts",
-    find: `    });\n    this.#setDeadline("params");\n  }`,
-    replace: `    });\n  }`,
+    find: `    });\n    this.#setDeadline("params");\n    if (server.closing) {`,
+    replace: `    });\n    if (server.closing) {`,
     tests: ["test/serve_limits.test.ts", "test/serve_known_bad.test.ts"],
     why: "a new connection gets no paramsTimeout deadline (half-open connections are held forever)",
   },
@@ -474,6 +474,14 @@ export const mutations = [
     tests: ["test/manager_socket.test.ts"],
     why: "workers get the shared socket on fd 0 too, which node:child_process makes blocking for every worker",
     note: "Node and Bun only: Deno spawns its workers through Deno.Command, not this function, so under --runtime deno nothing can catch it",
+  },
+  {
+    id: "serve-late-connection-reset",
+    file: "src/app/serve.ts",
+    find: `    // and a reset would be a 502. It closes after that request (see AppSocket).\n`,
+    replace: `    // and a reset would be a 502. It closes after that request (see AppSocket).\n    if (this.closing) {\n      connection.destroy();\n      return IGNORE;\n    }\n`,
+    tests: ["test/serve_limits.test.ts"],
+    why: "a connection accepted while the server closes (a draining pool worker) is reset: nginx answers 502",
   },
   {
     id: "manager-no-replace",

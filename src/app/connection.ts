@@ -23,8 +23,11 @@ export interface ConnectionServer {
   readonly log: ServerLog;
   /** No new requests: connections close once idle. */
   readonly closing: boolean;
-  /** Counts a request in; false when FCGI_MAX_REQS are running (or the server is closing). */
-  admit(): boolean;
+  /**
+   * Counts a request in; false when FCGI_MAX_REQS are running, or when the server is closing,
+   * unless `late`: the first request of a connection accepted while closing, which is served.
+   */
+  admit(late?: boolean): boolean;
   /** Counts a request out. */
   release(): void;
   /** The connection closed. */
@@ -36,6 +39,8 @@ type Deadline = "params" | "idle" | "closing" | null;
 
 /** How long a closing connection may wait for the peer to close its side before it is cut. */
 const CLOSING_GRACE = 5000;
+/** How long a connection accepted while the server closes may take to send its request. */
+const LATE_GRACE = 1000;
 
 /** The application side of one socket. */
 export class AppSocket implements TaskHost {
@@ -58,6 +63,8 @@ export class AppSocket implements TaskHost {
   #drainWaiters: (() => void)[] = [];
   #processing = false;
   #flushQueued = false;
+  /** Accepted while the server was closing: its first request is still served. */
+  #lateAdmission = false;
 
   constructor(server: ConnectionServer, connection: Connection) {
     this.#server = server;
@@ -79,12 +86,23 @@ export class AppSocket implements TaskHost {
         authorizer: options.handlers[ROLE_BY_NAME.authorizer] !== undefined,
         filter: options.handlers[ROLE_BY_NAME.filter] !== undefined,
       },
-      admit: () => server.admit(),
+      admit: () => server.admit(this.#takeLateAdmission()),
       release: () => server.release(),
       values: { FCGI_MAX_CONNS: options.maxConnections, FCGI_MAX_REQS: options.maxRequests, FCGI_MPXS_CONNS: options.multiplex },
       pairLimits: { maxTotalBytes: options.maxParamsBytes, maxValueLength: options.maxParamsBytes },
     });
     this.#setDeadline("params");
+    if (server.closing) {
+      this.#lateAdmission = true;
+      this.deadline = Math.min(this.deadline, Date.now() + LATE_GRACE);
+    }
+  }
+
+  /** True once, for the first request of a connection accepted while the server was closing. */
+  #takeLateAdmission(): boolean {
+    const late = this.#lateAdmission;
+    this.#lateAdmission = false;
+    return late;
   }
 
   /** The handlers to give the runtime adapter. */

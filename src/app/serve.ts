@@ -127,10 +127,9 @@ class AppServer implements Server, ConnectionServer {
 
   accept(connection: Connection): ConnectionHandlers {
     const peer = connection.remoteAddress;
-    if (this.closing) {
-      connection.destroy();
-      return IGNORE;
-    }
+    // A connection accepted while closing (the listener's close is not instant, and a pool's
+    // workers share one queue) is served, not reset: the web server already sent it a request,
+    // and a reset would be a 502. It closes after that request (see AppSocket).
     if (this.#allow && peer !== "" && !this.#allow.allows(peer)) {
       this.log.warn("allow", `refused a connection from ${peer}: not in the allowed web server addresses`);
       connection.destroy();
@@ -146,8 +145,8 @@ class AppServer implements Server, ConnectionServer {
     return socket.handlers();
   }
 
-  admit(): boolean {
-    if (this.closing) return false;
+  admit(late = false): boolean {
+    if (this.closing && !late) return false;
     if (this.#requests >= this.options.maxRequests) {
       this.log.warn("maxRequests", `maxRequests (${this.options.maxRequests}) running: answering OVERLOADED`);
       return false;
@@ -175,15 +174,18 @@ class AppServer implements Server, ConnectionServer {
 
   async #close(): Promise<void> {
     this.closing = true;
+    const deadline = Date.now() + this.options.closeTimeout;
     const listenersClosed = Promise.all(this.listeners.map((l) => l.close().catch((error: unknown) => {
       this.log.error("listener", `closing the listener on ${formatAddress(l.address)}: ${error instanceof Error ? error.message : String(error)}`);
     })));
     for (const socket of [...this.#sockets]) socket.closeWhenIdle();
+    // Connections accepted until the listeners are closed are served too: wait for them as well.
+    await listenersClosed;
     if (this.#sockets.size > 0) {
       let timer: ReturnType<typeof setTimeout> | undefined;
       await new Promise<void>((resolve) => {
         this.#idleWaiter = resolve;
-        timer = setTimeout(resolve, this.options.closeTimeout);
+        timer = setTimeout(resolve, Math.max(0, deadline - Date.now()));
       });
       clearTimeout(timer);
       if (this.#sockets.size > 0) {
@@ -191,7 +193,6 @@ class AppServer implements Server, ConnectionServer {
         for (const socket of [...this.#sockets]) socket.destroy("the server closed (closeTimeout)");
       }
     }
-    await listenersClosed;
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#resolveFinished();
   }
