@@ -502,3 +502,14 @@ export function spawnWatched(command: string, args: readonly string[], env: Reco
     },
   };
 }
+
+/** Every service's output so far, for an assertion's message. */
+export function logsOf(services: readonly Service[]): string {
+  return services.map((s) => `--- ${s.name}\n${s.logs()}`).join("\n");
+}
+
+/** Stops the services, the last started first, then removes `dir` (a suite's after()). */
+export async function stopAll(services: readonly Service[], dir?: string): Promise<void> {
+  for (const service of [...services].reverse()) await service.stop();
+  if (dir) removeDir(dir);
+}

@@ -14,13 +14,14 @@ import {
   freePort,
   makeTempDir,
   mustHave,
-  removeDir,
   renderExample,
   sleep,
   startApache,
   startApp,
   startCountingRelay,
   webServerBinary,
+  stopAll,
+  logsOf,
 } from "./_servers.ts";
 
 const apacheBinary = webServerBinary("apache2 (httpd)", findApache());
@@ -51,13 +52,10 @@ describe("fcgi serve behind Apache httpd (mod_proxy_fcgi, mod_authnz_fcgi)", { s
 
   after(async () => {
     await relay?.close();
-    for (const service of services.reverse()) await service.stop();
-    if (dir) removeDir(dir);
+    await stopAll(services, dir);
   });
 
-  function why(): string {
-    return services.map((s) => `--- ${s.name}\n${s.logs()}`).join("\n");
-  }
+  const why = (): string => logsOf(services);
 
   it("answers a GET with a query string and request headers", async () => {
     ready();

@@ -9,11 +9,12 @@ import {
   freePort,
   makeTempDir,
   mustHave,
-  removeDir,
   renderExample,
   startApp,
   startNginx,
   webServerBinary,
+  stopAll,
+  logsOf,
 } from "./_servers.ts";
 
 const nginxBinary = webServerBinary("nginx");
@@ -39,13 +40,10 @@ describe("the Hono example app behind nginx", { skip: nginxBinary.skip }, () => 
   });
 
   after(async () => {
-    for (const service of services.reverse()) await service.stop();
-    if (dir) removeDir(dir);
+    await stopAll(services, dir);
   });
 
-  function why(): string {
-    return services.map((s) => `--- ${s.name}\n${s.logs()}`).join("\n");
-  }
+  const why = (): string => logsOf(services);
 
   it("answers the root route with text", async () => {
     ready();

@@ -12,11 +12,12 @@ import {
   freePort,
   makeTempDir,
   mustHave,
-  removeDir,
   renderExample,
   startApp,
   startLighttpd,
   webServerBinary,
+  stopAll,
+  logsOf,
 } from "./_servers.ts";
 
 const lighttpdBinary = webServerBinary("lighttpd");
@@ -39,13 +40,10 @@ describe("fcgi serve as authorizer and responder behind lighttpd", { skip: light
   });
 
   after(async () => {
-    for (const service of services.reverse()) await service.stop();
-    if (dir) removeDir(dir);
+    await stopAll(services, dir);
   });
 
-  function why(): string {
-    return services.map((s) => `--- ${s.name}\n${s.logs()}`).join("\n");
-  }
+  const why = (): string => logsOf(services);
 
   it("lets an authorized request through to the responder", async () => {
     ready();

@@ -16,13 +16,14 @@ import {
   freePort,
   makeTempDir,
   mustHave,
-  removeDir,
   renderExample,
   startApp,
   startCountingRelay,
   startNginx,
   webServerBinary,
   withTimeout,
+  stopAll,
+  logsOf,
 } from "./_servers.ts";
 
 const nginxBinary = webServerBinary("nginx");
@@ -101,14 +102,11 @@ describe("fcgi serve behind nginx", { skip: nginxBinary.skip }, () => {
 
   after(async () => {
     for (const relay of relays) await relay.close();
-    for (const service of services.reverse()) await service.stop();
-    if (dir) removeDir(dir);
+    await stopAll(services, dir);
   });
 
   // If a test fails, the logs say why (nginx's error log names the upstream problem).
-  function why(): string {
-    return services.map((s) => `--- ${s.name}\n${s.logs()}`).join("\n");
-  }
+  const why = (): string => logsOf(services);
 
   for (const [transport, base] of [["TCP", () => tcp], ["a Unix socket", () => unix]] as const) {
     it(`answers a GET with a query string over ${transport}`, async () => {

@@ -12,12 +12,13 @@ import {
   freePort,
   makeTempDir,
   mustHave,
-  removeDir,
   renderExample,
   startApp,
   startCountingRelay,
   startNginx,
   webServerBinary,
+  stopAll,
+  logsOf,
 } from "./_servers.ts";
 
 const nginxBinary = webServerBinary("nginx");
@@ -60,13 +61,10 @@ describe("fcgi serve --request-timeout behind nginx", { skip: nginxBinary.skip }
 
   after(async () => {
     await relay?.close();
-    for (const service of services.reverse()) await service.stop();
-    if (dir) removeDir(dir);
+    await stopAll(services, dir);
   });
 
-  function why(): string {
-    return services.map((s) => `--- ${s.name}\n${s.logs()}`).join("\n");
-  }
+  const why = (): string => logsOf(services);
 
   it("a handler that never settles is a 504 within the timeout, logged, and the kept connection serves the next requests", async () => {
     ready();

@@ -10,7 +10,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cliCommand } from "../_support/env.ts";
 import { waitFor } from "../_support/poll.ts";
-import { type Service, type WebServer, fetchWithin, freePort, makeTempDir, mustHave, removeDir, renderExample, sleep, startNginx, webServerBinary, isRunning } from "./_servers.ts";
+import { type Service, type WebServer, fetchWithin, freePort, makeTempDir, mustHave, removeDir, renderExample, sleep, startNginx, webServerBinary, isRunning, stopAll } from "./_servers.ts";
 
 const nginxBinary = webServerBinary("nginx");
 
@@ -142,8 +142,7 @@ describe("fcgi serve --workers behind nginx", { skip: nginxBinary.skip }, () => 
     dir = makeTempDir("fcgi-workers-");
   });
   after(async () => {
-    for (const service of services.reverse()) await service.stop();
-    if (dir) removeDir(dir);
+    await stopAll(services, dir);
   });
 
   async function pool(listen: "unix" | "tcp", workers: number, extra: string[] = []): Promise<Pool> {
