@@ -83,6 +83,10 @@ describe("fcgi serve under spawn-fcgi", { skip: spawnFcgi.skip || nginxBinary.sk
     services.push(nginx);
     const logs = () => `${started.output()}\n--- children\n${readText(log)}\n--- nginx\n${nginx.logs()}`;
 
+    // All four must listen before the requests (a child still loading its module serves none) and
+    // before SIGTERM (one still loading has no handler yet and dies of it).
+    await waitFor("all four children to listen", () => count(readText(log), /fcgi: listening on fd:0/g) === 4, 20_000);
+
     // Concurrent requests, in bounded rounds, until at least two of the children have answered.
     const servedBy = new Set<number>();
     let requests = 0;
@@ -97,9 +101,6 @@ describe("fcgi serve under spawn-fcgi", { skip: spawnFcgi.skip || nginxBinary.sk
     assert.ok(servedBy.size >= 2, `only pid(s) ${[...servedBy]} answered ${requests} requests\n${logs()}`);
     for (const pid of servedBy) assert.ok(children.includes(pid), `pid ${pid} is not one of spawn-fcgi's children ${children}`);
 
-    // A child still loading its module when SIGTERM comes has no handler yet and dies of it: wait
-    // until all four listen, so that the test judges how a running app stops.
-    await waitFor("all four children to listen", () => count(readText(log), /fcgi: listening on fd:0/g) === 4, 20_000);
     for (const pid of children) process.kill(pid, "SIGTERM");
     await waitFor("every child to exit after SIGTERM", () => children.every((pid) => !isRunning(pid)), 15_000);
     const text = readText(log);
