@@ -21,6 +21,7 @@ const commands: Record<string, () => Promise<Command>> = {
   request: async () => (await import("./cli/request.ts")).command,
   values: async () => (await import("./cli/values.ts")).command,
   proxy: async () => (await import("./cli/proxy.ts")).command,
+  status: async () => (await import("./cli/status.ts")).command,
 };
 
 const usage = `fcgi: FastCGI for Deno, Bun and Node
@@ -32,6 +33,7 @@ Commands:
   request   send one request to a FastCGI backend and print the response
   values    ask a FastCGI backend for FCGI_MAX_CONNS, FCGI_MAX_REQS and FCGI_MPXS_CONNS
   proxy     an HTTP front (gateway) for a FastCGI backend such as PHP-FPM
+  status    print the status page of an fcgi pool or of PHP-FPM, or watch it as a table
 
 Run 'fcgi <command> --help' for a command's options.`;
 
