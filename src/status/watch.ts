@@ -101,9 +101,11 @@ export function parseStatusJson(text: string): PoolStatus {
 
 /** A duration given in µs, as a person reads it: `850µs`, `12.3ms`, `1.20s`, `2m03s`. */
 export function formatDuration(us: number): string {
-  if (us < 1000) return `${Math.round(us)}µs`;
-  if (us < 1_000_000) return `${(us / 1000).toFixed(us < 10_000 ? 2 : 1)}ms`;
-  if (us < 60_000_000) return `${(us / 1_000_000).toFixed(2)}s`;
+  // Each range ends where its rounding would carry into the next unit ("1000µs", "1000.0ms").
+  if (us < 999.5) return `${Math.round(us)}µs`;
+  if (us < 9_995) return `${(us / 1000).toFixed(2)}ms`;
+  if (us < 999_950) return `${(us / 1000).toFixed(1)}ms`;
+  if (us < 59_995_000) return `${(us / 1_000_000).toFixed(2)}s`;
   const s = Math.floor(us / 1_000_000);
   return s < 3600 ? `${Math.floor(s / 60)}m${String(s % 60).padStart(2, "0")}s` : `${Math.floor(s / 3600)}h${String(Math.floor(s / 60) % 60).padStart(2, "0")}m`;
 }
