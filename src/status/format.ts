@@ -89,8 +89,10 @@ export function statusQuery(queryString: string): StatusQuery {
  *
  * @example
  * ```ts
+ * import type { PoolStatus } from "./types.ts";
+ * declare const status: PoolStatus; // what the app side or the manager filled in
  * const { contentType, body } = formatStatus(status, statusQuery("json&full"));
- * return new Response(body, { headers: { "content-type": contentType } });
+ * const response = new Response(body, { headers: { "content-type": contentType } });
  * ```
  */
 export function formatStatus(status: PoolStatus, query: StatusQuery, options: FormatOptions = {}): FormattedStatus {

@@ -139,7 +139,8 @@ function wrap(items: string[], width: number): string {
  *
  * @example
  * ```ts
- * process.stdout.write(renderTable(parseStatusJson(page), process.stdout.columns));
+ * const page = await (await fetch("http://127.0.0.1:8080/status?json&full")).text();
+ * console.log(renderTable(parseStatusJson(page), 100));
  * ```
  */
 export function renderTable(status: PoolStatus, width: number = 80): string {
