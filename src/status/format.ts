@@ -283,7 +283,7 @@ function json(s: PoolStatus, full: boolean): string {
  * Text for XML or HTML: `&`, `<`, `>` and both quotes escaped (so it fits an attribute too), and
  * characters XML 1.0 forbids (most control characters) written as their `%XX` escape.
  */
-export function escapeMarkup(value: string): string {
+function escapeMarkup(value: string): string {
   return visible(value).replace(/[&<>"']/g, (c) => ESCAPES[c]!);
 }
 
