@@ -127,9 +127,10 @@ export type AppEvent =
   /**
    * The core itself answered END_REQUEST for this requestId (CANT_MPX_CONN, OVERLOADED,
    * UNKNOWN_ROLE at BEGIN_REQUEST; REQUEST_COMPLETE with appStatus 1 for a params limit, input
-   * out of order, an abort or the end of the connection before PARAMS ended). For one log line.
+   * out of order, an abort or the end of the connection before PARAMS ended). For one log line;
+   * `limit` names the limit a params limit hit broke (the pair decoder's name for it).
    */
-  | { type: "rejected"; requestId: number; protocolStatus: number; reason: string }
+  | { type: "rejected"; requestId: number; protocolStatus: number; reason: string; limit?: string }
   /** Fatal for the connection (bad version, malformed BEGIN_REQUEST): closeWanted is now true. */
   | { type: "error"; error: FastCGIError };
 
@@ -481,7 +482,7 @@ export class AppConnection {
       try {
         decoder.push(content);
       } catch (error) {
-        this.#reject(request, this.#limitReason(error));
+        this.#rejectParams(request, error);
       }
       return;
     }
@@ -490,7 +491,7 @@ export class AppConnection {
     try {
       params = decoder.end();
     } catch (error) {
-      return this.#reject(request, this.#limitReason(error));
+      return this.#rejectParams(request, error);
     }
     request.phase = RequestPhase.INPUT;
     request.params = null;
@@ -499,9 +500,9 @@ export class AppConnection {
     if (request.role === Role.AUTHORIZER) this.#events.push({ type: "stdinEnd", requestId });
   }
 
-  #limitReason(error: unknown): string {
+  #rejectParams(request: ActiveRequest, error: unknown): void {
     const fault = asFastCGIError(error);
-    return `PARAMS refused (${fault.code}): ${fault.message}`;
+    this.#reject(request, `PARAMS refused (${fault.code}): ${fault.message}`, fault.limit);
   }
 
   /** FCGI_STDIN and FCGI_DATA: byte streams, ended by their empty record (§5.3). */
@@ -525,10 +526,12 @@ export class AppConnection {
   }
 
   /** The core ends a request the application has not been told about (PARAMS still open). */
-  #reject(request: ActiveRequest, reason: string): void {
+  #reject(request: ActiveRequest, reason: string, limit?: string): void {
     this.#deactivate(request);
     this.#output.push(encodeEndRequest(request.requestId, CORE_REJECT_APP_STATUS, ProtocolStatus.REQUEST_COMPLETE));
-    this.#events.push({ type: "rejected", requestId: request.requestId, protocolStatus: ProtocolStatus.REQUEST_COMPLETE, reason });
+    this.#events.push(limit === undefined
+      ? { type: "rejected", requestId: request.requestId, protocolStatus: ProtocolStatus.REQUEST_COMPLETE, reason }
+      : { type: "rejected", requestId: request.requestId, protocolStatus: ProtocolStatus.REQUEST_COMPLETE, reason, limit });
     if (!request.keepConn) this.#closeWhenIdle = true;
   }
 
