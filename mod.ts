@@ -54,6 +54,11 @@ export { listenHttp } from "./src/runtime/http.ts";
 export type { HttpListenOptions, HttpServer } from "./src/runtime/http.ts";
 export type { CgiHead } from "./src/client/cgi_response.ts";
 
+// The status page: the pool's counters and its processes, in PHP-FPM's fields and formats.
+export { formatStatus, statusQuery } from "./src/status/format.ts";
+export type { FormatOptions, FormattedStatus, StatusFormat, StatusQuery } from "./src/status/format.ts";
+export type { PoolStatus, ProcessStatus, RestartCause } from "./src/status/types.ts";
+
 // The process manager: a pool of `fcgi serve` workers on one socket.
 export { runPool } from "./src/manager/pool.ts";
 export type { Pool, PoolOptions } from "./src/manager/pool.ts";

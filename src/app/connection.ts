@@ -11,11 +11,12 @@
  */
 import { FastCGIError } from "../errors.ts";
 import { AppConnection, type AppEvent } from "../protocol/app_connection.ts";
-import { ROLE_BY_NAME } from "../protocol/constants.ts";
+import { ProtocolStatus, ROLE_BY_NAME } from "../protocol/constants.ts";
 import type { Connection, ConnectionHandlers } from "../socket.ts";
 import type { ResolvedOptions, ServerLog } from "./options.ts";
 import { RequestTask, type TaskHost } from "./task.ts";
-import type { SocketInfo } from "./types.ts";
+import type { Handler, SocketInfo } from "./types.ts";
+import type { Params } from "../codec/pairs.ts";
 
 /** What a connection needs from its server. */
 export interface ConnectionServer {
@@ -32,6 +33,16 @@ export interface ConnectionServer {
   release(): void;
   /** The connection closed. */
   closed(connection: AppSocket): void;
+  /** A request's handler is about to be called (it counts as running until `ended`). */
+  began(task: RequestTask): void;
+  /** A request ended (END_REQUEST, or its connection is gone). */
+  ended(task: RequestTask): void;
+  /** Counts a refusal by a limit. */
+  refuse(limit: string): void;
+  /** The core refused a request in its PARAMS; `limit` names the limit it broke, if one did. */
+  refuseParams(limit: string | undefined): void;
+  /** See {@link TaskHost.internalHandler}. */
+  internalHandler(params: Params): Handler | undefined;
 }
 
 /** Why a connection has a deadline, if it has one. */
@@ -82,7 +93,8 @@ export class AppSocket implements TaskHost {
     this.#core = new AppConnection({
       multiplex: options.multiplex,
       roles: {
-        responder: options.handlers[ROLE_BY_NAME.responder] !== undefined,
+        // The status and ping pages are answered in the responder role, with or without a fetch handler.
+        responder: options.handlers[ROLE_BY_NAME.responder] !== undefined || options.statusPath !== undefined || options.pingPath !== undefined,
         authorizer: options.handlers[ROLE_BY_NAME.authorizer] !== undefined,
         filter: options.handlers[ROLE_BY_NAME.filter] !== undefined,
       },
@@ -136,6 +148,7 @@ export class AppSocket implements TaskHost {
   expire(): void {
     if (this.#closed || this.deadline === 0) return;
     if (this.deadlineKind === "params") {
+      this.#server.refuse("paramsTimeout");
       this.log.warn("paramsTimeout", `${this.peer}: no complete PARAMS within paramsTimeout (${this.options.paramsTimeout} ms): closing`);
       this.destroy("paramsTimeout");
     } else if (this.deadlineKind === "closing") {
@@ -173,11 +186,20 @@ export class AppSocket implements TaskHost {
     if (task.ended) return;
     task.ended = true;
     this.#tasks.delete(task.requestId);
+    this.#server.ended(task);
     if (this.#closed) return;
     this.#core.endRequest(task.requestId, appStatus);
     this.#flushSoon();
     if (this.#tasks.size === 0 && !this.#ending) this.#setDeadline("idle");
     this.updateFlow();
+  }
+
+  refuse(limit: string): void {
+    this.#server.refuse(limit);
+  }
+
+  internalHandler(params: Params): Handler | undefined {
+    return this.#server.internalHandler(params);
   }
 
   writable(): Promise<void> | undefined {
@@ -262,6 +284,7 @@ export class AppSocket implements TaskHost {
         this.#tasks.set(event.requestId, task);
         this.deadline = 0;
         this.deadlineKind = null;
+        this.#server.began(task);
         task.start();
         return;
       }
@@ -280,6 +303,10 @@ export class AppSocket implements TaskHost {
         return;
       }
       case "rejected":
+        if (event.protocolStatus === ProtocolStatus.REQUEST_COMPLETE) this.#server.refuseParams(event.limit);
+        else if (event.protocolStatus === ProtocolStatus.CANT_MPX_CONN) this.#server.refuse("multiplex");
+        else if (event.protocolStatus === ProtocolStatus.UNKNOWN_ROLE) this.#server.refuse("role");
+        // OVERLOADED is maxRequests, counted where it is decided (admit).
         this.log.warn(`rejected:${event.protocolStatus}`, `${this.peer} request ${event.requestId} refused: ${event.reason}`);
         return;
       case "error":

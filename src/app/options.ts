@@ -35,6 +35,18 @@ export interface ResolvedOptions {
   readonly requestTimeout: number;
   readonly multiplex: boolean;
   readonly light: boolean;
+  readonly statusPath: string | undefined;
+  readonly pingPath: string | undefined;
+  readonly pingResponse: string;
+  readonly poolName: string;
+  /** Milliseconds; Infinity: off. */
+  readonly slowRequest: number;
+}
+
+function pagePath(name: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== "string" || !value.startsWith("/")) throw new TypeError(`serve: ${name} must be a path starting with "/", not ${JSON.stringify(value)}`);
+  return value;
 }
 
 /** The serve() option that holds each role's handler (accept() hands its requests out by the same names). */
@@ -57,7 +69,11 @@ export function resolveOptions(options: ServeOptions): ResolvedOptions {
     if (handler !== undefined && typeof handler !== "function") throw new TypeError(`serve: the handler for role ${role} is not a function`);
     handlers[role] = handler;
   }
-  if (!handlers.some((h) => h !== undefined)) throw new TypeError("serve: give at least one of fetch, authorize, filter");
+  const statusPath = pagePath("statusPath", options.statusPath);
+  const pingPath = pagePath("pingPath", options.pingPath);
+  if (!handlers.some((h) => h !== undefined) && statusPath === undefined && pingPath === undefined) {
+    throw new TypeError("serve: give at least one of fetch, authorize, filter");
+  }
   return {
     handlers,
     maxParamsBytes: limit(options, "maxParamsBytes", 64),
@@ -71,6 +87,11 @@ export function resolveOptions(options: ServeOptions): ResolvedOptions {
     requestTimeout: limit(options, "requestTimeout", 1),
     multiplex: options.multiplex ?? true,
     light: options.overrideGlobalObjects ?? true,
+    statusPath,
+    pingPath,
+    pingResponse: options.pingResponse ?? "pong",
+    poolName: options.poolName ?? "fcgi",
+    slowRequest: numberOption("serve: slowRequest", options.slowRequest, Infinity, 1),
   };
 }
 
@@ -106,6 +127,11 @@ export class ServerLog {
    */
   error(kind: string, message: string): void {
     if (this.#admit(kind)) this.#logger.error(this.#suffix(kind, message));
+  }
+
+  /** A warning that always goes out (one per event the operator asked to hear of, such as a slow request). */
+  warnEach(message: string): void {
+    this.#logger.warn(message);
   }
 
   /** A warning, rate-limited per `kind`. */

@@ -11,7 +11,27 @@ import type { Connection, ConnectionHandlers, Listener, SocketAddress } from "..
 import { AppSocket, type ConnectionServer } from "./connection.ts";
 import { resolveOptions, ServerLog, type ResolvedOptions } from "./options.ts";
 import { installGlobalObjects } from "./response.ts";
-import type { ListenAddress, ServeOptions, Server } from "./types.ts";
+import type { Handler, ListenAddress, ServeOptions, Server } from "./types.ts";
+import type { Params } from "../codec/pairs.ts";
+import { formatStatus, statusQuery } from "../status/format.ts";
+import { listenQueue } from "../status/listen_queue.ts";
+import { NO_RESTARTS, poolStatus, type ProcessReport } from "../status/report.ts";
+import type { PoolStatus } from "../status/types.ts";
+import { ServerStats } from "./stats.ts";
+import { ROLE_BY_NAME } from "../protocol/constants.ts";
+import type { RequestTask } from "./task.ts";
+
+/** What a process manager's worker adds to serve(): the pool's status page in place of its own. */
+export interface ServeHooks {
+  /** The whole pool's status, given this worker's fresh report; undefined when the manager cannot answer. */
+  poolStatus?(report: ProcessReport): Promise<PoolStatus | undefined>;
+}
+
+/** A server that also gives its part of a pool's status page. */
+export type ReportingServer = Server & { report(): ProcessReport };
+
+/** Headers of the status and ping pages, as PHP-FPM sends them: never cached. */
+const NO_CACHE = { expires: "Thu, 01 Jan 1970 00:00:00 GMT", "cache-control": "no-cache, no-store, must-revalidate, max-age=0" };
 
 const IGNORE: ConnectionHandlers = { onData() {}, onDrain() {}, onClose() {} };
 
@@ -31,7 +51,12 @@ const IGNORE: ConnectionHandlers = { onData() {}, onDrain() {}, onClose() {} };
  * process.on("SIGTERM", () => server.close());
  * ```
  */
-export async function serve(options: ServeOptions): Promise<Server> {
+export function serve(options: ServeOptions): Promise<Server> {
+  return serveWith(options, {});
+}
+
+/** serve(), with the hooks a process manager's worker uses (not public). */
+export async function serveWith(options: ServeOptions, hooks: ServeHooks): Promise<ReportingServer> {
   const resolved = resolveOptions(options);
   const log = new ServerLog(options.logger);
   const host = await detectAdapter();
@@ -39,7 +64,7 @@ export async function serve(options: ServeOptions): Promise<Server> {
   const addresses = listenAddresses(options.listen, host);
   const allow = allowList(options.allow, host);
   if (resolved.light) installGlobalObjects();
-  const server = new AppServer(resolved, log, allow);
+  const server = new AppServer(resolved, log, allow, new ServerStats(host.pid(), options.accessLog), hooks);
   try {
     for (const address of addresses) {
       server.listeners.push(await runtime.listen(address, (connection) => server.accept(connection), options.socketMode === undefined ? undefined : { mode: options.socketMode }));
@@ -90,17 +115,33 @@ class AppServer implements Server, ConnectionServer {
 
   readonly #allow: AllowList | null;
   readonly #sockets = new Set<AppSocket>();
+  readonly #stats: ServerStats;
+  readonly #hooks: ServeHooks;
+  readonly #statusHandler: Handler | undefined;
+  readonly #pingHandler: Handler | undefined;
+  readonly #notFound: Handler | undefined;
   #requests = 0;
   #sweeper: ReturnType<typeof setInterval> | undefined;
+  #sweptAt = 0;
+  #sweepPeriod = 0;
+  #maxListenQueue = 0;
+  #maxActive = 0;
   #closed: Promise<void> | undefined;
   #resolveFinished!: () => void;
   #idleWaiter: (() => void) | undefined;
 
-  constructor(options: ResolvedOptions, log: ServerLog, allow: AllowList | null) {
+  constructor(options: ResolvedOptions, log: ServerLog, allow: AllowList | null, stats: ServerStats, hooks: ServeHooks) {
     this.options = options;
     this.log = log;
     this.#allow = allow;
+    this.#stats = stats;
+    this.#hooks = hooks;
     this.finished = new Promise((resolve) => (this.#resolveFinished = resolve));
+    if (options.statusPath !== undefined) this.#statusHandler = (_request, context) => this.#statusPage(context.params);
+    if (options.pingPath !== undefined) this.#pingHandler = () => this.#pingPage();
+    if (options.handlers[ROLE_BY_NAME.responder] === undefined && (this.#statusHandler || this.#pingHandler)) {
+      this.#notFound = () => new Response("Not Found\n", { status: 404, headers: { "content-type": "text/plain" } });
+    }
   }
 
   get addresses(): readonly SocketAddress[] {
@@ -115,14 +156,88 @@ class AppServer implements Server, ConnectionServer {
     return this.#requests;
   }
 
+  /** This process's part of the status page. */
+  report(): ProcessReport {
+    return this.#stats.report(this.#sockets.size);
+  }
+
+  status(): PoolStatus {
+    const report = this.report();
+    const listen = listenQueue(this.listeners[0]?.address);
+    if (listen.queue !== null) this.#maxListenQueue = Math.max(this.#maxListenQueue, listen.queue);
+    this.#maxActive = Math.max(this.#maxActive, report.process.state === "Running" ? 1 : 0);
+    return poolStatus({
+      pool: this.options.poolName,
+      processManager: "static",
+      startTime: this.#stats.startTime,
+      now: Date.now(),
+      listen,
+      maxListenQueue: listen.queue === null ? null : this.#maxListenQueue,
+      maxActiveProcesses: this.#maxActive,
+      maxChildrenReached: 0,
+      restarts: NO_RESTARTS,
+    }, [report]);
+  }
+
+  internalHandler(params: Params): Handler | undefined {
+    if (this.#statusHandler === undefined && this.#pingHandler === undefined) return undefined;
+    // nginx sends the path as SCRIPT_NAME ($fastcgi_script_name) and DOCUMENT_URI; either names the page.
+    const name = params.get("SCRIPT_NAME");
+    const uri = params.get("DOCUMENT_URI");
+    const { statusPath, pingPath } = this.options;
+    if (this.#statusHandler && (name === statusPath || uri === statusPath)) return this.#statusHandler;
+    if (this.#pingHandler && (name === pingPath || uri === pingPath)) return this.#pingHandler;
+    return this.#notFound;
+  }
+
+  async #statusPage(params: Params): Promise<Response> {
+    const query = statusQuery(params.get("QUERY_STRING") ?? "");
+    const status = (await this.#hooks.poolStatus?.(this.report())) ?? this.status();
+    const { contentType, body } = formatStatus(status, query, { accept: params.get("HTTP_ACCEPT") });
+    return new Response(body, { status: 200, headers: { "content-type": contentType, ...NO_CACHE } });
+  }
+
+  #pingPage(): Response {
+    // A draining server (a reload or a stop) says so, so that a health check moves on.
+    if (this.closing) return new Response("closing\n", { status: 503, headers: { "content-type": "text/plain", ...NO_CACHE } });
+    return new Response(this.options.pingResponse, { status: 200, headers: { "content-type": "text/plain", ...NO_CACHE } });
+  }
+
+  began(task: RequestTask): void {
+    this.#stats.began(task);
+  }
+
+  ended(task: RequestTask): void {
+    this.#stats.ended(task);
+    const limit = this.options.slowRequest;
+    if (limit === Infinity || task.slowLogged) return;
+    // A request that blocked the loop all along ends before a sweep can see it running.
+    const now = performance.now();
+    if (now - task.startedAt < limit) return;
+    task.slowLogged = true;
+    this.#stats.slow++;
+    this.#reportSlow(task, now, now - this.#sweptAt - this.#sweepPeriod);
+  }
+
+  refuse(limit: string): void {
+    this.#stats.refuse(limit);
+  }
+
+  refuseParams(limit: string | undefined): void {
+    this.#stats.refuseParams(limit);
+  }
+
   /** Starts the timer that enforces paramsTimeout, idleTimeout and requestTimeout. */
   start(): void {
     // One sweep over all connections a few times per shortest timeout: cheaper than a timer per
     // connection (or per request) re-armed on every request, and precise enough for limits
     // measured in seconds: a limit hit is noticed at most one period late.
-    const { paramsTimeout, idleTimeout, requestTimeout } = this.options;
-    const period = Math.max(10, Math.min(1000, Math.min(paramsTimeout, idleTimeout, requestTimeout) / 4));
+    const { paramsTimeout, idleTimeout, requestTimeout, slowRequest } = this.options;
+    const period = Math.max(10, Math.min(1000, Math.min(paramsTimeout, idleTimeout, requestTimeout, slowRequest) / 4));
+    this.#sweepPeriod = period;
+    this.#sweptAt = performance.now();
     this.#sweeper = setInterval(() => this.#sweep(), period);
+    if (this.options.statusPath !== undefined) this.#stats.startSampling();
   }
 
   accept(connection: Connection): ConnectionHandlers {
@@ -131,11 +246,13 @@ class AppServer implements Server, ConnectionServer {
     // workers share one queue) is served, not reset: the web server already sent it a request,
     // and a reset would be a 502. It closes after that request (see AppSocket).
     if (this.#allow && peer !== "" && !this.#allow.allows(peer)) {
+      this.#stats.refuse("allow");
       this.log.warn("allow", `refused a connection from ${peer}: not in the allowed web server addresses`);
       connection.destroy();
       return IGNORE;
     }
     if (this.#sockets.size >= this.options.maxConnections) {
+      this.#stats.refuse("maxConnections");
       this.log.warn("maxConnections", `refused a connection from ${peer || "a unix socket peer"}: maxConnections (${this.options.maxConnections}) reached`);
       connection.destroy();
       return IGNORE;
@@ -148,10 +265,12 @@ class AppServer implements Server, ConnectionServer {
   admit(late = false): boolean {
     if (this.closing && !late) return false;
     if (this.#requests >= this.options.maxRequests) {
+      this.#stats.refuse("maxRequests");
       this.log.warn("maxRequests", `maxRequests (${this.options.maxRequests}) running: answering OVERLOADED`);
       return false;
     }
     this.#requests++;
+    this.#stats.accepted++;
     return true;
   }
 
@@ -194,17 +313,39 @@ class AppServer implements Server, ConnectionServer {
       }
     }
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#stats.stop();
     this.#resolveFinished();
   }
 
   #sweep(): void {
     const now = Date.now();
-    const timed = this.options.requestTimeout !== Infinity;
     // Requests are timed on the monotonic clock (see RequestTask.startedAt).
-    const clock = timed ? performance.now() : 0;
+    const clock = performance.now();
+    // How late this sweep runs: the time the event loop spent elsewhere (blocked) since the last one.
+    const late = clock - this.#sweptAt - this.#sweepPeriod;
+    this.#sweptAt = clock;
+    const timed = this.options.requestTimeout !== Infinity;
     for (const socket of this.#sockets) {
       if (socket.deadline !== 0 && now >= socket.deadline) socket.expire();
       if (timed && socket.activeRequests > 0) socket.expireRequests(clock);
     }
+    if (this.options.slowRequest !== Infinity) this.#logSlow(clock, late);
+  }
+
+  #logSlow(now: number, late: number): void {
+    for (const task of this.#stats.newlySlow(now, this.options.slowRequest)) this.#reportSlow(task, now, late);
+  }
+
+  /** One slow-request line; `late` is how late the sweeper runs (or would run) now. */
+  #reportSlow(task: RequestTask, now: number, late: number): void {
+    const limit = this.options.slowRequest;
+    // A sweep that runs late by a good part of the limit shows the loop was blocked; else the loop
+    // ran and the request waits on something (an upstream, a timer, a body that does not come).
+    const why = late > Math.max(50, limit / 2)
+      ? `the event loop was blocked for ${Math.round(late)} ms before this check`
+      : "the event loop runs: the handler is waiting";
+    const uri = task.params.get("REQUEST_URI") ?? task.params.get("SCRIPT_NAME") ?? "";
+    const state = task.ended ? "ran" : "has run";
+    this.log.warnEach(`slow request: ${task.method} ${uri} (pid ${this.#stats.pid}, request ${task.requestId} from ${task.socket.remoteAddress || "a unix socket peer"}) ${state} ${Math.round(now - task.startedAt)} ms, past slowRequest (${limit} ms); ${why}`);
   }
 }

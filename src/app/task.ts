@@ -12,7 +12,7 @@ import { cgiOutput, errorOutput, type CgiOutput } from "./cgi.ts";
 import { Context } from "./context.ts";
 import type { ResolvedOptions, ServerLog } from "./options.ts";
 import { headersFromParams, LightRequest, nativeRequest, normalizeMethod } from "./request.ts";
-import type { SocketInfo } from "./types.ts";
+import type { Handler, SocketInfo } from "./types.ts";
 import { LightResponse } from "./response.ts";
 import { requestURL } from "./url.ts";
 
@@ -35,6 +35,10 @@ export interface TaskHost {
   othersNeedInput(task: RequestTask): boolean;
   /** A short name of the connection for log lines. */
   readonly peer: string;
+  /** Counts a request a limit refused or ended (for the status page). */
+  refuse(limit: string): void;
+  /** The handler fcgi answers with itself (the status or ping page) when these params ask for one. */
+  internalHandler(params: Params): Handler | undefined;
 }
 
 /** Bodies up to this size go out in the same STDOUT record as the header block. */
@@ -82,6 +86,14 @@ export class RequestTask {
    * monotonic clock, so a wall-clock jump cannot time out every running request at once.
    */
   readonly startedAt: number = performance.now();
+  /** The response status (0 until one is known: the request ended before any answer). */
+  status = 0;
+  /** Response body bytes handed to the connection. */
+  bytesOut = 0;
+  /** Answered by fcgi itself (status or ping page): not shown as the process's current request. */
+  internal = false;
+  /** Logged as slow once already. */
+  slowLogged = false;
 
   readonly #host: TaskHost;
   readonly #method: string;
@@ -111,6 +123,11 @@ export class RequestTask {
     return this.#host.socket;
   }
 
+  /** The request method (GET when the web server sent none). */
+  get method(): string {
+    return this.#method;
+  }
+
   /** True while the socket must keep bringing input for this request. */
   get needsInput(): boolean {
     if (this.ended) return false;
@@ -131,6 +148,7 @@ export class RequestTask {
     const declared = length !== undefined && /^[0-9]+$/.test(length) ? Number(length) : undefined;
     this.#declared = declared;
     if (declared !== undefined && declared > maxBodyBytes) {
+      this.#host.refuse("maxBodyBytes");
       this.#host.log.warn("maxBodyBytes", `${this.#host.peer} request ${this.requestId}: CONTENT_LENGTH ${declared} is over maxBodyBytes (${maxBodyBytes}): 413`);
       this.#end({ kind: "limited", status: 413, reason: new FastCGIError("LIMIT_EXCEEDED", "request body too large", { requestId: this.requestId, limit: "maxBodyBytes" }) });
       return;
@@ -159,6 +177,7 @@ export class RequestTask {
     this.stdin.push(data);
     if (this.stdin.received > this.#host.options.maxBodyBytes) {
       const limit = this.#host.options.maxBodyBytes;
+      this.#host.refuse("maxBodyBytes");
       this.#host.log.warn("maxBodyBytes", `${this.#host.peer} request ${this.requestId}: body over maxBodyBytes (${limit})`);
       this.#end({ kind: "limited", status: 413, reason: new FastCGIError("LIMIT_EXCEEDED", "request body too large", { requestId: this.requestId, limit: "maxBodyBytes" }) });
       return;
@@ -212,6 +231,7 @@ export class RequestTask {
     const host = this.#host;
     const limit = host.options.requestTimeout;
     const action = this.#started ? "the response body is cut short" : "answering 504";
+    host.refuse("requestTimeout");
     host.log.warn("requestTimeout", `${host.peer} request ${this.requestId} (${this.#method} ${this.params.get("REQUEST_URI") ?? ""}): ran ${Math.round(now - this.startedAt)} ms, past requestTimeout (${limit} ms): ${action}`);
     this.#end({ kind: "limited", status: 504, reason: new FastCGIError("TIMEOUT", `the request ran longer than requestTimeout (${limit} ms)`, { requestId: this.requestId, limit: "requestTimeout" }) });
   }
@@ -229,7 +249,14 @@ export class RequestTask {
 
   #dispatch(body: InputBody | null): void {
     const host = this.#host;
-    const handler = host.options.handlers[this.role];
+    let handler = host.options.handlers[this.role];
+    if (this.role === Role.RESPONDER) {
+      const internal = host.internalHandler(this.params);
+      if (internal !== undefined) {
+        this.internal = true;
+        handler = internal;
+      }
+    }
     let request: Request;
     let result: Response | Promise<Response>;
     try {
@@ -280,11 +307,13 @@ export class RequestTask {
       return;
     }
     this.#started = true;
+    this.status = response.status;
     const { head, body } = output;
     if (body === null) {
       this.#host.stdout(this.requestId, head);
       this.#end(COMPLETE);
     } else if (body instanceof Uint8Array) {
+      this.bytesOut = body.byteLength;
       if (body.byteLength <= INLINE_BODY) {
         this.#host.stdout(this.requestId, concatBytes([head, body]));
       } else {
@@ -314,6 +343,7 @@ export class RequestTask {
         if (value instanceof Uint8Array) chunk = value;
         else if (typeof value === "string") chunk = textEncoder.encode(value);
         else throw new TypeError("a response body chunk is not a Uint8Array");
+        this.bytesOut += chunk.byteLength;
         this.#host.stdout(this.requestId, chunk);
       }
     } catch (error) {
@@ -344,6 +374,7 @@ export class RequestTask {
     // request, or this request's other stream (a Filter reading DATA first), needs input.
     const other = input === this.stdin ? this.data : this.stdin;
     if (!this.#host.othersNeedInput(this) && !(other !== null && other.waiting)) return;
+    this.#host.refuse("maxBufferedBytes");
     this.#host.log.warn("maxBufferedBytes", `${this.#host.peer} request ${this.requestId}: over ${cap} unread input bytes while other requests share the connection: ended`);
     this.#end({ kind: "limited", status: 503, reason: new FastCGIError("LIMIT_EXCEEDED", "the request's unread input exceeded maxBufferedBytes", { requestId: this.requestId, limit: "maxBufferedBytes" }) });
   }
@@ -374,6 +405,7 @@ export class RequestTask {
     const status = outcome.kind === "failed" || outcome.kind === "limited" ? outcome.status : null;
     if (status !== null && !this.#started) {
       this.#started = true;
+      this.status = status;
       this.#host.stdout(this.requestId, errorOutput(status));
     }
     // 3. END_REQUEST.

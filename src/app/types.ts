@@ -7,6 +7,8 @@ import type { Params } from "../codec/pairs.ts";
 import type { Role } from "../protocol/constants.ts";
 import type { Runtime } from "../runtime/types.ts";
 import type { SocketAddress } from "../socket.ts";
+import type { PoolStatus } from "../status/types.ts";
+import type { AccessEntry } from "./access_log.ts";
 
 /**
  * Handles one request in one role. Return (or resolve to) the Response to send.
@@ -119,8 +121,38 @@ export interface Limits {
   requestTimeout?: number;
 }
 
+/** Where {@link serve} writes one {@link AccessEntry} per finished request (an {@link AccessLog}, or your own). */
+export interface AccessLogSink {
+  /** Takes one entry; called on the request's path, so it must be quick (buffer, do not wait). */
+  write(entry: AccessEntry): void;
+}
+
+/** The status page, the ping page, the slow-request log and the access log (all off by default). */
+export interface ObservabilityOptions {
+  /**
+   * Answer a request whose SCRIPT_NAME or DOCUMENT_URI is this path with the status page, in
+   * PHP-FPM's fields and formats (`?json`, `?xml`, `?html`, `?openmetrics`, `&full`), instead of
+   * calling a handler (PHP-FPM's `pm.status_path`). It tells where requests are: expose it to your
+   * monitoring host only.
+   */
+  statusPath?: string;
+  /** Answer a request whose SCRIPT_NAME or DOCUMENT_URI is this path with `pingResponse` (PHP-FPM's `ping.path`). */
+  pingPath?: string;
+  /** The ping page's body (default "pong"). While the server closes, the ping page answers 503. */
+  pingResponse?: string;
+  /** The pool's name on the status page (default "fcgi"). */
+  poolName?: string;
+  /**
+   * Milliseconds after which a request still running is logged once, as slow, and counted in the
+   * status page's "slow requests" (PHP-FPM's `request_slowlog_timeout`; default: off).
+   */
+  slowRequest?: number;
+  /** Where to write one entry per finished request (default: nowhere). */
+  accessLog?: AccessLogSink;
+}
+
 /** Options of {@link serve}. */
-export interface ServeOptions extends Limits {
+export interface ServeOptions extends Limits, ObservabilityOptions {
   /** The responder: answers HTTP requests. Without it, RESPONDER requests get UNKNOWN_ROLE. */
   fetch?: Handler;
   /** The authorizer: 200 allows (Variable-* headers pass on), any other status is the answer. */
@@ -167,6 +199,8 @@ export interface Server extends AsyncDisposable {
   readonly connections: number;
   /** Requests running right now. */
   readonly activeRequests: number;
+  /** This server's status page as data (what `statusPath` shows), for one process without a manager. */
+  status(): PoolStatus;
   /**
    * Stops accepting, lets in-flight requests finish (up to `closeTimeout`), closes idle
    * connections at once; resolves when everything is closed.
