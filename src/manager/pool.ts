@@ -13,7 +13,10 @@ import { formatAddress, parseAddress } from "../address.ts";
 import { detectAdapter, inheritedSockets } from "../runtime/index.ts";
 import type { RuntimeAdapter, WorkerExit, WorkerProcess, WorkerSocket } from "../runtime/types.ts";
 import type { Connection, ConnectionHandlers, Listener } from "../socket.ts";
-import { HEARTBEAT_MS, type InFlight, MessageDecoder, parseNowRecord, type WorkerMessage } from "./messages.ts";
+import { listenQueue } from "../status/listen_queue.ts";
+import { noRetired, poolStatus, type ProcessReport, retire as retireCounts } from "../status/report.ts";
+import type { PoolStatus, RestartCause } from "../status/types.ts";
+import { encodeMessage, HEARTBEAT_MS, type InFlight, MessageDecoder, parseNowRecord, type WorkerMessage } from "./messages.ts";
 import { CrashWindow, isCrashLoop, recycleLimit, recycleReason, restartDelay } from "./policy.ts";
 import { MANAGER_ENV, NOW_ENV, TOKEN_ENV } from "./worker.ts";
 
@@ -41,6 +44,10 @@ export interface PoolOptions {
   signals?: boolean;
   /** Where log lines go (default: stderr). */
   log?: (line: string) => void;
+  /** The pool's name on the status page (default "fcgi"). */
+  poolName?: string;
+  /** Warn when a worker's event loop has been blocked this long (ms) with a request in it (default: never). */
+  slowRequest?: number;
 }
 
 /** A running pool. */
@@ -55,6 +62,8 @@ export interface Pool {
   scale(delta: 1 | -1): void;
   /** Graceful stop: every worker drains; `now` kills them at once. */
   stop(now?: boolean): Promise<void>;
+  /** The pool's status page as data, from a fresh report of every worker. */
+  status(): Promise<PoolStatus>;
   /** Resolves with the exit status once the pool has stopped: 0 after a graceful stop, 1 after a forced one. */
   readonly finished: Promise<number>;
 }
@@ -65,6 +74,8 @@ const DEFAULT_CLOSE_TIMEOUT = 10_000;
 const KILL_GRACE_MS = 250;
 /** Worker stderr lines kept to explain its crash. */
 const TAIL_LINES = 8;
+/** How long the status page waits for the workers' fresh reports (a blocked worker's last one is shown). */
+const REPORT_WAIT_MS = 200;
 
 interface Worker {
   readonly slot: number;
@@ -81,6 +92,16 @@ interface Worker {
   replacing: boolean;
   exited: boolean;
   lastBeat: number;
+  /** Beats received: a status page waits for one more from each worker. */
+  beats: number;
+  /** Its last status report. */
+  report: ProcessReport | undefined;
+  /** Its end of the control socket, once it said hello. */
+  control: Connection | undefined;
+  /** Why the manager ended it, for the restart counts. */
+  endCause: RestartCause | undefined;
+  /** The blocked-loop warning was logged for its current silence. */
+  blockedWarned: boolean;
   served: number;
   rss: number;
   oldest: (InFlight & { at: number }) | undefined;
@@ -138,6 +159,7 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
   command.splice(command.length - 2, 0, ...(options.serveArgs ?? []));
 
   const workers = new Map<string, Worker>();
+  const encoder = new TextEncoder();
   const pendingStarts = new Map<number, ReturnType<typeof setTimeout>>();
   const failures = new Map<number, number>();
   const crashes = new CrashWindow();
@@ -148,6 +170,14 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
   let reloading: Promise<boolean> | undefined;
   let resolveFinished!: (code: number) => void;
   const finished = new Promise<number>((resolve) => (resolveFinished = resolve));
+  const startTime = Date.now();
+  const restarts: Record<RestartCause, number> = { crash: 0, hang: 0, recycle: 0, reload: 0 };
+  const retired = noRetired();
+  let maxActive = 0;
+  let maxChildrenReached = 0;
+  let allBusy = false;
+  let maxListenQueue = 0;
+  const beatWaiters = new Set<() => void>();
 
   const name = (worker: Worker): string => `worker ${worker.slot} (pid ${worker.process.pid})`;
   const owners = (): Worker[] => [...workers.values()].filter((w) => w.owner && !w.exited);
@@ -162,8 +192,20 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
       ready?.();
       return;
     }
+    if (message.type === "status") {
+      worker.report = message.report;
+      void statusFor(worker).then((status) => worker.control?.write([encoder.encode(encodeMessage({ type: "status", id: message.id, status }))]));
+      return;
+    }
     if (message.type !== "beat") return;
     worker.lastBeat = now;
+    worker.beats++;
+    worker.blockedWarned = false;
+    if (message.report) {
+      worker.report = message.report;
+      sampleActivity();
+    }
+    for (const wake of beatWaiters) wake();
     worker.served = message.served;
     worker.rss = message.rss;
     worker.oldest = message.oldest ? { ...message.oldest, at: now } : undefined;
@@ -179,8 +221,10 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
     return {
       onData: (chunk) => {
         for (const message of decoder.push(text.decode(chunk, { stream: true }))) {
-          if (message.type === "hello") worker ??= workers.get(message.token);
-          else if (worker) onMessage(worker, message);
+          if (message.type === "hello") {
+            worker ??= workers.get(message.token);
+            if (worker) worker.control = connection;
+          } else if (worker) onMessage(worker, message);
         }
         if (!worker) return;
       },
@@ -202,7 +246,8 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
       command,
       listenFd: socket.fd,
       env: { [MANAGER_ENV]: controlPath, [TOKEN_ENV]: token, [NOW_ENV]: nowPath },
-      onStdout: (line) => console.log(`fcgi worker ${slot} [${worker?.process.pid ?? "?"}]: ${line}`),
+      // Unprefixed: a worker's stdout is the app's (or the access log's, with --access-log -), line for line.
+      onStdout: (line) => console.log(line),
       onStderr: (line) => {
         log(`fcgi worker ${slot} [${worker?.process.pid ?? "?"}]: ${line}`);
         tail.push(line);
@@ -212,7 +257,8 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
     const now = Date.now();
     worker = {
       slot, token, process: child, startedAt: now, owner, ready: false, retiring: false, killing: false, replacing: false, exited: false,
-      lastBeat: now, served: 0, rss: 0, oldest: undefined, nowPath, tail, onReady: undefined, onEarlyExit: undefined,
+      lastBeat: now, beats: 0, report: undefined, control: undefined, endCause: undefined, blockedWarned: false,
+      served: 0, rss: 0, oldest: undefined, nowPath, tail, onReady: undefined, onEarlyExit: undefined,
       recycleAt: options.recycleAfter === undefined ? undefined : recycleLimit(options.recycleAfter, Math.random()),
     };
     workers.set(token, worker);
@@ -263,6 +309,9 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
   function onExit(worker: Worker, exit: WorkerExit): void {
     worker.exited = true;
     workers.delete(worker.token);
+    // Its counts stay in the pool's: those of its last beat (a drained worker sends one as it stops).
+    if (worker.report) retireCounts(retired, worker.report);
+    for (const wake of beatWaiters) wake();
     try {
       unlinkSync(worker.nowPath);
     } catch {
@@ -279,6 +328,7 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
     } else if (!worker.owner) {
       log(`fcgi manager: replacement ${name(worker)} ${describeExit(exit)} before taking over${tail}`);
     } else {
+      restarts[worker.endCause ?? "crash"]++;
       const drained = worker.ready && exit.code === 0;
       const loop = isCrashLoop(lived, worker.ready, drained);
       const count = loop ? (failures.get(worker.slot) ?? 0) + 1 : 0;
@@ -330,6 +380,7 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
       else takeOver(candidate.worker, "recycled");
       return;
     }
+    restarts.recycle++;
     takeOver(candidate.worker, `recycled (${reason})`);
   }
 
@@ -350,6 +401,7 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
       for (const c of candidates) retire(c.worker, "the pool is stopping");
       return false;
     }
+    restarts.reload += candidates.length;
     for (const c of candidates) takeOver(c.worker, "reloaded");
     log(`fcgi manager: reload done: workers ${candidates.map((c) => c.worker.process.pid).join(", ")} serve; the old ones drain`);
     return true;
@@ -363,22 +415,95 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
     }
   }
 
+  /** The request a silent worker's loop is in, as "; request … has run …". */
+  function blockedRequest(worker: Worker, now: number): string {
+    // A request begun after the last heartbeat went out is the one the loop stopped in; else the oldest one then in flight.
+    const latest = lastBegun(worker);
+    return latest !== undefined && latest.startedAt >= worker.lastBeat - HEARTBEAT_MS
+      ? `; request ${latest.method} ${latest.uri} has run ${seconds(now - latest.startedAt)}`
+      : worker.oldest
+      ? `; request ${worker.oldest.method} ${worker.oldest.uri} has run ${seconds(worker.oldest.ageMs + now - worker.oldest.at)}`
+      : "; no request was in flight";
+  }
+
   function watchHeartbeats(): void {
     const now = Date.now();
     for (const worker of workers.values()) {
-      if (worker.exited || worker.killing) continue;
+      if (worker.exited || worker.killing || !worker.ready) continue;
       const silent = now - worker.lastBeat;
-      if (silent <= heartbeatTimeout) continue;
-      // A request begun after the last heartbeat went out is the one the loop stopped in; else the oldest one then in flight.
-      const latest = lastBegun(worker);
-      const request = latest !== undefined && latest.startedAt >= worker.lastBeat - HEARTBEAT_MS
-        ? `; request ${latest.method} ${latest.uri} has run ${seconds(now - latest.startedAt)}`
-        : worker.oldest
-        ? `; request ${worker.oldest.method} ${worker.oldest.uri} has run ${seconds(worker.oldest.ageMs + now - worker.oldest.at)}`
-        : "; no request was in flight";
-      kill(worker, `no heartbeat for ${seconds(silent)} (its event loop is blocked)${request}`);
+      if (silent > heartbeatTimeout) {
+        worker.endCause = "hang";
+        kill(worker, `no heartbeat for ${seconds(silent)} (its event loop is blocked)${blockedRequest(worker, now)}`);
+      } else if (options.slowRequest !== undefined && silent > Math.max(options.slowRequest, 4 * HEARTBEAT_MS) && !worker.blockedWarned) {
+        // The worker cannot log its own slow request while its loop is blocked: say it here, once per silence.
+        worker.blockedWarned = true;
+        log(`fcgi manager: ${name(worker)} is blocked: no heartbeat for ${seconds(silent)}${blockedRequest(worker, now)}`);
+      }
     }
+    if (now - listenSampledAt >= 1000) sampleListenQueue();
   }
+
+  /** Samples how many workers are busy (at each beat): the page's max active processes and max children reached. */
+  function sampleActivity(): void {
+    let active = 0;
+    for (const worker of owners()) if (worker.report?.process.state === "Running") active++;
+    maxActive = Math.max(maxActive, active);
+    const busy = active >= desired;
+    if (busy && !allBusy) maxChildrenReached++;
+    allBusy = busy;
+  }
+
+  let listenSampledAt = 0;
+  function sampleListenQueue(): ReturnType<typeof listenQueue> {
+    listenSampledAt = Date.now();
+    const queue = listenQueue(socket.address);
+    if (queue.queue !== null) maxListenQueue = Math.max(maxListenQueue, queue.queue);
+    return queue;
+  }
+
+  /** Waits (up to REPORT_WAIT_MS) until each worker but `asker` has beaten once more, after asking them to. */
+  async function freshReports(asker: Worker | undefined): Promise<void> {
+    const targets = new Map<Worker, number>();
+    for (const worker of workers.values()) {
+      if (worker === asker || !worker.ready || worker.exited || !worker.control) continue;
+      targets.set(worker, worker.beats + 1);
+      worker.control.write([encoder.encode(encodeMessage({ type: "report" }))]);
+    }
+    const fresh = (): boolean => [...targets].every(([w, beats]) => w.exited || w.beats >= beats);
+    if (fresh()) return;
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        beatWaiters.delete(check);
+        resolve();
+      };
+      const check = (): void => {
+        if (fresh()) done();
+      };
+      const timer = setTimeout(done, REPORT_WAIT_MS);
+      beatWaiters.add(check);
+    });
+  }
+
+  /** The pool's page from every live worker's report (fresh where the worker answers), the asker's included. */
+  async function statusFor(asker: Worker | undefined): Promise<PoolStatus> {
+    await freshReports(asker);
+    const listen = sampleListenQueue();
+    const reports = [...workers.values()].filter((w) => !w.exited && w.report).sort((a, b) => a.slot - b.slot).map((w) => w.report!);
+    return poolStatus({
+      pool: options.poolName ?? "fcgi",
+      processManager: "static",
+      startTime,
+      now: Date.now(),
+      listen,
+      maxListenQueue: listen.queue === null ? null : maxListenQueue,
+      maxActiveProcesses: maxActive,
+      maxChildrenReached,
+      restarts,
+      retired,
+    }, reports);
+  }
+
   // Often, so that a hang is ended soon after the timeout: the acceptance is timeout + 1 s at nginx.
   const watcher = setInterval(watchHeartbeats, 100);
 
@@ -453,6 +578,11 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
     onSignal("SIGHUP", () => void reload());
     onSignal("SIGTTIN", () => scale(1));
     onSignal("SIGTTOU", () => scale(-1));
+    // logrotate's signal for the access log: each worker reopens its own.
+    onSignal("SIGUSR1", () => {
+      log("fcgi manager: SIGUSR1: the workers reopen their logs");
+      for (const worker of workers.values()) if (!worker.exited) worker.process.kill("SIGUSR1");
+    });
   }
 
   const shown = socket.address.transport === "fd" ? `the inherited socket ${formatAddress(socket.address)}` : formatAddress(socket.address);
@@ -464,6 +594,7 @@ export async function runPool(options: PoolOptions): Promise<Pool> {
     reload,
     scale,
     stop,
+    status: () => statusFor(undefined),
     finished,
   };
 }

@@ -8,7 +8,12 @@
 import { openSync, writeSync } from "node:fs";
 import { detectAdapter } from "../runtime/index.ts";
 import type { Connection } from "../socket.ts";
-import { encodeMessage, encodeNowRecord, HEARTBEAT_MS, type InFlight, type WorkerMessage } from "./messages.ts";
+import type { ProcessReport } from "../status/report.ts";
+import type { PoolStatus } from "../status/types.ts";
+import { encodeMessage, encodeNowRecord, HEARTBEAT_MS, type InFlight, ManagerMessageDecoder, type WorkerMessage } from "./messages.ts";
+
+/** How long a worker waits for the manager's status page before it shows its own. */
+const STATUS_TIMEOUT_MS = 2000;
 
 /** The environment variable holding the manager's control socket path. */
 export const MANAGER_ENV = "FCGI_MANAGER";
@@ -21,9 +26,11 @@ export const NOW_ENV = "FCGI_WORKER_NOW";
 export interface ManagerLink {
   /** Wraps a handler so the request is recorded before it runs (a handler that spins at once is still named). */
   track<A extends unknown[], R>(handler: (request: Request, ...rest: A) => R): (request: Request, ...rest: A) => R;
-  /** Tells the manager the worker listens. */
-  ready(): void;
-  /** Stops the heartbeat and closes the link. */
+  /** Tells the manager the worker listens; `report` gives the worker's status report for each beat. */
+  ready(report?: () => ProcessReport): void;
+  /** The pool's status page from the manager, given this worker's fresh report; undefined if the manager does not answer. */
+  poolStatus(report: ProcessReport): Promise<PoolStatus | undefined>;
+  /** Sends a last beat (the counts of a worker that drained), stops the heartbeat and closes the link. */
   close(): void;
 }
 
@@ -48,14 +55,25 @@ export async function linkToManager(onLost: () => void): Promise<ManagerLink | u
   const path = runtime.env(MANAGER_ENV);
   if (!path) return undefined;
   const encoder = new TextEncoder();
+  const text = new TextDecoder();
+  const decoder = new ManagerMessageDecoder();
+  const pending = new Map<number, (status: PoolStatus | undefined) => void>();
+  let statusIds = 0;
+  let reporter: (() => ProcessReport) | undefined;
   let closed = false;
   const connection: Connection = await runtime.connect({ transport: "unix", path }, {
-    onData: () => {},
+    onData: (chunk) => {
+      for (const message of decoder.push(text.decode(chunk, { stream: true }))) {
+        if (message.type === "report") beat();
+        else pending.get(message.id)?.(message.status ?? undefined);
+      }
+    },
     onDrain: () => {},
     onClose: () => {
       if (closed) return;
       closed = true;
       clearInterval(timer);
+      for (const answer of pending.values()) answer(undefined);
       onLost();
     },
   });
@@ -79,7 +97,8 @@ export async function linkToManager(onLost: () => void): Promise<ManagerLink | u
       oldest = { method: request.method, uri: request.uri, ageMs: now - request.start };
       break;
     }
-    send(oldest ? { type: "beat", served, rss: process.memoryUsage.rss(), oldest } : { type: "beat", served, rss: process.memoryUsage.rss() });
+    const report = reporter?.();
+    send({ type: "beat", served, rss: process.memoryUsage.rss(), ...(oldest ? { oldest } : {}), ...(report ? { report } : {}) });
   };
   const timer = setInterval(beat, HEARTBEAT_MS);
   beat();
@@ -104,11 +123,27 @@ export async function linkToManager(onLost: () => void): Promise<ManagerLink | u
       else finish(id);
       return result;
     },
-    ready: () => {
+    ready: (report) => {
+      reporter = report;
       send({ type: "ready" });
       beat();
     },
+    poolStatus: (report) => {
+      if (closed) return Promise.resolve(undefined);
+      const id = ++statusIds;
+      return new Promise((resolve) => {
+        const timer = setTimeout(() => answer(undefined), STATUS_TIMEOUT_MS);
+        const answer = (status: PoolStatus | undefined): void => {
+          clearTimeout(timer);
+          pending.delete(id);
+          resolve(status);
+        };
+        pending.set(id, answer);
+        send({ type: "status", id, report });
+      });
+    },
     close: () => {
+      if (!closed) beat();
       closed = true;
       clearInterval(timer);
       connection.end();

@@ -93,7 +93,7 @@ export interface WorkerProcess {
   /** Its process id. */
   readonly pid: number;
   /** Sends a signal; does nothing once it has exited. */
-  kill(signal: "SIGTERM" | "SIGKILL"): void;
+  kill(signal: "SIGTERM" | "SIGKILL" | "SIGUSR1"): void;
   /** Resolves once it has exited and its output is read. */
   readonly exited: Promise<WorkerExit>;
 }
