@@ -78,6 +78,8 @@ export async function runPoolCommand(
       // A worker whose event loop is blocked past the request timeout is killed: serve() in the
       // worker ends async hangs itself, the manager the ones that stop its heartbeat.
       heartbeatTimeout: options.requestTimeout,
+      poolName: options.poolName,
+      slowRequest: options.slowRequest,
       closeTimeout: options.closeTimeout,
     });
   } catch (error) {

@@ -8,7 +8,8 @@ import { pathToFileURL } from "node:url";
 import { formatAddress } from "../address.ts";
 import { DEFAULT_LIMITS } from "../app/options.ts";
 import { installGlobalObjects } from "../app/response.ts";
-import { serve } from "../app/serve.ts";
+import { type ReportingServer, serveWith } from "../app/serve.ts";
+import { AccessLog, type AccessLogFormat } from "../app/access_log.ts";
 import type { Handler, Limits, ServeOptions, Server } from "../app/types.ts";
 import type { Command } from "./command.ts";
 import { stopOnSignals } from "./signals.ts";
@@ -57,6 +58,24 @@ Limits (each hit is logged):
   --request-timeout TIME     a request running longer is ended: 504 (or its body cut short),
                              its signal aborted (default: no limit).
 
+Operating (all off by default):
+  --status-path PATH         answer requests for PATH (SCRIPT_NAME or DOCUMENT_URI) with the
+                             status page, as PHP-FPM's pm.status_path: text, or ?json, ?xml,
+                             ?html, ?openmetrics; &full adds a row per process. With --workers,
+                             any worker answers for the whole pool. Expose it to your
+                             monitoring host only (see the README's "Operating" section).
+  --ping-path PATH           answer requests for PATH with --ping-response (200), or 503 while
+                             the server drains: a health check for nginx, HAProxy or a probe.
+  --ping-response TEXT       the ping page's body (default pong).
+  --pool-name NAME           the pool's name on the status page (default fcgi).
+  --slow-request TIME        log a request still running after TIME, once, and count it in
+                             "slow requests"; says whether the event loop is blocked or the
+                             handler waits (PHP-FPM's request_slowlog_timeout).
+  --access-log FILE|-        one line per request (time, pid, request id, method, URI, status,
+                             bytes, duration, REMOTE_ADDR), buffered; - is stdout. SIGUSR1
+                             reopens FILE (for logrotate; with --workers, send it to the manager).
+  --access-log-format F      json (default: JSON lines) or common (NCSA common log format).
+
 Process manager (a pool of workers on one socket; Node, Bun, and Deno on Linux):
   --workers N|auto           run N worker processes (auto: the available parallelism) under
                              a manager that opens --listen (one address) or takes fd 0,
@@ -96,6 +115,11 @@ function time(flag: string, text: string): number {
   return Number(m[1]) * unit;
 }
 
+function pagePath(flag: string, text: string): string {
+  if (!text.startsWith("/")) throw new UsageError(`${flag}: '${text}' is not a path starting with /`);
+  return text;
+}
+
 function count(flag: string, text: string): number {
   if (!/^[0-9]+$/.test(text) || Number(text) < 1) throw new UsageError(`${flag}: '${text}' is not a positive whole number`);
   return Number(text);
@@ -104,8 +128,9 @@ function count(flag: string, text: string): number {
 /** Parsed `fcgi serve` arguments. */
 interface ServeArgs {
   module: string;
-  options: Omit<ServeOptions, "fetch" | "authorize" | "filter">;
+  options: Omit<ServeOptions, "fetch" | "authorize" | "filter" | "accessLog">;
   pool: PoolFlags;
+  accessLog?: { target: string; format: AccessLogFormat };
 }
 
 const LIMIT_FLAGS: Record<string, [keyof Limits, (flag: string, text: string) => number]> = {
@@ -126,6 +151,8 @@ function parse(args: string[]): ServeArgs {
   const allow: string[] = [];
   const options: ServeArgs["options"] = {};
   const pool: PoolFlags = {};
+  let accessLog: string | undefined;
+  let accessLogFormat: AccessLogFormat = "json";
   eachArg(
     args,
     (flag, take) => {
@@ -141,6 +168,16 @@ function parse(args: string[]): ServeArgs {
         const name = take();
         if (name !== "node" && name !== "deno" && name !== "bun") throw new UsageError(`--runtime: '${name}' is not node, deno or bun`);
         options.runtime = name;
+      } else if (flag === "--status-path") options.statusPath = pagePath(flag, take());
+      else if (flag === "--ping-path") options.pingPath = pagePath(flag, take());
+      else if (flag === "--ping-response") options.pingResponse = take();
+      else if (flag === "--pool-name") options.poolName = take();
+      else if (flag === "--slow-request") options.slowRequest = time(flag, take());
+      else if (flag === "--access-log") accessLog = take();
+      else if (flag === "--access-log-format") {
+        const format = take();
+        if (format !== "json" && format !== "common") throw new UsageError(`--access-log-format: '${format}' is not json or common`);
+        accessLogFormat = format;
       } else if (Object.hasOwn(LIMIT_FLAGS, flag)) {
         const [key, convert] = LIMIT_FLAGS[flag]!;
         options[key] = convert(flag, take());
@@ -156,7 +193,7 @@ function parse(args: string[]): ServeArgs {
   if (module === undefined) throw new UsageError("the module to serve is missing");
   if (listen.length > 0) options.listen = listen;
   if (allow.length > 0) options.allow = allow.join(",");
-  return { module, options, pool };
+  return { module, options, pool, ...(accessLog === undefined ? {} : { accessLog: { target: accessLog, format: accessLogFormat } }) };
 }
 
 type Handlers = Pick<ServeOptions, "fetch" | "authorize" | "filter">;
@@ -203,16 +240,23 @@ async function run(args: string[]): Promise<number> {
     return 1;
   }
   const stopping = stopOnSignals();
-  let server: Server;
+  const accessLog = parsed.accessLog && new AccessLog(parsed.accessLog.target, parsed.accessLog.format);
+  // logrotate moves the file, then sends SIGUSR1 (as to nginx): the next lines go to a new file.
+  const reopen = (): void => accessLog?.reopen();
+  if (accessLog) process.on("SIGUSR1", reopen);
+  let server: ReportingServer;
   try {
-    server = await serve({ ...parsed.options, ...handlers, signal: stopping.signal });
+    server = await serveWith({ ...parsed.options, ...handlers, signal: stopping.signal, ...(accessLog ? { accessLog } : {}) }, link ? { poolStatus: (report) => link.poolStatus(report) } : {});
   } catch (error) {
     stopping.release();
     throw error;
   }
   for (const address of server.addresses) console.error(`fcgi: listening on ${formatAddress(address)}`);
-  link?.ready();
+  link?.ready(() => server.report());
   await server.finished;
+  link?.close();
+  process.off("SIGUSR1", reopen);
+  await accessLog?.close();
   stopping.release();
   console.error("fcgi: stopped");
   // A module's own timers or sockets must not keep a stopped server's process alive.
