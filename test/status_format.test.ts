@@ -4,7 +4,7 @@
 import { after, describe, it, requirePresent, skipUnless, test } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import { tmpdir } from "node:os";
 import { delimiter, join } from "node:path";
@@ -13,6 +13,7 @@ import { formatDuration, parseStatusJson, renderTable } from "../src/status/watc
 import type { PoolStatus, ProcessStatus } from "../src/status/types.ts";
 import { freePort } from "./_support/phpfpm.ts";
 import { waitFor, within } from "./_support/poll.ts";
+import { repoRoot } from "./_support/env.ts";
 
 /** The path of a program on PATH (or in /usr/bin), or undefined. */
 function tool(name: string): string | undefined {
@@ -383,7 +384,7 @@ describe("a real Prometheus scrapes the OpenMetrics page", { skip: skipUnless(pr
   let exporter: Server | undefined;
   let server: ReturnType<typeof spawn> | undefined;
   let log = "";
-  const served: Array<{ accept: string; contentType: string }> = [];
+  const served: Array<{ accept: string; contentType: string; path: string }> = [];
 
   after(async () => {
     if (server && server.exitCode === null) {
@@ -403,24 +404,19 @@ describe("a real Prometheus scrapes the OpenMetrics page", { skip: skipUnless(pr
   it("reads it as OpenMetrics, with the counters, the escaped labels and the values", { timeout: 90_000 }, async () => {
     requirePresent(prometheus !== undefined, NO_PROMETHEUS);
     exporter = createServer((request, response) => {
-      const { contentType, body } = formatStatus(poolStatus(), statusQuery("openmetrics&full"), { accept: request.headers.accept });
-      served.push({ accept: request.headers.accept ?? "", contentType });
+      const url = new URL(request.url ?? "/", "http://localhost");
+      const { contentType, body } = formatStatus(poolStatus(), { ...statusQuery(url.search.slice(1)), full: true }, { accept: request.headers.accept });
+      served.push({ accept: request.headers.accept ?? "", contentType, path: url.pathname + url.search });
       response.writeHead(200, { "content-type": contentType });
       response.end(body);
     });
     await new Promise<void>((resolve) => exporter!.listen(0, "127.0.0.1", resolve));
     const exporterPort = (exporter.address() as { port: number }).port;
     const port = await freePort();
-    writeFileSync(join(dir, "prometheus.yml"), [
-      "global:",
-      "  scrape_interval: 1s",
-      "  scrape_timeout: 1s",
-      "scrape_configs:",
-      "  - job_name: fcgi",
-      "    metrics_path: /fcgi-status",
-      `    static_configs: [{ targets: ['127.0.0.1:${exporterPort}'] }]`,
-      "",
-    ].join("\n"));
+    // The README's scrape config (examples/prometheus.yml), scraping this test's page every second.
+    const example = readFileSync(join(repoRoot, "examples", "prometheus.yml"), "utf8");
+    for (const part of ["scrape_interval: 15s", "127.0.0.1:8080"]) assert.ok(example.includes(part), `examples/prometheus.yml has ${part}`);
+    writeFileSync(join(dir, "prometheus.yml"), example.replace("scrape_interval: 15s", "scrape_interval: 1s\n    scrape_timeout: 1s").replace("127.0.0.1:8080", `127.0.0.1:${exporterPort}`));
     server = spawn(prometheus!, [
       `--config.file=${join(dir, "prometheus.yml")}`, `--storage.tsdb.path=${join(dir, "data")}`, `--web.listen-address=127.0.0.1:${port}`,
     ], { stdio: ["ignore", "pipe", "pipe"] });
@@ -432,6 +428,7 @@ describe("a real Prometheus scrapes the OpenMetrics page", { skip: skipUnless(pr
     assert.equal(server.exitCode, null, `prometheus exited:\n${log}`);
     assert.match(served[0]!.accept, /application\/openmetrics-text/, "Prometheus asks for OpenMetrics");
     assert.equal(served[0]!.contentType, "application/openmetrics-text; version=1.0.0; charset=utf-8");
+    assert.equal(served[0]!.path, "/fcgi-status?openmetrics=", "the example's path and query");
 
     // The target's health is set once the scrape is stored: poll it (it reads "unknown" before).
     type Targets = { data: { activeTargets: Array<{ health: string; lastError: string }> } };
