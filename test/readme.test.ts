@@ -10,6 +10,8 @@ const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
 // Each example file the interop tests run, and the language its README block is marked with.
 const shown: Record<string, string> = {
   "nginx.conf": "nginx",
+  "nginx-status.conf": "nginx",
+  "prometheus.yml": "yaml",
   "apache.conf": "apache",
   "apache-authnz.conf": "apache",
   "lighttpd.conf": "lighttpd",
