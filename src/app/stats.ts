@@ -82,20 +82,19 @@ export class ServerStats {
     const log = this.#accessLog;
     if (log === undefined) return;
     const params = task.params;
-    const user = params.get("REMOTE_USER");
-    const protocol = params.get("SERVER_PROTOCOL");
+    // One shape for every entry (absent fields are undefined, not missing): cheaper than spreads.
     log.write({
       time: Date.now() - durationMs,
       pid: this.pid,
       requestId: task.requestId,
       method: task.method,
       uri: params.get("REQUEST_URI") ?? params.get("SCRIPT_NAME") ?? "/",
+      protocol: params.get("SERVER_PROTOCOL") || undefined,
       status: task.status,
       bytes: task.bytesOut,
       durationMs,
       remoteAddr: params.get("REMOTE_ADDR") || task.socket.remoteAddress || "-",
-      ...(user ? { user } : {}),
-      ...(protocol ? { protocol } : {}),
+      user: params.get("REMOTE_USER") || undefined,
     });
   }
 
