@@ -27,6 +27,8 @@ const CHARTS: Chart[] = [
   { file: "workers-hello.svg", heading: "## Process manager", column: "hello req/s", title: "hello behind nginx on 2 cores, req/s (more is better)" },
   { file: "proxy-hello.svg", heading: "## Proxy", column: "hello req/s", title: "PHP hello through an HTTP front, req/s (more is better)" },
   { file: "client.svg", heading: "## Client", column: "fcgi `fetch(url)` req/s", title: "Client against PHP-FPM, req/s (more is better)" },
+  { file: "access-log-hello.svg", heading: "## Access log", column: "hello req/s", title: "hello behind nginx with and without --access-log, req/s" },
+  { file: "access-log-line.svg", heading: "### Access log: one line alone", column: "`AccessLog.write` µs/line", title: "one access log line: format, gather, write, µs (less is better)" },
   { file: "structure-hello.svg", heading: "### Issue 7 check: hello behind nginx", column: "hello req/s", title: "before and after the restructuring, req/s" },
 ];
 

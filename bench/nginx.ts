@@ -9,8 +9,11 @@
  * apps interleaved within each round; medians are printed with ratios to Go.
  *
  * ```sh
- * node scripts/run-ts.mjs bench/nginx.ts [--runs 3] [--seconds 5] [--only fcgi-node,go] [--baseline DIR]
+ * node scripts/run-ts.mjs bench/nginx.ts [--runs 3] [--seconds 5] [--only fcgi-node,go] [--baseline DIR] [--access-log] [--loads hello]
  * ```
+ * `--access-log` adds fcgi-node-log, fcgi-deno-log and fcgi-bun-log: the same app with
+ * `--access-log FILE` (JSON lines), so the log's cost is read against the same runtime in the same
+ * rounds. `--loads` picks among hello, download and upload (default: all three).
  * `--baseline DIR` adds base-node, base-deno and base-bun: fcgi from another checkout (say, `git
  * worktree add DIR <commit>` before a change), measured in the same rounds, so a change is judged
  * against its own past on the same load rather than against a figure from another day.
@@ -43,6 +46,8 @@ const RUNS = Number(option("runs", "3"));
 const SECONDS = Number(option("seconds", "5"));
 const ONLY = option("only", "").split(",").filter(Boolean);
 const BASELINE = option("baseline", "");
+const ACCESS_LOG = process.argv.includes("--access-log");
+const LOADS = new Set(option("loads", "hello,download,upload").split(","));
 const HELLO_CONNECTIONS = 32;
 const DOWNLOAD_CONNECTIONS = 16;
 const UPLOAD_CONNECTIONS = 2;
@@ -96,6 +101,8 @@ interface Contestant {
 
 interface Sample {
   hello: number;
+  /** The app process's CPU time (user + system) per hello request, µs: steadier than req/s on a shared machine. */
+  helloCpuUs: number;
   download: number;
   /** Upload throughput in MiB/s. */
   upload: number;
@@ -115,6 +122,13 @@ function procStatus(pid: number, field: "VmHWM" | "VmRSS"): number {
   const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   if (!m) throw new Error(`no ${field} for pid ${pid}`);
   return Number(m[1]);
+}
+
+// utime + stime of a process, in seconds (fields 14 and 15 of /proc/<pid>/stat, in clock ticks of 1/100 s).
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 // Every app must answer the three routes alike before its numbers count.
@@ -145,18 +159,22 @@ async function measure(contestant: Contestant, dir: string, nginxBinary: string,
     const base = nginx.urls[0];
 
     const errors: string[] = [];
-    const sample: Sample = { hello: 0, download: 0, upload: 0, uploadRss: NaN, errors };
+    const sample: Sample = { hello: 0, helloCpuUs: NaN, download: 0, upload: 0, uploadRss: NaN, errors };
     try {
       await checkRoutes(base);
       await wrk(`${base}/hello`, HELLO_CONNECTIONS, 1); // warm-up (JIT, connection pool)
+      const cpuBefore = cpuSeconds(app.pid);
       const hello = await wrk(`${base}/hello`, HELLO_CONNECTIONS, SECONDS);
       sample.hello = hello.requestsPerSecond;
+      sample.helloCpuUs = ((cpuSeconds(app.pid) - cpuBefore) * 1e6) / hello.requests;
       errors.push(...hello.errors);
-      await wrk(`${base}/download`, DOWNLOAD_CONNECTIONS, 1);
-      const download = await wrk(`${base}/download`, DOWNLOAD_CONNECTIONS, SECONDS);
-      sample.download = download.requestsPerSecond;
-      errors.push(...download.errors);
-
+      if (LOADS.has("download")) {
+        await wrk(`${base}/download`, DOWNLOAD_CONNECTIONS, 1);
+        const download = await wrk(`${base}/download`, DOWNLOAD_CONNECTIONS, SECONDS);
+        sample.download = download.requestsPerSecond;
+        errors.push(...download.errors);
+      }
+      if (!LOADS.has("upload")) return sample;
       const rssBefore = procStatus(app.pid, "VmRSS");
       writeFileSync(`/proc/${app.pid}/clear_refs`, "5"); // resets VmHWM to the current RSS
       const upload = await wrk(`${base}/upload`, UPLOAD_CONNECTIONS, SECONDS, { script: uploadScript });
@@ -175,7 +193,8 @@ async function measure(contestant: Contestant, dir: string, nginxBinary: string,
 
 async function main(): Promise<void> {
   const nginxBinary = findBinary("nginx");
-  if (!nginxBinary || !findBinary("wrk") || !findBinary("go")) throw new Error("bench/nginx.ts needs nginx, wrk and go on PATH");
+  const needsGo = ONLY.length === 0 || ONLY.includes("go");
+  if (!nginxBinary || !findBinary("wrk") || (needsGo && !findBinary("go"))) throw new Error("bench/nginx.ts needs nginx, wrk and (for the go contender) go on PATH");
   const dir = makeTempDir("fcgi-bench-nginx-");
   try {
     // Everything the apps run from is built into the temp folder, so a concurrent `npm test`
@@ -188,7 +207,7 @@ async function main(): Promise<void> {
       spawnSync(process.execPath, [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", join(BASELINE, "tsconfig.json"), "--outDir", join(dir, "base-dist")], { stdio: "ignore" });
       if (!existsSync(join(dir, "base-dist", "src", "cli.js"))) throw new Error(`tsc did not emit the baseline's src/cli.js (is ${BASELINE} a checkout?)`);
     }
-    run("go", ["build", "-o", join(dir, "go-fcgi"), join(repoRoot, "bench", "go", "main.go")], {
+    if (needsGo) run("go", ["build", "-o", join(dir, "go-fcgi"), join(repoRoot, "bench", "go", "main.go")], {
       env: { ...process.env, GO111MODULE: "off", GOPROXY: "off", GOFLAGS: "", CGO_ENABLED: "0" },
     });
     writeFileSync(join(dir, "app.mjs"), FCGI_APP);
@@ -205,6 +224,13 @@ async function main(): Promise<void> {
       { name: "fcgi-node", start: (s) => [node, [join(dir, "dist", "src", "cli.js"), "serve", app, "--listen", s]] },
       { name: "fcgi-deno", start: (s) => [deno, ["run", "-A", join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", s]] },
       { name: "fcgi-bun", start: (s) => [bun, [join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", s]] },
+      ...(ACCESS_LOG
+        ? [
+          { name: "fcgi-node-log", start: (s: string) => [node, [join(dir, "dist", "src", "cli.js"), "serve", app, "--listen", s, "--access-log", `${s}.log`]] },
+          { name: "fcgi-deno-log", start: (s: string) => [deno, ["run", "-A", join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", s, "--access-log", `${s}.log`]] },
+          { name: "fcgi-bun-log", start: (s: string) => [bun, [join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", s, "--access-log", `${s}.log`]] },
+        ] satisfies Contestant[]
+        : []),
       ...(BASELINE
         ? [
           { name: "base-node", start: (s: string) => [node, [join(dir, "base-dist", "src", "cli.js"), "serve", app, "--listen", s]] },
@@ -231,8 +257,9 @@ async function main(): Promise<void> {
         const sample = await measure(contestant, dir, nginxBinary, uploadScript);
         samples.get(contestant.name)!.push(sample);
         console.log(
-          `round ${round} ${contestant.name.padEnd(12)} hello ${sample.hello.toFixed(0)} req/s, download ${sample.download.toFixed(0)} req/s, ` +
-            `upload ${sample.upload.toFixed(0)} MiB/s, upload RSS +${sample.uploadRss.toFixed(1)} MiB` +
+          `round ${round} ${contestant.name.padEnd(13)} hello ${sample.hello.toFixed(0)} req/s (${sample.helloCpuUs.toFixed(1)} µs CPU each)` +
+            (LOADS.has("download") ? `, download ${sample.download.toFixed(0)} req/s` : "") +
+            (LOADS.has("upload") ? `, upload ${sample.upload.toFixed(0)} MiB/s, upload RSS +${sample.uploadRss.toFixed(1)} MiB` : "") +
             (sample.errors.length ? `\n  ERRORS: ${sample.errors.join("\n  ")}` : ""),
         );
       }
@@ -241,6 +268,7 @@ async function main(): Promise<void> {
 
     const medians = new Map([...samples].map(([name, list]) => [name, {
       hello: median(list.map((s) => s.hello)),
+      helloCpuUs: median(list.map((s) => s.helloCpuUs)),
       download: median(list.map((s) => s.download)),
       upload: median(list.map((s) => s.upload)),
       uploadRss: median(list.map((s) => s.uploadRss)),
@@ -250,16 +278,37 @@ async function main(): Promise<void> {
     const go = medians.get("go");
     const ratio = (value: number, base: number | undefined) => (base ? `${(value / base).toFixed(2)}×` : "–");
     console.log(`\nmedians of ${RUNS} runs, ${SECONDS} s each; wrk -t1, hello -c${HELLO_CONNECTIONS}, download -c${DOWNLOAD_CONNECTIONS}, upload -c${UPLOAD_CONNECTIONS}\n`);
-    console.log("| app | hello req/s | vs Go | 1 MiB download req/s | vs Go | 64 MiB upload MiB/s | vs Go | upload peak RSS growth (median / worst) |");
-    console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
+    type Median = typeof medians extends Map<string, infer M> ? M : never;
+    // Only the loads measured (--loads) get columns.
+    const columns: [string, (m: Median) => string][] = [
+      ["hello req/s", (m) => m.hello.toFixed(0)],
+      ["vs Go", (m) => ratio(m.hello, go?.hello)],
+      ["hello CPU µs/req", (m) => m.helloCpuUs.toFixed(1)],
+      ...(LOADS.has("download") ? [["1 MiB download req/s", (m: Median) => m.download.toFixed(0)], ["vs Go", (m: Median) => ratio(m.download, go?.download)]] as [string, (m: Median) => string][] : []),
+      ...(LOADS.has("upload")
+        ? [
+          ["64 MiB upload MiB/s", (m: Median) => m.upload.toFixed(0)],
+          ["vs Go", (m: Median) => ratio(m.upload, go?.upload)],
+          ["upload peak RSS growth (median / worst)", (m: Median) => `${m.uploadRss.toFixed(1)} / ${m.uploadRssMax.toFixed(1)} MiB`],
+        ] as [string, (m: Median) => string][]
+        : []),
+    ];
+    console.log(`| app | ${columns.map(([title]) => title).join(" | ")} |`);
+    console.log(`|---|${columns.map(() => "---:").join("|")}|`);
     for (const [name, m] of medians) {
-      console.log(
-        `| ${name} | ${m.hello.toFixed(0)} | ${ratio(m.hello, go?.hello)} | ${m.download.toFixed(0)} | ${ratio(m.download, go?.download)} | ` +
-          `${m.upload.toFixed(0)} | ${ratio(m.upload, go?.upload)} | ${m.uploadRss.toFixed(1)} / ${m.uploadRssMax.toFixed(1)} MiB |${m.failedRuns ? ` ${m.failedRuns} of ${RUNS} runs had errors (above) |` : ""}`,
-      );
+      console.log(`| ${name} | ${columns.map(([, cell]) => cell(m)).join(" | ")} |${m.failedRuns ? ` ${m.failedRuns} of ${RUNS} runs had errors (above) |` : ""}`);
+    }
+    // The log's cost as the median of each round's ratio to the same runtime without it: rounds
+    // differ (the machine is shared), the two runs within a round much less.
+    for (const [name, list] of samples) {
+      const plain = samples.get(name.replace(/-log$/, ""));
+      if (!name.endsWith("-log") || !plain) continue;
+      const throughput = median(list.map((s, i) => s.hello / plain[i].hello));
+      const cpu = median(list.map((s, i) => s.helloCpuUs / plain[i].helloCpuUs));
+      console.log(`access log on ${name.slice(5, -4)}: hello ${throughput.toFixed(2)}× the req/s and ${cpu.toFixed(2)}× the CPU per request of the same runtime without it (median of ${RUNS} rounds' ratios)`);
     }
     console.log(`\nversions: node ${version(node, ["--version"])}, ${version(deno, ["--version"])}, bun ${version(bun, ["--version"])}, ` +
-      `${version("go", ["version"])}, ${version(nginxBinary, ["-v"])}, ${version("wrk", ["-v"])}`);
+      `${needsGo ? version("go", ["version"]) : "no go"}, ${version(nginxBinary, ["-v"])}, ${version("wrk", ["-v"])}`);
   } finally {
     removeDir(dir);
   }
