@@ -8,11 +8,8 @@ import { serve } from "../src/app/serve.ts";
 import type { Handler } from "../src/app/types.ts";
 import { ProtocolStatus, RecordType, Role } from "../src/protocol/constants.ts";
 import { captureLogger, deferred, fcgiRequest, httpParams, parseCgi, RecordClient } from "./_support/records.ts";
-import { withServer } from "./_support/serve.ts";
+import { slowClosingRuntime, withServer } from "./_support/serve.ts";
 import { waitFor, within } from "./_support/poll.ts";
-import { getRuntime } from "../src/runtime/index.ts";
-import type { Runtime } from "../src/runtime/types.ts";
-import type { Connection, ConnectionHandlers } from "../src/socket.ts";
 
 const hello: Handler = () => new Response("hello");
 
@@ -376,26 +373,11 @@ test("a version byte other than 1 closes the connection; others are not affected
 });
 
 test("a connection accepted while the server closes is served, not reset (a pool's workers share one accept queue)", { timeout: 20_000 }, async () => {
-  // A listener whose close takes a while, as a runtime's may: what it accepts meanwhile reaches
-  // the server after close() began.
-  const real = await getRuntime("node");
-  let lateAccept: ((connection: Connection) => ConnectionHandlers) | undefined;
-  const slowClose: Runtime = {
-    name: real.name,
-    connect: real.connect,
-    listen: async (address, accept, options) => {
-      lateAccept = accept;
-      const listener = await real.listen(address, accept, options);
-      return { address: listener.address, close: async () => {
-        await new Promise((resolve) => setTimeout(resolve, 300));
-        await listener.close();
-      } };
-    },
-  };
+  const slowClose = await slowClosingRuntime(300);
   const server = await serve({ listen: "127.0.0.1:0", logger: null, runtime: slowClose, fetch: () => new Response("served late") });
   const port = (server.addresses[0] as { port: number }).port;
   const closing = server.close();
-  assert.ok(lateAccept, "the server listened through the runtime");
+  assert.ok(slowClose.listened(), "the server listened through the runtime");
   const result = await fcgiRequest(port, { params: httpParams("/late") }, 5000);
   assert.equal(result.protocolStatus, ProtocolStatus.REQUEST_COMPLETE);
   assert.equal(parseCgi(result.stdout).text, "served late");

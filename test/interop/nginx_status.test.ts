@@ -11,6 +11,7 @@ import { request as httpRequest } from "node:http";
 import { join } from "node:path";
 import { inCI, repoRoot } from "../_support/env.ts";
 import { waitFor } from "../_support/poll.ts";
+import { HEARTBEAT_MS } from "../../src/manager/messages.ts";
 import { childPids, startManager } from "./_pool.ts";
 import { type Service, type WebServer, fetchWithin, waitFor as waitUntil, findBinary, freePort, makeTempDir, mustHave, renderExample, startNginx, stopAll, webServerBinary } from "./_servers.ts";
 
@@ -222,6 +223,10 @@ describe("fcgi serve --workers --status-path --ping-path --access-log behind ngi
     ready();
     const pool = await startStatusPool(dir, 1, ["--request-timeout", "2s"], services);
     assert.equal((await fetchWithin(`${pool.url}/fcgi-ping`)).status, 200);
+    assert.deepEqual(await hello(pool.url, 30), [], "the load is served");
+    // Those 31 requests reach the manager with the next beats; the worker that served them is then
+    // stopped, killed and its replacement reloaded, but the pool's count keeps them.
+    await new Promise((resolve) => setTimeout(resolve, 3 * HEARTBEAT_MS));
     const [worker] = childPids(pool.manager.pid);
     // A stopped worker answers nothing: the ping fails (no answer in 1 s), until the manager
     // replaces it for its missing heartbeat.
@@ -236,5 +241,8 @@ describe("fcgi serve --workers --status-path --ping-path --access-log behind ngi
     await waitFor(() => /reload done/.test(pool.manager.logs()), 20_000, "the reload");
     const page = JSON.parse((await fetchWithin(`${pool.url}/fcgi-status?json`)).text) as Record<string, unknown>;
     assert.deepEqual(page.restarts, { crash: 0, hang: 1, recycle: 0, reload: 1 });
+    assert.equal(page["total processes"], 1);
+    const accepted = page["accepted conn"] as number;
+    assert.ok(accepted >= 31 + 2, `accepted conn ${accepted} keeps the 31 requests of the exited workers (and counts the pings and this page)`);
   });
 });
