@@ -39,6 +39,8 @@ export interface FastCGIErrorDetails {
   recordType?: number;
   /** The name of the limit that was hit, if any (for example `maxParamsBytes`). */
   limit?: string;
+  /** The param whose pair broke a params limit (its first 64 bytes, latin1), when its name had arrived. */
+  param?: string;
   /** The underlying error, if any. */
   cause?: unknown;
 }
@@ -72,6 +74,8 @@ export class FastCGIError extends Error {
   readonly recordType: number | undefined;
   /** The limit that was hit, if any. */
   readonly limit: string | undefined;
+  /** The param whose pair broke a params limit (its first 64 bytes, latin1), if known. */
+  readonly param: string | undefined;
 
   /** An error with its stable `code`, a message for people, and what is known of where it happened. */
   constructor(code: FastCGIErrorCode, message: string, details: FastCGIErrorDetails = {}) {
@@ -81,6 +85,7 @@ export class FastCGIError extends Error {
     this.requestId = details.requestId;
     this.recordType = details.recordType;
     this.limit = details.limit;
+    this.param = details.param;
   }
 }
 

@@ -14,6 +14,7 @@ import { AppConnection, type AppEvent } from "../protocol/app_connection.ts";
 import { ProtocolStatus, ROLE_BY_NAME } from "../protocol/constants.ts";
 import type { Connection, ConnectionHandlers } from "../socket.ts";
 import type { ResolvedOptions, ServerLog } from "./options.ts";
+import { refusalOutput, refusalStatus } from "./refusal.ts";
 import { RequestTask, type TaskHost } from "./task.ts";
 import type { Handler, SocketInfo } from "./types.ts";
 import type { Params } from "../codec/pairs.ts";
@@ -43,6 +44,12 @@ export interface ConnectionServer {
   refuseParams(limit: string | undefined): void;
   /** See {@link TaskHost.internalHandler}. */
   internalHandler(params: Params): Handler | undefined;
+}
+
+/** What a params refusal's log line adds: the pair that broke the limit, and the answer sent. */
+function refusalNote(limit: string | undefined, param: string | undefined): string {
+  if (limit === undefined) return "";
+  return `${param === undefined ? "" : ` (at param ${JSON.stringify(param)})`}: answered ${refusalStatus(limit, param)}`;
 }
 
 /** Why a connection has a deadline, if it has one. */
@@ -102,6 +109,7 @@ export class AppSocket implements TaskHost {
       release: () => server.release(),
       values: { FCGI_MAX_CONNS: options.maxConnections, FCGI_MAX_REQS: options.maxRequests, FCGI_MPXS_CONNS: options.multiplex },
       pairLimits: { maxTotalBytes: options.maxParamsBytes, maxValueLength: options.maxParamsBytes },
+      refusalOutput,
     });
     this.#setDeadline("params");
     if (server.closing) {
@@ -307,7 +315,7 @@ export class AppSocket implements TaskHost {
         else if (event.protocolStatus === ProtocolStatus.CANT_MPX_CONN) this.#server.refuse("multiplex");
         else if (event.protocolStatus === ProtocolStatus.UNKNOWN_ROLE) this.#server.refuse("role");
         // OVERLOADED is maxRequests, counted where it is decided (admit).
-        this.log.warn(`rejected:${event.protocolStatus}`, `${this.peer} request ${event.requestId} refused: ${event.reason}`);
+        this.log.warn(`rejected:${event.protocolStatus}`, `${this.peer} request ${event.requestId} refused: ${event.reason}${refusalNote(event.limit, event.param)}`);
         return;
       case "error":
         this.log.warn("protocol", `${this.peer}: ${event.error.message}: closing`);

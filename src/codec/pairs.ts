@@ -8,6 +8,7 @@
 
 import { FastCGIError } from "../errors.ts";
 import { numberOption } from "../validate.ts";
+import { concatBytes } from "../bytes.ts";
 import { decodeLatin1 } from "./latin1.ts";
 import type { PairLimits } from "./types.ts";
 import { heap, type Codec } from "./wasm.ts";
@@ -35,6 +36,37 @@ const MAX_LENGTH = 0x7fffffff;
 // Set on the first PairDecoder push (no Params exists before one), so the module loads lazily.
 let wellKnownIds: Map<string, number> | undefined;
 let wellKnownNames: readonly string[] = [];
+
+/** How many of a param's first bytes a refusal names (enough for any CGI variable, or to see "HTTP_"). */
+const PARAM_SHOWN = 64;
+
+/**
+ * The name (its first PARAM_SHOWN bytes, latin1) of the first pair of `stream` that breaks a
+ * limit or runs past its end, or undefined when that pair's name bytes have not arrived. Only
+ * for a refusal (a cold path): it walks every pair from the start.
+ */
+function offendingParam(stream: Uint8Array, maxName: number, maxValue: number, maxTotal: number): string | undefined {
+  let at = 0;
+  const readLength = (): number => {
+    if (at >= stream.length) return -1;
+    if (stream[at]! < 0x80) return stream[at++]!;
+    if (at + 4 > stream.length) return -1;
+    const n = ((stream[at]! & 0x7f) << 24) | (stream[at + 1]! << 16) | (stream[at + 2]! << 8) | stream[at + 3]!;
+    at += 4;
+    return n;
+  };
+  for (;;) {
+    const nameLength = readLength();
+    const valueLength = nameLength < 0 ? -1 : readLength();
+    if (valueLength < 0) return undefined;
+    const end = at + nameLength + valueLength;
+    if (nameLength > maxName || valueLength > maxValue || end > maxTotal || end > stream.length) {
+      const shown = Math.min(nameLength, stream.length - at, PARAM_SHOWN);
+      return shown > 0 ? decodeLatin1(stream.subarray(at, at + shown)) : undefined;
+    }
+    at = end;
+  }
+}
 
 function nameIds(c: Codec): Map<string, number> {
   if (wellKnownIds === undefined) {
@@ -177,7 +209,7 @@ export class PairDecoder {
     const length = piece.length;
     const base = this.#total;
     if (base + length > this.#maxTotalBytes) {
-      this.#fail("PARAMS_TOO_LARGE", `name-value stream exceeds maxTotalBytes (${this.#maxTotalBytes})`, "maxTotalBytes");
+      this.#fail("PARAMS_TOO_LARGE", `name-value stream exceeds maxTotalBytes (${this.#maxTotalBytes})`, "maxTotalBytes", piece);
     }
     if (length === 0) return;
     const c = heap();
@@ -187,7 +219,7 @@ export class PairDecoder {
       // The usual case, a whole PARAMS stream in one record: scan, then copy the bytes and the
       // pair table the scanner wrote after them into one region, in one go.
       c.u8.set(piece, c.PAIR_WINDOW);
-      const n = this.#scan(c, length, 0);
+      const n = this.#scan(c, length, 0, piece);
       const words = n * PAIR_WORDS;
       const bytesSize = (length + 7) & ~7;
       const size = bytesSize + words * 4;
@@ -208,7 +240,7 @@ export class PairDecoder {
     for (let from = 0; from < length; from += window) {
       const to = Math.min(from + window, length);
       c.u8.set(from === 0 && to === length ? piece : piece.subarray(from, to), c.PAIR_WINDOW);
-      const n = this.#scan(c, to - from, base + from);
+      const n = this.#scan(c, to - from, base + from, undefined);
       if (n > 0) this.#append(c, n, to - from);
     }
   }
@@ -262,7 +294,8 @@ export class PairDecoder {
 
   // Runs the scanner over the `length` bytes placed in PAIR_WINDOW (stream offset `base`) with
   // this decoder's state swapped in and out; returns how many pairs it wrote after the bytes.
-  #scan(c: Codec, length: number, base: number): number {
+  // `unkept`: the piece being scanned when #keep has not stored it (the one-push case).
+  #scan(c: Codec, length: number, base: number, unkept: Uint8Array | undefined): number {
     const i32 = c.i32;
     const s = c.STATE >> 2;
     const resume = this.#phase !== PAIR_PHASE_NAME_LENGTH;
@@ -277,9 +310,9 @@ export class PairDecoder {
     }
     const n = c.scanPairs(length, base, this.#maxNameLength, this.#maxValueLength, this.#maxTotalBytes, resume ? 1 : 0);
     if (n < 0) {
-      if (n === PAIR_NAME_TOO_LONG) this.#fail("NAME_TOO_LONG", `parameter name longer than maxNameLength (${this.#maxNameLength})`, "maxNameLength");
-      if (n === PAIR_VALUE_TOO_LONG) this.#fail("VALUE_TOO_LONG", `parameter value longer than maxValueLength (${this.#maxValueLength})`, "maxValueLength");
-      this.#fail("PARAMS_TOO_LARGE", `name-value stream exceeds maxTotalBytes (${this.#maxTotalBytes})`, "maxTotalBytes");
+      if (n === PAIR_NAME_TOO_LONG) this.#fail("NAME_TOO_LONG", `parameter name longer than maxNameLength (${this.#maxNameLength})`, "maxNameLength", unkept);
+      if (n === PAIR_VALUE_TOO_LONG) this.#fail("VALUE_TOO_LONG", `parameter value longer than maxValueLength (${this.#maxValueLength})`, "maxValueLength", unkept);
+      this.#fail("PARAMS_TOO_LARGE", `name-value stream exceeds maxTotalBytes (${this.#maxTotalBytes})`, "maxTotalBytes", unkept);
     }
     this.#phase = i32[s + PAIR_SLOT_PHASE];
     if (this.#phase !== PAIR_PHASE_NAME_LENGTH) {
@@ -333,8 +366,15 @@ export class PairDecoder {
     this.#used = used + words;
   }
 
-  #fail(code: "PARAMS_TOO_LARGE" | "NAME_TOO_LONG" | "VALUE_TOO_LONG" | "PAIR_TRUNCATED", message: string, limit?: string): never {
-    this.#failed = new FastCGIError(code, message, { limit });
+  // `unkept`: stream bytes #keep has not stored (see #scan), for naming the pair that broke a limit.
+  #fail(code: "PARAMS_TOO_LARGE" | "NAME_TOO_LONG" | "VALUE_TOO_LONG" | "PAIR_TRUNCATED", message: string, limit?: string, unkept?: Uint8Array): never {
+    let param: string | undefined;
+    if (limit !== undefined) {
+      const kept = this.#bytesSlab === undefined ? new Uint8Array(0) : this.#bytesSlab.u8.subarray(this.#bytesAt, this.#bytesAt + this.#total);
+      const stream = unkept === undefined ? kept : concatBytes([kept, unkept]);
+      param = offendingParam(stream, this.#maxNameLength, this.#maxValueLength, this.#maxTotalBytes);
+    }
+    this.#failed = new FastCGIError(code, message, param === undefined ? { limit } : { limit, param });
     throw this.#failed;
   }
 }

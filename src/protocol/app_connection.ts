@@ -94,6 +94,13 @@ export interface AppConnectionOptions {
    * that exceeds them is refused (see the `rejected` event).
    */
   pairLimits?: PairLimits;
+  /**
+   * The CGI output (STDOUT content: a Status line, headers, a body) the core sends ahead of its
+   * END_REQUEST when a request's PARAMS break a limit, so that the web server passes an answer
+   * such as 431 on to its client instead of a bare 502. Given the refusal: its `limit` and, when
+   * the pair's name had arrived, its `param`. Default: none (END_REQUEST alone).
+   */
+  refusalOutput?: (refusal: FastCGIError) => Uint8Array | undefined;
 }
 
 /**
@@ -128,9 +135,11 @@ export type AppEvent =
    * The core itself answered END_REQUEST for this requestId (CANT_MPX_CONN, OVERLOADED,
    * UNKNOWN_ROLE at BEGIN_REQUEST; REQUEST_COMPLETE with appStatus 1 for a params limit, input
    * out of order, an abort or the end of the connection before PARAMS ended). For one log line;
-   * `limit` names the limit a params limit hit broke (the pair decoder's name for it).
+   * `limit` names the limit a params limit hit broke (the pair decoder's name for it), `param`
+   * the pair that broke it: what had arrived of its name (64 bytes at most) when the limit broke,
+   * so all of it when the web server sent the record whole, less or none when it came in pieces.
    */
-  | { type: "rejected"; requestId: number; protocolStatus: number; reason: string; limit?: string }
+  | { type: "rejected"; requestId: number; protocolStatus: number; reason: string; limit?: string; param?: string }
   /** Fatal for the connection (bad version, malformed BEGIN_REQUEST): closeWanted is now true. */
   | { type: "error"; error: FastCGIError };
 
@@ -204,6 +213,7 @@ export class AppConnection {
   readonly #release: (() => void) | undefined;
   readonly #values: AppConnectionOptions["values"];
   readonly #pairLimits: PairLimits | undefined;
+  readonly #refusalOutput: ((refusal: FastCGIError) => Uint8Array | undefined) | undefined;
 
   readonly #events: Queue<AppEvent> = new Queue();
   readonly #output: OutputQueue = new OutputQueue();
@@ -231,6 +241,7 @@ export class AppConnection {
     this.#release = options.release;
     this.#values = options.values;
     this.#pairLimits = options.pairLimits;
+    this.#refusalOutput = options.refusalOutput;
   }
 
   /**
@@ -502,7 +513,17 @@ export class AppConnection {
 
   #rejectParams(request: ActiveRequest, error: unknown): void {
     const fault = asFastCGIError(error);
-    this.#reject(request, `PARAMS refused (${fault.code}): ${fault.message}`, fault.limit);
+    let answer: Uint8Array | undefined;
+    try {
+      answer = fault.limit === undefined ? undefined : this.#refusalOutput?.(fault);
+    } catch {
+      // The caller's callback failed: the refusal goes out as END_REQUEST alone.
+    }
+    if (answer !== undefined && answer.length > 0) {
+      this.#output.stream(RecordType.STDOUT, request.requestId, answer);
+      this.#output.push(encodeStreamEnd(RecordType.STDOUT, request.requestId));
+    }
+    this.#reject(request, `PARAMS refused (${fault.code}): ${fault.message}`, fault.limit, fault.param);
   }
 
   /** FCGI_STDIN and FCGI_DATA: byte streams, ended by their empty record (§5.3). */
@@ -526,12 +547,13 @@ export class AppConnection {
   }
 
   /** The core ends a request the application has not been told about (PARAMS still open). */
-  #reject(request: ActiveRequest, reason: string, limit?: string): void {
+  #reject(request: ActiveRequest, reason: string, limit?: string, param?: string): void {
     this.#deactivate(request);
     this.#output.push(encodeEndRequest(request.requestId, CORE_REJECT_APP_STATUS, ProtocolStatus.REQUEST_COMPLETE));
-    this.#events.push(limit === undefined
-      ? { type: "rejected", requestId: request.requestId, protocolStatus: ProtocolStatus.REQUEST_COMPLETE, reason }
-      : { type: "rejected", requestId: request.requestId, protocolStatus: ProtocolStatus.REQUEST_COMPLETE, reason, limit });
+    const event: AppEvent = { type: "rejected", requestId: request.requestId, protocolStatus: ProtocolStatus.REQUEST_COMPLETE, reason };
+    if (limit !== undefined) event.limit = limit;
+    if (param !== undefined) event.param = param;
+    this.#events.push(event);
     if (!request.keepConn) this.#closeWhenIdle = true;
   }
 

@@ -513,3 +513,50 @@ export async function stopAll(services: readonly Service[], dir?: string): Promi
   for (const service of [...services].reverse()) await service.stop();
   if (dir) removeDir(dir);
 }
+
+/** `fcgi serve` behind the README's nginx snippet (examples/nginx.conf), through a counting relay. */
+export interface AppBehindNginx {
+  app: Service;
+  relay: CountingRelay;
+  /** nginx's base URL. */
+  base: string;
+  /** The app's and nginx's logs, for an assertion's message. */
+  why(): string;
+  /** Stops nginx, the relay and the app, and removes the folder. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Makes a temp folder, writes `source` there as app.mjs, starts `fcgi serve` on it with `appArgs`
+ * on a free port, a counting relay in front of it, and nginx with examples/nginx.conf pointing at
+ * the relay.
+ */
+export async function startAppBehindNginx(nginxBinary: string, source: string, appArgs: readonly string[]): Promise<AppBehindNginx> {
+  const dir = makeTempDir();
+  const services: Service[] = [];
+  let relay: CountingRelay | undefined;
+  try {
+    const module = join(dir, "app.mjs");
+    writeFileSync(module, source);
+    const appAddress = `127.0.0.1:${await freePort()}`;
+    const app = await startApp(module, appAddress, appArgs);
+    services.push(app);
+    relay = await startCountingRelay(appAddress);
+    const port = await freePort();
+    const site = renderExample("nginx.conf", [
+      ["server 127.0.0.1:9000;", `server 127.0.0.1:${relay.port};`],
+      ["listen 8080;", `listen 127.0.0.1:${port};`],
+    ]);
+    const nginx = await startNginx(nginxBinary, dir, site, [port]);
+    services.push(nginx);
+    const stop = async (): Promise<void> => {
+      await relay?.close();
+      await stopAll(services, dir);
+    };
+    return { app, relay, base: nginx.urls[0]!, why: () => logsOf(services), stop };
+  } catch (error) {
+    await relay?.close();
+    await stopAll(services, dir);
+    throw error;
+  }
+}
