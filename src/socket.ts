@@ -33,6 +33,8 @@ export interface ConnectionHandlers {
 export interface Connection {
   /** Queue bytes; returns false when the runtime's buffer is over its high-water mark (wait for `onDrain`). */
   write(chunks: readonly Uint8Array[]): boolean;
+  /** Bytes `write()` accepted that the kernel has not taken yet. */
+  readonly bufferedAmount: number;
   /** Stop delivering `onData` until `resume()`: backpressure toward the peer. */
   pause(): void;
   /** Deliver `onData` again. */

@@ -192,7 +192,7 @@ describe("Client: limits and runtimes", () => {
   it("a connection that takes longer than connectTimeout fails with TIMEOUT, and is destroyed when it comes", async () => {
     const destroyed: string[] = [];
     const late: Connection = {
-      write: () => true, pause() {}, resume() {}, end() {},
+      write: () => true, bufferedAmount: 0, pause() {}, resume() {}, end() {},
       destroy: () => void destroyed.push("late"),
       remoteAddress: "127.0.0.1", remotePort: 9, localAddress: "127.0.0.1", localPort: 1,
     };

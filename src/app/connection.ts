@@ -7,8 +7,14 @@
  * no other request on the connection still needs input to arrive. Otherwise it keeps being
  * read, so one request that does not read its body never stalls the others; such a request
  * is ended once its unread input passes maxBufferedBytes (see RequestTask).
+ *
+ * The other way, output: once more than maxUnsentBytes wait for the peer to read them, the socket
+ * is paused too, whatever the requests need. A peer that writes requests (or management records)
+ * and never reads the answers then holds at most that much of this process's memory, not one
+ * answer per request it sent; it is cut off after sendTimeout without draining.
  * @module
  */
+import { concatBytes } from "../bytes.ts";
 import { FastCGIError } from "../errors.ts";
 import { AppConnection, type AppEvent } from "../protocol/app_connection.ts";
 import { ProtocolStatus, ROLE_BY_NAME } from "../protocol/constants.ts";
@@ -53,7 +59,7 @@ function refusalNote(limit: string | undefined, param: string | undefined): stri
 }
 
 /** Why a connection has a deadline, if it has one. */
-type Deadline = "params" | "idle" | "closing" | null;
+type Deadline = "params" | "idle" | "drain" | "closing" | null;
 
 /** How long a closing connection may wait for the peer to close its side before it is cut. */
 const CLOSING_GRACE = 5000;
@@ -78,6 +84,8 @@ export class AppSocket implements TaskHost {
   #ending = false;
   #paused = false;
   #writable = true;
+  /** Over maxUnsentBytes: input waits until the peer drains the output (the "drain" deadline). */
+  #outputFull = false;
   #drainWaiters: (() => void)[] = [];
   #processing = false;
   #flushQueued = false;
@@ -161,6 +169,11 @@ export class AppSocket implements TaskHost {
       this.destroy("paramsTimeout");
     } else if (this.deadlineKind === "closing") {
       this.destroy("the peer did not close its side");
+    } else if (this.deadlineKind === "drain") {
+      this.#server.refuse("sendTimeout");
+      const unsent = this.#connection?.bufferedAmount ?? 0;
+      this.log.warn("sendTimeout", `${this.peer}: ${unsent} bytes of output unread for sendTimeout (${this.options.sendTimeout} ms): closing`);
+      this.destroy("sendTimeout");
     } else {
       this.log.warn("idleTimeout", `${this.peer}: idle for idleTimeout (${this.options.idleTimeout} ms): closing`);
       this.#end();
@@ -212,7 +225,9 @@ export class AppSocket implements TaskHost {
 
   writable(): Promise<void> | undefined {
     if (this.#writable || this.#closed) return undefined;
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+    const wait = new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+    this.updateFlow();
+    return wait;
   }
 
   updateFlow(): void {
@@ -223,7 +238,18 @@ export class AppSocket implements TaskHost {
       if (task.blocked) blocked = true;
       else if (task.needsInput) flowing = true;
     }
-    const pause = blocked && !flowing;
+    // Output waits for the peer: over maxUnsentBytes, or requests wait to write theirs (new ones
+    // would only wait behind them). Input waits too, for sendTimeout at most.
+    const backedUp = this.#outputFull || (!this.#writable && this.#drainWaiters.length > 0);
+    if (backedUp && this.deadlineKind !== "drain" && !this.#ending) {
+      this.deadlineKind = "drain";
+      this.deadline = Date.now() + this.options.sendTimeout;
+    } else if (!backedUp && this.deadlineKind === "drain") {
+      this.deadlineKind = null;
+      this.deadline = 0;
+      if (this.#tasks.size === 0) this.#setDeadline("idle");
+    }
+    const pause = backedUp || (blocked && !flowing);
     if (pause !== this.#paused) {
       this.#paused = pause;
       if (pause) this.#connection.pause();
@@ -257,9 +283,11 @@ export class AppSocket implements TaskHost {
 
   #onDrain(): void {
     this.#writable = true;
+    this.#outputFull = false;
     const waiters = this.#drainWaiters;
     this.#drainWaiters = [];
     for (const wake of waiters) wake();
+    this.updateFlow();
   }
 
   #onClose(error?: Error): void {
@@ -290,8 +318,7 @@ export class AppSocket implements TaskHost {
       case "request": {
         const task = new RequestTask(this, event.requestId, event.role, event.keepConn, event.params);
         this.#tasks.set(event.requestId, task);
-        this.deadline = 0;
-        this.deadlineKind = null;
+        this.#clearDeadline();
         this.#server.began(task);
         task.start();
         return;
@@ -336,8 +363,15 @@ export class AppSocket implements TaskHost {
   #flush(): void {
     const connection = this.#connection;
     if (this.#closed || !connection) return;
-    const output = this.#core.takeOutput();
+    let output = this.#core.takeOutput();
+    // Output that has to wait (the peer is not reading) waits as one block, not as thousands of
+    // small records: those cost several times their size in memory.
+    if (!this.#writable && output.length > 1) output = [concatBytes(output)];
     if (output.length > 0 && !connection.write(output)) this.#writable = false;
+    if (!this.#writable && !this.#outputFull && connection.bufferedAmount > this.options.maxUnsentBytes) {
+      this.#outputFull = true;
+      this.updateFlow();
+    }
     if (this.#core.closeWanted) this.#end();
     else if (this.#server.closing && this.#tasks.size === 0) this.#end();
   }
@@ -359,7 +393,16 @@ export class AppSocket implements TaskHost {
     this.#connection?.end();
   }
 
+
+  #clearDeadline(): void {
+    // The drain deadline stays until the output drains, whatever the requests do meanwhile.
+    if (this.deadlineKind === "drain") return;
+    this.deadline = 0;
+    this.deadlineKind = null;
+  }
+
   #setDeadline(kind: "params" | "idle"): void {
+    if (this.deadlineKind === "drain") return;
     this.deadlineKind = kind;
     this.deadline = Date.now() + (kind === "params" ? this.options.paramsTimeout : this.options.idleTimeout);
   }

@@ -16,6 +16,8 @@ export const DEFAULT_LIMITS: Readonly<Required<Limits>> = {
   idleTimeout: 60_000,
   maxBodyBytes: Infinity,
   maxBufferedBytes: 1024 * 1024,
+  maxUnsentBytes: 1024 * 1024,
+  sendTimeout: 60_000,
   closeTimeout: 10_000,
   requestTimeout: Infinity,
 };
@@ -31,6 +33,8 @@ export interface ResolvedOptions {
   readonly idleTimeout: number;
   readonly maxBodyBytes: number;
   readonly maxBufferedBytes: number;
+  readonly maxUnsentBytes: number;
+  readonly sendTimeout: number;
   readonly closeTimeout: number;
   readonly requestTimeout: number;
   readonly multiplex: boolean;
@@ -83,6 +87,8 @@ export function resolveOptions(options: ServeOptions): ResolvedOptions {
     idleTimeout: limit(options, "idleTimeout", 1),
     maxBodyBytes: limit(options, "maxBodyBytes", 0),
     maxBufferedBytes: limit(options, "maxBufferedBytes", 1024),
+    maxUnsentBytes: limit(options, "maxUnsentBytes", 1024),
+    sendTimeout: limit(options, "sendTimeout", 1),
     closeTimeout: limit(options, "closeTimeout", 0),
     requestTimeout: limit(options, "requestTimeout", 1),
     multiplex: options.multiplex ?? true,

@@ -227,13 +227,13 @@ class AppServer implements Server, ConnectionServer {
     this.#stats.refuseParams(limit);
   }
 
-  /** Starts the timer that enforces paramsTimeout, idleTimeout and requestTimeout. */
+  /** Starts the timer that enforces paramsTimeout, idleTimeout, sendTimeout and requestTimeout. */
   start(): void {
     // One sweep over all connections a few times per shortest timeout: cheaper than a timer per
     // connection (or per request) re-armed on every request, and precise enough for limits
     // measured in seconds: a limit hit is noticed at most one period late.
-    const { paramsTimeout, idleTimeout, requestTimeout, slowRequest } = this.options;
-    const period = Math.max(10, Math.min(1000, Math.min(paramsTimeout, idleTimeout, requestTimeout, slowRequest) / 4));
+    const { paramsTimeout, idleTimeout, sendTimeout, requestTimeout, slowRequest } = this.options;
+    const period = Math.max(10, Math.min(1000, Math.min(paramsTimeout, idleTimeout, sendTimeout, requestTimeout, slowRequest) / 4));
     this.#sweepPeriod = period;
     this.#sweptAt = performance.now();
     this.#sweeper = setInterval(() => this.#sweep(), period);

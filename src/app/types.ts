@@ -108,6 +108,18 @@ export interface Limits {
    * same connection keep it flowing; over it that request is ended (default 1 MiB).
    */
   maxBufferedBytes?: number;
+  /**
+   * Most output bytes one connection may have waiting for the web server to read them (default
+   * 1 MiB). Past it the connection stops reading (new requests, management records) until the
+   * peer drains it; requests already running go on streaming as the peer reads. The runtime's own
+   * socket buffer (16-64 KiB) is the floor: a smaller value acts as that.
+   */
+  maxUnsentBytes?: number;
+  /**
+   * Milliseconds a connection over maxUnsentBytes may wait for the peer to drain its output
+   * before it is closed, with a log line (default 60 000, as nginx's send_timeout).
+   */
+  sendTimeout?: number;
   /** Milliseconds close() lets in-flight requests run before cutting them (default 10 000). */
   closeTimeout?: number;
   /**

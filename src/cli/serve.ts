@@ -51,9 +51,14 @@ Limits (each hit is logged):
   --max-body-bytes SIZE      request body; over it the answer is 413 (default: no limit).
   --max-buffered-bytes SIZE  unread input one request may buffer while others share its
                              connection; over it the request is ended (default 1M).
+  --max-unsent-bytes SIZE    output a connection may hold for a web server that does not read
+                             it; over it the connection stops reading until the peer drains
+                             it (default 1M).
   --params-timeout TIME      PARAMS must be complete this soon after a connection opens
                              or a kept connection wakes up (default 10s).
   --idle-timeout TIME        a kept-open connection without requests is closed (default 60s).
+  --send-timeout TIME        a connection over --max-unsent-bytes whose peer does not drain
+                             it within TIME is closed (default 60s).
   --close-timeout TIME       on SIGINT/SIGTERM, in-flight requests get this long (default 10s).
   --request-timeout TIME     a request running longer is ended: 504 (or its body cut short),
                              its signal aborted (default: no limit).
@@ -139,8 +144,10 @@ const LIMIT_FLAGS: Record<string, [keyof Limits, (flag: string, text: string) =>
   "--max-params-bytes": ["maxParamsBytes", size],
   "--max-body-bytes": ["maxBodyBytes", size],
   "--max-buffered-bytes": ["maxBufferedBytes", size],
+  "--max-unsent-bytes": ["maxUnsentBytes", size],
   "--params-timeout": ["paramsTimeout", time],
   "--idle-timeout": ["idleTimeout", time],
+  "--send-timeout": ["sendTimeout", time],
   "--close-timeout": ["closeTimeout", time],
   "--request-timeout": ["requestTimeout", time],
 };

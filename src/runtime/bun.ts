@@ -6,6 +6,7 @@
  * waits here in an ordered queue (small chunks merged) and is flushed on Bun's `drain`; `write()`
  * returns false while anything waits, then `onDrain`. `pause()` calls Bun's `socket.pause()` (reading
  * stops, TCP pushes back on the peer) and holds any chunk Bun had already read until `resume()`.
+ * Reads over 64 KiB are handed on in 64 KiB slices, one per turn of the event loop.
  * TCP_NODELAY on; a connection whose peer ends is ended too, once queued bytes are out.
  * @module
  */
@@ -56,6 +57,13 @@ declare const Bun: {
   readonly env: Record<string, string | undefined>;
 };
 
+/**
+ * The most bytes handed to `onData` at once. Bun reads up to megabytes in one go; Node and Deno
+ * hand over 64 KiB reads, and the server expects as much: a megabyte of pipelined requests in one
+ * call would start thousands of them before any could finish.
+ */
+const SLICE = 64 * 1024;
+
 class BunConnection extends AdapterConnection {
   readonly #socket: BunSocket;
   #handlers: ConnectionHandlers = NO_HANDLERS;
@@ -65,6 +73,8 @@ class BunConnection extends AdapterConnection {
   /** Chunks Bun delivered while paused (or before held ones were handed on), in order. */
   #held: Uint8Array[] = [];
   #delivering = false;
+  /** The peer's FIN came while input was held: end once it is handed on. */
+  #peerEnded = false;
   #ending = false;
   #closed = false;
   #error: Error | undefined;
@@ -89,10 +99,40 @@ class BunConnection extends AdapterConnection {
   received(chunk: Uint8Array): void {
     if (this.#closed) return;
     if (this.#paused || this.#held.length > 0) {
-      this.#held.push(chunk);
+      this.#holdSlices(chunk);
+      this.#deliverHeld();
       return;
     }
-    this.#deliver(chunk);
+    if (chunk.length <= SLICE) {
+      this.#deliver(chunk);
+      return;
+    }
+    this.#deliver(chunk.subarray(0, SLICE));
+    this.#holdSlices(chunk.subarray(SLICE));
+    this.#deliverHeld();
+  }
+
+  #holdSlices(chunk: Uint8Array): void {
+    for (let at = 0; at < chunk.length; at += SLICE) this.#held.push(chunk.subarray(at, at + SLICE));
+    // Bun reads no more while input waits here: what waits is at most one read, not the peer's flood.
+    this.#socket.pause?.();
+  }
+
+  // Held chunks go out asynchronously, as Node's resume() does (never from inside resume() itself),
+  // one per turn of the event loop, as Node's and Deno's reads come: what one slice starts (a
+  // pipelining peer's requests) runs, and mostly ends, before the next slice's requests arrive.
+  #deliverHeld(): void {
+    if (this.#held.length === 0 || this.#delivering || this.#paused) return;
+    this.#delivering = true;
+    setImmediate(() => {
+      this.#delivering = false;
+      if (this.#paused || this.#closed) return;
+      const chunk = this.#held.shift();
+      if (chunk !== undefined) this.#deliver(chunk);
+      if (this.#held.length > 0) this.#deliverHeld();
+      else if (this.#peerEnded) this.end();
+      else if (!this.#paused && !this.#closed) this.#socket.resume?.();
+    });
   }
 
   #deliver(chunk: Uint8Array): void {
@@ -102,6 +142,10 @@ class BunConnection extends AdapterConnection {
       // A throwing handler is a bug in this connection's code; it must not take the process down.
       this.destroy(asError(error));
     }
+  }
+
+  get bufferedAmount(): number {
+    return this.#queue.bytes;
   }
 
   write(chunks: readonly Uint8Array[]): boolean {
@@ -149,15 +193,14 @@ class BunConnection extends AdapterConnection {
   resume(): void {
     if (!this.#paused || this.#closed) return;
     this.#paused = false;
-    this.#socket.resume?.();
-    // Held chunks go out asynchronously, as Node's resume() does: never from inside resume() itself.
-    if (this.#held.length > 0 && !this.#delivering) {
-      this.#delivering = true;
-      queueMicrotask(() => {
-        this.#delivering = false;
-        while (this.#held.length > 0 && !this.#paused && !this.#closed) this.#deliver(this.#held.shift()!);
-      });
-    }
+    if (this.#held.length === 0) this.#socket.resume?.();
+    else this.#deliverHeld();
+  }
+
+  /** Bun's `end` event: the peer sent FIN. Ends too, after the held input is handed on. */
+  peerEnded(): void {
+    if (this.#held.length === 0) this.end();
+    else this.#peerEnded = true;
   }
 
   end(): void {
@@ -198,7 +241,7 @@ function handlers(open: (socket: BunSocket) => void): BunSocketHandlers {
     data: (socket, data) => socket.data?.received(data),
     drain: (socket) => socket.data?.drained(),
     // The peer sent FIN: end too, once the queue is out (allowHalfOpen is on so Bun does not cut it short).
-    end: (socket) => socket.data?.end(),
+    end: (socket) => socket.data?.peerEnded(),
     error: (socket, error) => socket.data?.failed(error),
     close: (socket, error) => socket.data?.closed(error),
     connectError: () => {},

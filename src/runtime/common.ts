@@ -210,6 +210,7 @@ export abstract class AdapterConnection implements Connection {
 
   abstract attach(handlers: ConnectionHandlers): void;
   abstract write(chunks: readonly Uint8Array[]): boolean;
+  abstract get bufferedAmount(): number;
   abstract pause(): void;
   abstract resume(): void;
   abstract end(): void;

@@ -122,6 +122,10 @@ class DenoConnection extends AdapterConnection {
     }
   }
 
+  get bufferedAmount(): number {
+    return this.#queue.bytes;
+  }
+
   write(chunks: readonly Uint8Array[]): boolean {
     if (this.#closed || this.#ending) return false;
     this.#queue.push(chunks);

@@ -53,6 +53,10 @@ class NodeConnection extends AdapterConnection {
     return ok && !socket.writableNeedDrain;
   }
 
+  get bufferedAmount(): number {
+    return this.#socket.writableLength;
+  }
+
   pause(): void {
     this.#socket.pause();
   }

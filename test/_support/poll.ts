@@ -126,6 +126,9 @@ function countConnection(inner: Connection, t: ConnectionTally): Connection {
       if (!ok) t.refusedWrites++;
       return ok;
     },
+    get bufferedAmount() {
+      return inner.bufferedAmount;
+    },
     pause() {
       t.pauses++;
       t.paused = true;
