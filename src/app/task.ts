@@ -54,8 +54,8 @@ const textEncoder = new TextEncoder();
 type Outcome =
   /** The response went out whole: appStatus 0. */
   | { readonly kind: "complete" }
-  /** The handler or its response failed (status 500 if nothing went out yet), or fcgi itself did (null: no status): appStatus 1. */
-  | { readonly kind: "failed"; readonly status: 500 | null }
+  /** The handler, its response or fcgi itself failed: status 500 if nothing went out yet; appStatus 1. */
+  | { readonly kind: "failed"; readonly status: 500 }
   /** A limit ended it: the signal fires with `reason`, the input is dropped, `status` goes out if it still can; appStatus 1. */
   | { readonly kind: "limited"; readonly status: number; readonly reason: FastCGIError }
   /** ABORT_REQUEST, or the connection is gone: the signal fires with `reason`; appStatus 0. */
@@ -64,7 +64,6 @@ type Outcome =
 // The endings every request may take are made once, not per request.
 const COMPLETE: Outcome = { kind: "complete" };
 const FAILED: Outcome = { kind: "failed", status: 500 };
-const BROKEN: Outcome = { kind: "failed", status: null };
 
 function describe(error: unknown): string {
   if (error instanceof Error) return error.stack ?? `${error.name}: ${error.message}`;
@@ -290,7 +289,7 @@ export class RequestTask {
   /** Something failed outside the handler: log it and end the request. */
   #broken(error: unknown): void {
     this.#host.log.error("internal", `${this.#host.peer} request ${this.requestId}: internal error: ${describe(error)}`);
-    this.#end(BROKEN);
+    this.#end(FAILED);
   }
 
   #respond(response: Response): void {
@@ -402,8 +401,8 @@ export class RequestTask {
       }
     }
     // 2. An error status, if no response went out yet.
-    const status = outcome.kind === "failed" || outcome.kind === "limited" ? outcome.status : null;
-    if (status !== null && !this.#started) {
+    const status = outcome.kind === "failed" || outcome.kind === "limited" ? outcome.status : 0;
+    if (status !== 0 && !this.#started) {
       this.#started = true;
       this.status = status;
       this.#host.stdout(this.requestId, errorOutput(status));
