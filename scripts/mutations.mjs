@@ -580,4 +580,37 @@ export const mutations = [
     tests: ["test/interop/nginx_status.test.ts"],
     why: "SIGUSR1 no longer reopens the access log: after logrotate, lines go to the rotated file",
   },
+  // ---- a web server that does not read; params refusals as HTTP answers (#13) -----------------
+  {
+    id: "serve-unsent-bound",
+    file: "src/app/connection.ts",
+    find: "    if (!this.#writable && !this.#outputFull && connection.bufferedAmount > this.options.maxUnsentBytes) {",
+    replace: "    if (false && !this.#writable && !this.#outputFull && connection.bufferedAmount > this.options.maxUnsentBytes) {",
+    tests: ["test/serve_unread_output.test.ts"],
+    why: "a connection keeps reading requests while its answers pile up unread: memory grows with what the peer sends",
+  },
+  {
+    id: "serve-send-timeout",
+    file: "src/app/connection.ts",
+    find: `    } else if (this.deadlineKind === "drain") {`,
+    replace: `    } else if (this.deadlineKind === "drain" && false) {`,
+    tests: ["test/serve_unread_output.test.ts"],
+    why: "a peer that never reads its answers is no longer cut off after sendTimeout",
+  },
+  {
+    id: "serve-params-refusal-answer",
+    file: "src/app/connection.ts",
+    find: "      refusalOutput,\n",
+    replace: "",
+    tests: ["test/serve_params_refusal.test.ts", "test/interop/nginx_limits.test.ts"],
+    why: "params over a limit end with a bare END_REQUEST again: nginx answers 502",
+  },
+  {
+    id: "bun-read-slices",
+    file: "src/runtime/bun.ts",
+    find: "    if (chunk.length <= SLICE) {",
+    replace: "    if (true) {",
+    tests: ["test/serve_unread_output.test.ts"],
+    why: "Bun hands a megabyte read to the server at once: a pipelining peer's thousands of requests start together and most get OVERLOADED",
+  },
 ];
