@@ -8,10 +8,11 @@
  * read, so one request that does not read its body never stalls the others; such a request
  * is ended once its unread input passes maxBufferedBytes (see RequestTask).
  *
- * The other way, output: once more than maxUnsentBytes wait for the peer to read them, the socket
- * is paused too, whatever the requests need. A peer that writes requests (or management records)
- * and never reads the answers then holds at most that much of this process's memory, not one
- * answer per request it sent; it is cut off after sendTimeout without draining.
+ * The other way, output: once more than maxUnsentBytes wait for the peer to read them, or requests
+ * wait to write theirs, the socket is paused too, whatever the requests need. A peer that writes
+ * requests (or management records) and never reads the answers then holds about that much of this
+ * process's memory, not one answer per request it sent; it is cut off after sendTimeout without
+ * draining.
  * @module
  */
 import { concatBytes } from "../bytes.ts";
@@ -63,6 +64,8 @@ type Deadline = "params" | "idle" | "drain" | "closing" | null;
 
 /** How long a closing connection may wait for the peer to close its side before it is cut. */
 const CLOSING_GRACE = 5000;
+/** Waiting output up to this size is merged into one block (see #flush). */
+const MERGE_MAX = 64 * 1024;
 /** How long a connection accepted while the server closes may take to send its request. */
 const LATE_GRACE = 1000;
 
@@ -365,8 +368,12 @@ export class AppSocket implements TaskHost {
     if (this.#closed || !connection) return;
     let output = this.#core.takeOutput();
     // Output that has to wait (the peer is not reading) waits as one block, not as thousands of
-    // small records: those cost several times their size in memory.
-    if (!this.#writable && output.length > 1) output = [concatBytes(output)];
+    // small records: those cost several times their size in memory. (Large bodies stay uncopied.)
+    if (!this.#writable && output.length > 1) {
+      let bytes = 0;
+      for (const record of output) bytes += record.length;
+      if (bytes <= MERGE_MAX) output = [concatBytes(output)];
+    }
     if (output.length > 0 && !connection.write(output)) this.#writable = false;
     if (!this.#writable && !this.#outputFull && connection.bufferedAmount > this.options.maxUnsentBytes) {
       this.#outputFull = true;
@@ -392,7 +399,6 @@ export class AppSocket implements TaskHost {
     if (rest.length > 0) this.#connection?.write(rest);
     this.#connection?.end();
   }
-
 
   #clearDeadline(): void {
     // The drain deadline stays until the output drains, whatever the requests do meanwhile.
