@@ -242,8 +242,9 @@ export class AppSocket implements TaskHost {
       else if (task.needsInput) flowing = true;
     }
     // Output waits for the peer: over maxUnsentBytes, or requests wait to write theirs (new ones
-    // would only wait behind them). Input waits too, for sendTimeout at most.
-    const backedUp = this.#outputFull || (!this.#writable && this.#drainWaiters.length > 0);
+    // would only wait behind them, unless a request still needs its body: a web server may send
+    // all of it before it reads). Input waits too, for sendTimeout at most.
+    const backedUp = this.#outputFull || (!this.#writable && this.#drainWaiters.length > 0 && !flowing);
     if (backedUp && this.deadlineKind !== "drain" && !this.#ending) {
       this.deadlineKind = "drain";
       this.deadline = Date.now() + this.options.sendTimeout;
