@@ -40,16 +40,17 @@ function memory(pid: number, field: "VmRSS" | "VmHWM"): number {
 }
 
 /**
- * The bytes waiting unread in the kernel on each of the server's established connections on
- * `port` (rx_queue in /proc/net/tcp): more than zero once the server has stopped reading them.
+ * The bytes waiting unread in the kernel on the server's side (local port `port`) of the
+ * connections from these peer ports (rx_queue in /proc/net/tcp): more than zero once the server
+ * has stopped reading them.
  */
-function unreadInput(port: number): number[] {
-  const hexPort = port.toString(16).toUpperCase().padStart(4, "0");
+function unreadInput(port: number, peerPorts: readonly number[]): number[] {
+  const hex = (n: number) => `:${n.toString(16).toUpperCase().padStart(4, "0")}`;
   const queues: number[] = [];
   for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    // sl, local_address, rem_address, st, tx_queue:rx_queue, …
     const fields = line.trim().split(/\s+/);
-    // local_address, state 01 (ESTABLISHED), tx_queue:rx_queue
-    if (fields.length < 5 || !fields[1]!.endsWith(`:${hexPort}`) || fields[3] !== "01") continue;
+    if (fields.length < 5 || !fields[1]!.endsWith(hex(port)) || !peerPorts.some((p) => fields[2]!.endsWith(hex(p)))) continue;
     queues.push(parseInt(fields[4]!.split(":")[1]!, 16));
   }
   return queues;
@@ -229,7 +230,7 @@ describe("fcgi serve and a web server that does not read its answers", () => {
       samples.push(memory(pid, "VmRSS"));
     }
     const peak = memory(pid, "VmHWM") - before;
-    const unread = unreadInput(port);
+    const unread = unreadInput(port, peers.map((peer) => peer.connection.localPort));
     assert.equal(unread.length, CONNECTIONS, "the server's connections in /proc/net/tcp");
     for (const bytes of unread) assert.ok(bytes > 0, `the server stopped reading: its connections hold ${unread.join(", ")} bytes unread`);
     return { peers, growth: Math.min(...samples) - before, peak };
@@ -277,7 +278,7 @@ describe("fcgi serve and a web server that does not read its answers", () => {
     ready();
     const { cli, port } = await startServer(["--send-timeout", "1s", "--max-unsent-bytes", "64K"]);
     const peer = await Peer.open(port);
-    const one = getRequest(1);
+    const one = getRequest(1, "/kb");
     await flood(peer, (n) => requestBatch(one, 1 + n * 64, 64), 64, MAX_REQUESTS);
     await waitFor("the server to close the connection", () => peer.closed, 10_000);
     await waitFor("the log line", () => /sendTimeout/.test(cli.stderr()), 5000);

@@ -339,9 +339,10 @@ class AppServer implements Server, ConnectionServer {
   /** One slow-request line; `late` is how late the sweeper runs (or would run) now. */
   #reportSlow(task: RequestTask, now: number, late: number): void {
     const limit = this.options.slowRequest;
-    // A sweep that runs late by a good part of the limit shows the loop was blocked; else the loop
-    // ran and the request waits on something (an upstream, a timer, a body that does not come).
-    const why = late > Math.max(50, limit / 2)
+    // A sweep that runs late by a good part of the limit, and of the request's time so far, shows
+    // the loop was blocked; else the loop ran (a busy machine delays a sweep a little) and the
+    // request waits on something (an upstream, a timer, a body that does not come).
+    const why = late > Math.max(50, limit / 2, (now - task.startedAt) / 2)
       ? `the event loop was blocked for ${Math.round(late)} ms before this check`
       : "the event loop runs: the handler is waiting";
     const uri = task.params.get("REQUEST_URI") ?? task.params.get("SCRIPT_NAME") ?? "";
