@@ -33,7 +33,7 @@ import { repoRoot } from "../test/_support/env.ts";
 import { findBinary, isRunning, makeTempDir, removeDir, type Service } from "../test/interop/_servers.ts";
 import { FCGI_APP, compileTo, procStatus, runtimeBinaries, serveCommand, startAppAndNginx } from "./_apps.ts";
 import { lineChart, type Series } from "./_svg.ts";
-import { option, version } from "./_wrk.ts";
+import { median, option, version } from "./_wrk.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -49,7 +49,7 @@ const FLAT_LIMIT = 1.1;
 /** A request not settled within this long is destroyed and counted as a timeout. */
 const REQUEST_TIMEOUT_MS = 60_000;
 /** The whole run of one runtime may take at most this long (a hung run fails instead of hanging). */
-const RUN_TIMEOUT_MS = Number(option("max-minutes", "20")) * 60_000;
+const RUN_TIMEOUT_MS = Number(option("max-minutes", "12")) * 60_000;
 
 for (const r of RUNTIMES) if (!["node", "deno", "bun"].includes(r)) throw new Error(`unknown runtime ${r} (node, deno, bun)`);
 if (!(REQUESTS > 0 && CONCURRENCY > 0 && SETTLE >= 0 && SETTLE < REQUESTS)) throw new Error("--requests, --concurrency must be positive and --settle below --requests");
@@ -386,6 +386,13 @@ async function main(): Promise<number> {
     console.log(`${r.runtime}: ${problems.length ? `FAIL\n  ${problems.join("\n  ")}` : "ok"}` +
       ` (direct Client peak: ${t.directPeak.active} requests on ${t.directPeak.connections} connections; ${t.tooLateToAbort} aborts/cuts came after the response)` +
       `${Number.isNaN(flat) ? "; too few RSS samples after the settle mark to judge flatness" : ""}`);
+    // A trend beside max/min: GC swings widen max/min while the middle stays put; growth moves both.
+    const after = r.samples.filter((x) => x.done >= SETTLE).map((x) => x.mib);
+    const quarter = Math.max(1, Math.floor(after.length / 4));
+    const trend = median(after.slice(-quarter)) / median(after.slice(0, quarter));
+    const every = Math.max(1, Math.round(r.samples.length / 24));
+    console.log(`  RSS MiB, every ${every} s: ${r.samples.filter((_, k) => k % every === 0).map((x) => x.mib.toFixed(0)).join(" ")}` +
+      `; median of the last quarter of samples after ${SETTLE / 1000}k over the first: ${trend.toFixed(3)}`);
     const appLog = summarizeLog(r.appLog, 8);
     if (appLog.length) console.log(`  app log (most frequent lines, digits as N):\n    ${appLog.join("\n    ")}`);
     // Notices, and upload bodies kept in temp files (nginx does so past client_body_buffer_size), are routine.
