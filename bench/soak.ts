@@ -21,6 +21,8 @@
  * npm run soak                                    # node, deno, bun; 1 M requests each
  * npm run soak -- --requests 50000 --runtimes bun --chart /tmp/soak.svg
  * ```
+ * Also `--concurrency N` (through nginx), `--direct N` (on the Client, default 32), `--settle N`,
+ * and `--max-minutes N` (per runtime, default 12: a run that has not finished by then fails).
  * Needs nginx. Linux only (reads /proc). Loopback only.
  * @module
  */
