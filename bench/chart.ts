@@ -11,6 +11,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { repoRoot } from "../test/_support/env.ts";
+import { escape } from "./_svg.ts";
 
 /** One chart: the first table under `heading` in RESULTS.md, its `column`, one bar per row. */
 interface Chart {
@@ -47,8 +48,6 @@ function table(markdown: string, heading: string): string[][] {
   }
   return rows;
 }
-
-const escape = (text: string) => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/\*/g, "");
 
 /** A horizontal bar chart of `bars`, as an SVG document. */
 function barChart(title: string, bars: readonly { label: string; value: number }[]): string {

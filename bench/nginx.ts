@@ -22,22 +22,18 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "../test/_support/env.ts";
 import { wrk, median, option, version } from "./_wrk.ts";
+import { FCGI_APP, compileTo, procStatus, runtimeBinaries, serveCommand, startAppAndNginx } from "./_apps.ts";
 import {
   type Service,
-  canConnect,
   fetchWithin,
   findBinary,
-  freePort,
   makeTempDir,
   removeDir,
-  renderExample,
-  startNginx,
-  startProcess,
 } from "../test/interop/_servers.ts";
 
 const MiB = 1024 * 1024;
@@ -52,26 +48,6 @@ const HELLO_CONNECTIONS = 32;
 const DOWNLOAD_CONNECTIONS = 16;
 const UPLOAD_CONNECTIONS = 2;
 const UPLOAD_BYTES = 64 * MiB;
-
-// The fcgi app, as a user would write it: one fetch handler, three routes. Written to the temp
-// folder as plain JavaScript so every runtime loads the same file.
-const FCGI_APP = `
-const download = new Uint8Array(${MiB});
-for (let i = 0; i < download.length; i++) download[i] = i & 255;
-export default {
-  async fetch(request) {
-    const path = new URL(request.url).pathname;
-    if (path === "/hello") return new Response("Hello, World!", { headers: { "content-type": "text/plain" } });
-    if (path === "/download") return new Response(download, { headers: { "content-type": "application/octet-stream" } });
-    if (path === "/upload") {
-      let n = 0;
-      for await (const chunk of request.body) n += chunk.byteLength;
-      return new Response(String(n), { headers: { "content-type": "text/plain" } });
-    }
-    return new Response("not found", { status: 404 });
-  },
-};
-`;
 
 // The same app on node-fastcgi (its http-like API).
 const NODE_FASTCGI_APP = (socket: string) => `
@@ -117,13 +93,6 @@ function run(command: string, args: string[], options: { cwd?: string; env?: Nod
   return r.stdout + r.stderr;
 }
 
-// /proc/<pid>/status fields in KiB.
-function procStatus(pid: number, field: "VmHWM" | "VmRSS"): number {
-  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-  if (!m) throw new Error(`no ${field} for pid ${pid}`);
-  return Number(m[1]);
-}
-
 // utime + stime of a process, in seconds (fields 14 and 15 of /proc/<pid>/stat, in clock ticks of 1/100 s).
 function cpuSeconds(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
@@ -143,19 +112,9 @@ async function checkRoutes(base: string): Promise<void> {
 
 async function measure(contestant: Contestant, dir: string, nginxBinary: string, uploadScript: string): Promise<Sample> {
   const socket = join(dir, `${contestant.name}.sock`);
-  const [command, args] = contestant.start(socket);
   const services: Service[] = [];
   try {
-    const app = await startProcess(contestant.name, command, args, () => canConnect(socket));
-    services.push(app);
-    const port = await freePort();
-    const http = renderExample("nginx.conf", [
-      ["server 127.0.0.1:9000;", `server unix:${socket};`],
-      ["keepalive 8;", `keepalive ${HELLO_CONNECTIONS};`],
-      ["listen 8080;", `listen 127.0.0.1:${port};`],
-    ]);
-    const nginx = await startNginx(nginxBinary, dir, http, [port]);
-    services.push(nginx);
+    const { app, nginx } = await startAppAndNginx(contestant.name, contestant.start(socket), socket, dir, nginxBinary, HELLO_CONNECTIONS, services);
     const base = nginx.urls[0];
 
     const errors: string[] = [];
@@ -197,16 +156,10 @@ async function main(): Promise<void> {
   if (!nginxBinary || !findBinary("wrk") || (needsGo && !findBinary("go"))) throw new Error("bench/nginx.ts needs nginx, wrk and (for the go contender) go on PATH");
   const dir = makeTempDir("fcgi-bench-nginx-");
   try {
-    // Everything the apps run from is built into the temp folder, so a concurrent `npm test`
-    // rebuilding dist/ cannot pull files from under a running app.
+    // Everything the apps run from is built into the temp folder (see compileTo).
     console.log("building: tsc → temp, go build → temp");
-    // tsc emits even with type errors (other work in progress); only a missing CLI stops the bench.
-    spawnSync(process.execPath, [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", join(repoRoot, "tsconfig.json"), "--outDir", join(dir, "dist")], { stdio: "ignore" });
-    if (!existsSync(join(dir, "dist", "src", "cli.js"))) throw new Error("tsc did not emit src/cli.js");
-    if (BASELINE) {
-      spawnSync(process.execPath, [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", join(BASELINE, "tsconfig.json"), "--outDir", join(dir, "base-dist")], { stdio: "ignore" });
-      if (!existsSync(join(dir, "base-dist", "src", "cli.js"))) throw new Error(`tsc did not emit the baseline's src/cli.js (is ${BASELINE} a checkout?)`);
-    }
+    compileTo(join(dir, "dist"));
+    if (BASELINE) compileTo(join(dir, "base-dist"), BASELINE);
     if (needsGo) run("go", ["build", "-o", join(dir, "go-fcgi"), join(repoRoot, "bench", "go", "main.go")], {
       env: { ...process.env, GO111MODULE: "off", GOPROXY: "off", GOFLAGS: "", CGO_ENABLED: "0" },
     });
@@ -214,28 +167,19 @@ async function main(): Promise<void> {
     const uploadScript = join(dir, "upload.lua");
     writeFileSync(uploadScript, `wrk.method = "POST"\nwrk.body = string.rep("u", ${UPLOAD_BYTES})\nwrk.headers["Content-Type"] = "application/octet-stream"\n`);
 
-    // Node runs fcgi-node and node-fastcgi even when this script itself runs elsewhere.
-    const node = findBinary("node") ?? process.execPath;
-    const deno = join(repoRoot, "node_modules", ".bin", "deno");
-    const bun = join(repoRoot, "node_modules", ".bin", "bun");
+    const { node, deno, bun } = runtimeBinaries;
     const app = join(dir, "app.mjs");
     const all: Contestant[] = [
       { name: "go", start: (s) => [join(dir, "go-fcgi"), ["-listen", `unix:${s}`]] },
-      { name: "fcgi-node", start: (s) => [node, [join(dir, "dist", "src", "cli.js"), "serve", app, "--listen", s]] },
-      { name: "fcgi-deno", start: (s) => [deno, ["run", "-A", join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", s]] },
-      { name: "fcgi-bun", start: (s) => [bun, [join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", s]] },
+      ...(["node", "deno", "bun"] as const).map((r) => ({ name: `fcgi-${r}`, start: (s: string) => serveCommand(r, join(dir, "dist"), app, s) })),
       ...(ACCESS_LOG
         ? [
-          { name: "fcgi-node-log", start: (s: string) => [node, [join(dir, "dist", "src", "cli.js"), "serve", app, "--listen", s, "--access-log", `${s}.log`]] },
-          { name: "fcgi-deno-log", start: (s: string) => [deno, ["run", "-A", join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", s, "--access-log", `${s}.log`]] },
-          { name: "fcgi-bun-log", start: (s: string) => [bun, [join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", s, "--access-log", `${s}.log`]] },
+        ...(["node", "deno", "bun"] as const).map((r) => ({ name: `fcgi-${r}-log`, start: (s: string) => serveCommand(r, join(dir, "dist"), app, s, ["--access-log", `${s}.log`]) })),
         ] satisfies Contestant[]
         : []),
       ...(BASELINE
         ? [
-          { name: "base-node", start: (s: string) => [node, [join(dir, "base-dist", "src", "cli.js"), "serve", app, "--listen", s]] },
-          { name: "base-deno", start: (s: string) => [deno, ["run", "-A", join(BASELINE, "src", "cli.ts"), "serve", app, "--listen", s]] },
-          { name: "base-bun", start: (s: string) => [bun, [join(BASELINE, "src", "cli.ts"), "serve", app, "--listen", s]] },
+        ...(["node", "deno", "bun"] as const).map((r) => ({ name: `base-${r}`, start: (s: string) => serveCommand(r, join(dir, "base-dist"), app, s, [], BASELINE) })),
         ] satisfies Contestant[]
         : []),
       {

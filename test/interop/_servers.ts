@@ -224,9 +224,10 @@ export function renderExample(file: string, replacements: ReadonlyArray<readonly
 /**
  * Starts nginx in the foreground with `http` as the body of its `http {}` block. Every path
  * nginx writes (pid, logs, temp files) stays inside `dir`; the stock fastcgi_params is copied
- * there so snippets can `include fastcgi_params;` as users do.
+ * there so snippets can `include fastcgi_params;` as users do. `workerConnections` counts client and
+ * upstream connections together (a load of N clients needs about 2N).
  */
-export async function startNginx(binary: string, dir: string, http: string, ports: readonly number[]): Promise<WebServer> {
+export async function startNginx(binary: string, dir: string, http: string, ports: readonly number[], workerConnections: number = 512): Promise<WebServer> {
   const params = ["/etc/nginx/fastcgi_params", "/usr/local/nginx/conf/fastcgi_params", "/usr/local/etc/nginx/fastcgi_params"]
     .find((p) => existsSync(p));
   if (!params) throw new Error("nginx's fastcgi_params file was not found");
@@ -240,7 +241,7 @@ user root;
 worker_processes 1;
 pid ${dir}/nginx.pid;
 error_log ${errorLog} warn;
-events { worker_connections 512; }
+events { worker_connections ${workerConnections}; }
 http {
   access_log off;
   client_body_temp_path ${dir}/client_body;
