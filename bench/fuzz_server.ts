@@ -1,6 +1,7 @@
 // Live fuzzer for `fcgi serve` (#13): seeded hostile record streams (test/_support/fuzz_server.ts)
 // sent to a running server on each runtime at once, which after every case must be alive, answer
-// a fresh /hello within 5 s, and keep its RSS within 128 MiB of its post-start baseline.
+// a fresh /hello within 5 s, and keep its RSS within 128 MiB of its post-start baseline (Node's
+// and Deno's old space capped at 64 MiB: see HEAP_LIMIT_MIB).
 //
 //   npm run fuzz:server -- [--runtimes node,deno,bun] [--seconds 60] [--seed S] [--cases N]
 //   npm run fuzz:server -- --runtime bun --seed N --cases 1      (replays one case)
@@ -16,7 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoRoot, sourcePath } from "../test/_support/env.ts";
-import { FUZZ_APP, FUZZ_SERVE_FLAGS, HEALTH_TIMEOUT_MS, RSS_MARGIN_MIB, describeServerCase, fuzzServer, type FuzzReport } from "../test/_support/fuzz_server.ts";
+import { FUZZ_APP, FUZZ_SERVE_FLAGS, HEALTH_TIMEOUT_MS, HEAP_LIMIT_MIB, RSS_MARGIN_MIB, describeServerCase, fuzzServer, type FuzzReport } from "../test/_support/fuzz_server.ts";
 import { freePort } from "../test/interop/_servers.ts";
 
 const args = process.argv.slice(2);
@@ -64,7 +65,7 @@ writeFileSync(app, FUZZ_APP);
 let failed = false;
 try {
   console.log(`fuzz:server: ${runtimes.map(version).join(", ")}; ${seconds} s per runtime from seed ${firstSeed}${maxCases < Infinity ? `, at most ${maxCases} cases` : ""}`);
-  console.log(`checks after every case: alive, /hello within ${HEALTH_TIMEOUT_MS} ms, RSS within baseline + ${RSS_MARGIN_MIB} MiB; serve flags ${FUZZ_SERVE_FLAGS.join(" ")}`);
+  console.log(`checks after every case: alive, /hello within ${HEALTH_TIMEOUT_MS} ms, RSS within baseline + ${RSS_MARGIN_MIB} MiB (old space ${HEAP_LIMIT_MIB} MiB on node and deno); serve flags ${FUZZ_SERVE_FLAGS.join(" ")}`);
   const started = Date.now();
   const deadline = started + seconds * 1000;
   const reports = await Promise.all(runtimes.map(async (runtime): Promise<[string, FuzzReport]> => {
