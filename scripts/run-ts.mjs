@@ -25,7 +25,7 @@ let file = join(root, entry);
 if (!stripsTypes) {
   file = join(root, "dist", entry.replace(/\.ts$/, ".js"));
   const stamp = join(root, "dist", "mod.js");
-  const sources = Math.max(statSync(join(root, "mod.ts")).mtimeMs, ...["src", "examples", "bench"].map((d) => newestSource(join(root, d))));
+  const sources = Math.max(statSync(join(root, "mod.ts")).mtimeMs, ...["src", "examples", "bench", "test"].map((d) => newestSource(join(root, d))));
   if (!existsSync(file) || !existsSync(stamp) || statSync(stamp).mtimeMs < sources) {
     const b = spawnSync(process.execPath, [join(root, "scripts", "build.mjs")], { stdio: "inherit" });
     if (!existsSync(file)) process.exit(b.status || 1);
