@@ -25,7 +25,7 @@ async function refused(params: Record<string, string | Uint8Array>): Promise<{ s
       assert.equal(result.protocolStatus, ProtocolStatus.REQUEST_COMPLETE);
       const cgi = parseCgi(result.stdout);
       answer = { status: cgi.status, text: cgi.text, appStatus: result.appStatus };
-      assert.equal(cgi.header("content-type"), "text/plain");
+      assert.equal(cgi.header("content-type"), "text/plain;charset=UTF-8");
       // The same connection serves the next request.
       client.send(2, { params: httpParams("/next"), keepConn: true });
       assert.equal(parseCgi((await client.response(2)).stdout).text, "app");

@@ -5,15 +5,10 @@
  * @module
  */
 import type { FastCGIError } from "../errors.ts";
+import { errorOutput, REASON } from "./cgi.ts";
 
 /** The CGI variables a request's target fills: too long, they make a 414. */
 const URI_PARAMS = new Set(["REQUEST_URI", "QUERY_STRING", "DOCUMENT_URI", "SCRIPT_NAME", "PATH_INFO", "PATH_TRANSLATED", "SCRIPT_FILENAME"]);
-
-const REASONS: Readonly<Record<number, string>> = {
-  400: "Bad Request",
-  414: "URI Too Long",
-  431: "Request Header Fields Too Large",
-};
 
 /**
  * The status for a params limit hit: 431 for a header (an HTTP_ pair, or a name too long to be
@@ -26,11 +21,8 @@ export function refusalStatus(limit: string | undefined, param: string | undefin
   return URI_PARAMS.has(param) ? 414 : 400;
 }
 
-const encoder = new TextEncoder();
-
-/** The CGI output (Status, Content-Type, a one-line body) for a params refusal. */
+/** The CGI output for a params refusal: fcgi's error answer, its one-line body the status and reason. */
 export function refusalOutput(refusal: FastCGIError): Uint8Array {
   const status = refusalStatus(refusal.limit, refusal.param);
-  const reason = REASONS[status]!;
-  return encoder.encode(`Status: ${status} ${reason}\r\nContent-Type: text/plain\r\n\r\n${status} ${reason}\n`);
+  return errorOutput(status, `${status} ${REASON[status]}`);
 }
