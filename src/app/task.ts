@@ -401,11 +401,10 @@ export class RequestTask {
       }
     }
     // 2. An error status, if no response went out yet.
-    const status = outcome.kind === "failed" || outcome.kind === "limited" ? outcome.status : 0;
-    if (status !== 0 && !this.#started) {
+    if ((outcome.kind === "failed" || outcome.kind === "limited") && !this.#started) {
       this.#started = true;
-      this.status = status;
-      this.#host.stdout(this.requestId, errorOutput(status));
+      this.status = outcome.status;
+      this.#host.stdout(this.requestId, errorOutput(outcome.status));
     }
     // 3. END_REQUEST.
     this.#host.endRequest(this, outcome.kind === "complete" || outcome.kind === "aborted" ? 0 : 1);
