@@ -22,6 +22,11 @@ export interface CgiOutput {
   head: Uint8Array;
   /** Bytes to send after the head, a stream to pump, or null. */
   body: Uint8Array | ReadableStream<Uint8Array> | null;
+  /**
+   * True when `body` is bytes fcgi made itself (an encoded string, a Response's own copy of the
+   * handler's bytes): nothing else can reach them, so they may be freed once written.
+   */
+  owned: boolean;
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -58,15 +63,16 @@ export function cgiOutput(response: Response, omitBody: boolean): CgiOutput {
   if (LightResponse.is(response)) {
     const parts = LightResponse.parts(response);
     if (parts) {
-      LightResponse.take(response);
-      return fromParts(parts.status, parts.statusText, parts.headers, parts.defaultContentType, parts.body, omitBody);
+      // Its bytes are freed once sent (see owned): a second send would find them gone.
+      if (!LightResponse.take(response) && parts.body instanceof Uint8Array) throw new TypeError("the Response's body was already used");
+      return fromParts(parts.status, parts.statusText, parts.headers, parts.defaultContentType, parts.body, omitBody, true);
     }
   } else if (response === null || typeof response !== "object" || typeof (response as { status?: unknown }).status !== "number") {
     throw new CgiHeaderError("the handler did not return a Response");
   }
   const body = omitBody ? null : (response.body as ReadableStream<Uint8Array> | null);
   if (omitBody) response.body?.cancel().catch(() => {});
-  return fromParts(response.status, response.statusText, response.headers, undefined, body, omitBody);
+  return fromParts(response.status, response.statusText, response.headers, undefined, body, omitBody, false);
 }
 
 function fromParts(
@@ -76,6 +82,7 @@ function fromParts(
   defaultContentType: string | undefined,
   body: string | Uint8Array | ReadableStream<Uint8Array> | null,
   omitBody: boolean,
+  ownBytes: boolean,
 ): CgiOutput {
   if (!Number.isInteger(status) || status < 100 || status > 999) throw new CgiHeaderError(`invalid status ${status}`);
   if (BAD_VALUE.test(statusText)) throw new CgiHeaderError("invalid statusText");
@@ -117,7 +124,7 @@ function fromParts(
     if (bytes instanceof ReadableStream) bytes.cancel().catch(() => {});
     bytes = null;
   }
-  return { status, head: latin1(head), body: bytes };
+  return { status, head: latin1(head), body: bytes, owned: bytes instanceof Uint8Array && (ownBytes || typeof body === "string") };
 }
 
 /** Encodes a string whose code units are all <= 0xFF, one byte each. */

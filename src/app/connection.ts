@@ -15,7 +15,7 @@
  * draining.
  * @module
  */
-import { concatBytes } from "../bytes.ts";
+import { concatBytes, freeNow } from "../bytes.ts";
 import { FastCGIError } from "../errors.ts";
 import { AppConnection, type AppEvent } from "../protocol/app_connection.ts";
 import { ProtocolStatus, ROLE_BY_NAME } from "../protocol/constants.ts";
@@ -90,6 +90,8 @@ export class AppSocket implements TaskHost {
   /** Over maxUnsentBytes: input waits until the peer drains the output (the "drain" deadline). */
   #outputFull = false;
   #drainWaiters: (() => void)[] = [];
+  /** Buffers to free once the socket has written everything handed to it (see freeWhenWritten). */
+  #toFree: ArrayBufferLike[] = [];
   #processing = false;
   #flushQueued = false;
   /** Accepted while the server was closing: its first request is still served. */
@@ -206,6 +208,10 @@ export class AppSocket implements TaskHost {
     this.#flushSoon();
   }
 
+  freeWhenWritten(data: Uint8Array): void {
+    if (!this.#closed) this.#toFree.push(data.buffer);
+  }
+
   endRequest(task: RequestTask, appStatus: number): void {
     if (task.ended) return;
     task.ended = true;
@@ -288,6 +294,7 @@ export class AppSocket implements TaskHost {
   #onDrain(): void {
     this.#writable = true;
     this.#outputFull = false;
+    this.#freeWritten();
     const waiters = this.#drainWaiters;
     this.#drainWaiters = [];
     for (const wake of waiters) wake();
@@ -376,12 +383,24 @@ export class AppSocket implements TaskHost {
       if (bytes <= MERGE_MAX) output = [concatBytes(output)];
     }
     if (output.length > 0 && !connection.write(output)) this.#writable = false;
+    this.#freeWritten();
     if (!this.#writable && !this.#outputFull && connection.bufferedAmount > this.options.maxUnsentBytes) {
       this.#outputFull = true;
       this.updateFlow();
     }
     if (this.#core.closeWanted) this.#end();
     else if (this.#server.closing && this.#tasks.size === 0) this.#end();
+  }
+
+  /**
+   * Frees the buffers queued by freeWhenWritten once nothing is left unsent: the socket (and the
+   * kernel call under it) no longer reads them. Buffers queued before a close are left to the
+   * collector, as a closing socket may still hold them.
+   */
+  #freeWritten(): void {
+    if (this.#toFree.length === 0 || this.#closed || this.#connection?.bufferedAmount !== 0) return;
+    for (const buffer of this.#toFree) freeNow(buffer);
+    this.#toFree = [];
   }
 
   #end(): void {

@@ -21,6 +21,7 @@ export interface LightParts {
   headers: HeadersInit | undefined;
   /** Content-Type to add when the headers have none (a string body is text/plain). */
   defaultContentType: string | undefined;
+  /** A Uint8Array here is the response's own copy of the bytes it was given. */
   body: string | Uint8Array | ReadableStream<Uint8Array> | null;
 }
 
@@ -192,9 +193,11 @@ export class LightResponse {
     };
   }
 
-  /** Marks the body as taken by the CGI writer. */
-  static take(response: LightResponse): void {
+  /** Marks the body as taken by the CGI writer; false when it was taken or read before. */
+  static take(response: LightResponse): boolean {
+    const first = !response.#used;
     response.#used = true;
+    return first;
   }
 
   /** Real and lightweight responses both count as instances. */

@@ -25,6 +25,8 @@ export interface TaskHost {
   stdout(requestId: number, data: Uint8Array): void;
   /** Queues STDERR bytes. */
   stderr(requestId: number, data: Uint8Array): void;
+  /** Frees bytes queued with stdout once the socket has written them (fcgi's own: nothing else reads them). */
+  freeWhenWritten(data: Uint8Array): void;
   /** Sends END_REQUEST and forgets the request. */
   endRequest(task: RequestTask, appStatus: number): void;
   /** Undefined when the socket takes more output now, else a promise for when it does. */
@@ -307,7 +309,7 @@ export class RequestTask {
     }
     this.#started = true;
     this.status = response.status;
-    const { head, body } = output;
+    const { head, body, owned } = output;
     if (body === null) {
       this.#host.stdout(this.requestId, head);
       this.#end(COMPLETE);
@@ -318,6 +320,8 @@ export class RequestTask {
       } else {
         this.#host.stdout(this.requestId, head);
         this.#host.stdout(this.requestId, body);
+        // Large bodies freed as soon as they are out keep the heap from swelling until a collection.
+        if (owned) this.#host.freeWhenWritten(body);
       }
       this.#end(COMPLETE);
     } else {
