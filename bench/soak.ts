@@ -13,8 +13,11 @@
  * - the app's VmRSS is read from /proc about once a second.
  *
  * The run fails (exit 1) when any response is wrong, any error was not caused by us, the app
- * exits, or RSS is not flat: after the first `--settle` requests (default 100 k, or a tenth of a
- * shorter run), the largest RSS sample over the smallest must be at most 1.10. The chart of RSS
+ * exits, or RSS is not flat: the requests after the first `--settle` (default 100 k, or a tenth of
+ * a shorter run) are cut into 9 slices, and neither the slices' floors (smallest RSS sample of
+ * each) nor their ceilings (largest) may differ by more than 10 % (largest over smallest ≤ 1.10).
+ * A collector's sawtooth within a slice is not a trend; the plain spread of all samples after the
+ * settle mark is printed beside, for comparison. The chart of RSS
  * over requests, one line per runtime, goes to `--chart` (default bench/charts/soak-rss.svg).
  *
  * ```sh
@@ -324,9 +327,33 @@ async function soak(runtime: "node" | "deno" | "bun", dir: string, nginxBinary: 
 }
 
 /** Largest over smallest RSS sample taken once SETTLE requests were done; NaN with fewer than 2 samples. */
-function flatRatio(samples: readonly RssSample[]): number {
+function spreadRatio(samples: readonly RssSample[]): number {
   const after = samples.filter((s) => s.done >= SETTLE).map((s) => s.mib);
   return after.length < 2 ? NaN : Math.max(...after) / Math.min(...after);
+}
+
+/** How many equal slices of the requests after SETTLE the flatness check compares. */
+const SLICES = 9;
+
+/**
+ * RSS flatness as a trend: the requests after SETTLE cut into {@link SLICES} slices, each slice's
+ * floor (smallest sample: what survives a collection) and ceiling (largest sample) taken, and the
+ * largest floor over the smallest floor, and the same for ceilings. A leak raises the floors, a
+ * growing peak the ceilings; a collector's sawtooth inside each slice moves neither, where it
+ * would widen the plain spread (spreadRatio, printed beside). NaN when a slice has no sample.
+ */
+function flatRatios(samples: readonly RssSample[]): { floor: number; ceiling: number } {
+  const span = (REQUESTS - SETTLE) / SLICES;
+  const floors: number[] = [];
+  const ceilings: number[] = [];
+  for (let k = 0; k < SLICES; k++) {
+    const from = SETTLE + k * span;
+    const slice = samples.filter((s) => s.done >= from && (k === SLICES - 1 || s.done < from + span)).map((s) => s.mib);
+    if (slice.length === 0) return { floor: NaN, ceiling: NaN };
+    floors.push(Math.min(...slice));
+    ceilings.push(Math.max(...slice));
+  }
+  return { floor: Math.max(...floors) / Math.min(...floors), ceiling: Math.max(...ceilings) / Math.min(...ceilings) };
 }
 
 /** The first sample at or after SETTLE requests. */
@@ -363,31 +390,35 @@ async function main(): Promise<number> {
   }
 
   let failed = false;
-  console.log(`\n| runtime | requests | via nginx / direct | wrong | errors not ours | aborted by us | cut by us | RSS at ${SETTLE / 1000}k | RSS end | RSS max | flat (max/min after ${SETTLE / 1000}k) | duration | req/s |`);
-  console.log("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+  console.log(`\n| runtime | requests | via nginx / direct | wrong | errors not ours | aborted by us | cut by us | RSS at ${SETTLE / 1000}k | RSS end | RSS max | floors (max/min) | ceilings (max/min) | spread (max/min sample) | duration | req/s |`);
+  console.log("|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
   for (const r of results) {
     const t = r.tally;
     const errors = [...t.errors].map(([kind, n]) => `${n} ${kind}`).join(", ") || "0";
-    const flat = flatRatio(r.samples);
+    const flat = flatRatios(r.samples);
+    const spread = spreadRatio(r.samples);
+    const ratio = (v: number) => (Number.isNaN(v) ? "n/a" : v.toFixed(3));
     const done = t.completed + t.abortedByUs + t.cutByUs + [...t.errors.values()].reduce((a, b) => a + b, 0);
     const mib = (v: number) => `${v.toFixed(1)} MiB`;
     console.log(`| ${r.runtime} | ${done.toLocaleString("en-US")} | ${t.viaNginx.toLocaleString("en-US")} / ${t.direct.toLocaleString("en-US")} | ${t.wrong} | ${errors} | ${t.abortedByUs} | ${t.cutByUs} | ` +
-      `${mib(rssAtSettle(r.samples))} | ${mib(r.samples.at(-1)?.mib ?? NaN)} | ${mib(Math.max(...r.samples.map((s) => s.mib)))} | ${Number.isNaN(flat) ? "n/a" : flat.toFixed(3)} | ` +
+      `${mib(rssAtSettle(r.samples))} | ${mib(r.samples.at(-1)?.mib ?? NaN)} | ${mib(Math.max(...r.samples.map((s) => s.mib)))} | ${ratio(flat.floor)} | ${ratio(flat.ceiling)} | ${ratio(spread)} | ` +
       `${r.seconds.toFixed(0)} s | ${(done / r.seconds).toFixed(0)} |`);
   }
   console.log("");
   for (const r of results) {
     const t = r.tally;
-    const flat = flatRatio(r.samples);
+    const flat = flatRatios(r.samples);
+    const unjudged = Number.isNaN(flat.floor);
     const problems = [
       ...(t.wrong ? [`${t.wrong} wrong responses, e.g.\n      ${t.wrongExamples.join("\n      ")}`] : []),
       ...(t.errors.size ? ["errors we did not cause (above)"] : []),
-      ...(flat > FLAT_LIMIT ? [`RSS not flat: max/min ${flat.toFixed(3)} > ${FLAT_LIMIT}`] : []),
+      ...(flat.floor > FLAT_LIMIT ? [`RSS not flat: the largest slice floor over the smallest is ${flat.floor.toFixed(3)} > ${FLAT_LIMIT}`] : []),
+      ...(flat.ceiling > FLAT_LIMIT ? [`RSS not flat: the largest slice ceiling over the smallest is ${flat.ceiling.toFixed(3)} > ${FLAT_LIMIT}`] : []),
       ...(r.appExited ? [r.appExited] : []),
     ];
     console.log(`${r.runtime}: ${problems.length ? `FAIL\n  ${problems.join("\n  ")}` : "ok"}` +
       ` (direct Client peak: ${t.directPeak.active} requests on ${t.directPeak.connections} connections; ${t.tooLateToAbort} aborts/cuts came after the response)` +
-      `${Number.isNaN(flat) ? "; too few RSS samples after the settle mark to judge flatness" : ""}`);
+      `${unjudged ? `; too few RSS samples after the settle mark to judge flatness (a slice of the ${SLICES} has none)` : ""}`);
     // A trend beside max/min: GC swings widen max/min while the middle stays put; growth moves both.
     const after = r.samples.filter((x) => x.done >= SETTLE).map((x) => x.mib);
     const quarter = Math.max(1, Math.floor(after.length / 4));
