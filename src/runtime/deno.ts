@@ -45,8 +45,14 @@ declare const Deno: {
   readonly pid: number;
 };
 
-/** Bytes per read; a read that fills less than half of it is copied out so the rest is reused. */
-const READ_SIZE = 64 * 1024;
+/**
+ * Bytes per read, at most and at first. A read waits with its buffer, so an idle kept connection
+ * holds one: 64 KiB each made 10 000 idle connections cost 612 MiB. Reads start small, double
+ * while they fill the buffer (a body streaming in), and drop back after one that uses little.
+ * A read that fills less than half of its buffer is copied out so the buffer is reused.
+ */
+const MAX_READ_SIZE = 64 * 1024;
+const MIN_READ_SIZE = 2 * 1024;
 /** Queued bytes above which `write()` returns false. */
 const HIGH_WATER_MARK = 64 * 1024;
 
@@ -81,12 +87,13 @@ class DenoConnection extends AdapterConnection {
 
   async #readLoop(): Promise<void> {
     let buffer: Uint8Array | undefined;
+    let size = MIN_READ_SIZE;
     while (!this.#closed) {
       if (this.#paused) {
         await new Promise<void>((resolve) => (this.#wake = resolve));
         continue;
       }
-      buffer ??= new Uint8Array(READ_SIZE);
+      if (buffer === undefined || buffer.byteLength !== size) buffer = new Uint8Array(size);
       let count: number | null;
       try {
         count = await this.#conn.read(buffer);
@@ -103,12 +110,16 @@ class DenoConnection extends AdapterConnection {
       }
       if (count === 0) continue;
       let chunk: Uint8Array;
-      if (count >= READ_SIZE / 2) {
+      if (count >= size / 2) {
         chunk = buffer.subarray(0, count);
         buffer = undefined;
       } else {
         chunk = buffer.slice(0, count);
       }
+      // A full read: more is waiting, read more at once. A read that used under a quarter: the
+      // peer has paused (a request's params, then nothing), so the next wait holds little.
+      if (count === size) size = Math.min(size * 2, MAX_READ_SIZE);
+      else if (count < size / 4) size = MIN_READ_SIZE;
       // pause() may have been called while the read was in flight: hold the chunk until resume().
       while (this.#paused && !this.#closed) await new Promise<void>((resolve) => (this.#wake = resolve));
       if (this.#closed) return;
