@@ -7,6 +7,7 @@ import { Buffer } from "node:buffer";
 import { Readable } from "node:stream";
 import type { RequestContext } from "../app/types.ts";
 import type { FastCGIRequestSocket } from "./socket.ts";
+import { ownBehaviour } from "./own_behaviour.ts";
 
 /** node:http's request headers: lower-case names; set-cookie as a list. */
 export type IncomingHttpHeaders = Record<string, string | string[] | undefined>;
@@ -78,6 +79,7 @@ export class FastCGIIncomingMessage extends Readable {
     this.rawHeaders = rawHeaders;
     this.#reader = request.body?.getReader();
     if (!this.#reader) this.complete = true;
+    ownBehaviour(this);
   }
 
   /** The same object as `socket` (node:http's older name). */

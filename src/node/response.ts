@@ -12,6 +12,7 @@ import { REASON } from "../app/cgi.ts";
 import { LightResponse } from "../app/response.ts";
 import type { FastCGIIncomingMessage } from "./incoming.ts";
 import type { FastCGIRequestSocket } from "./socket.ts";
+import { ownBehaviour } from "./own_behaviour.ts";
 
 /** A header value as node:http takes it. */
 export type OutgoingHeaderValue = number | string | readonly string[];
@@ -105,6 +106,7 @@ export class FastCGIServerResponse extends Writable {
     this.socket = req.socket;
     this.#sink = sink;
     this.#limits = limits;
+    ownBehaviour(this);
   }
 
   /** The same object as `socket` (node:http's older name). */
