@@ -116,6 +116,7 @@ export class FastCGIIncomingMessage extends Readable {
     });
   }
 
+  /** Readable's hook: lets the rest of the body go. */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     this.#reader?.cancel().catch(() => {});
     this.#reader = undefined;

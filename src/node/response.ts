@@ -226,6 +226,7 @@ export class FastCGIServerResponse extends Writable {
     return this;
   }
 
+  /** Queues body bytes; false once `highWaterMark` bytes wait unsent (`drain` follows). */
   override write(chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
     // A loop that ignores false and `drain` would grow this response's buffer without bound while
     // the web server reads slowly; past the limit the response is ended here instead.
@@ -237,6 +238,7 @@ export class FastCGIServerResponse extends Writable {
     return super.write(chunk, encoding as BufferEncoding, callback as (error: Error | null | undefined) => void);
   }
 
+  /** Ends the response (with a last piece of body); `callback` runs on `finish`. */
   override end(chunk?: unknown, encoding?: unknown, callback?: unknown): this {
     if (typeof chunk === "function") [chunk, encoding, callback] = [undefined, undefined, chunk];
     else if (typeof encoding === "function") [encoding, callback] = [undefined, encoding];
@@ -252,6 +254,7 @@ export class FastCGIServerResponse extends Writable {
     return super.end(chunk, encoding as BufferEncoding);
   }
 
+  /** Writable's hook: hands a piece to the body stream, holding the callback while it is full. */
   override _write(chunk: Uint8Array, _encoding: string, callback: (error?: Error | null) => void): void {
     if (!this.#headersSent) this.#sendHead(null);
     const controller = this.#controller;
@@ -264,6 +267,7 @@ export class FastCGIServerResponse extends Writable {
     else this.#held = callback;
   }
 
+  /** Writable's hook: ends the body stream. */
   override _final(callback: (error?: Error | null) => void): void {
     if (!this.#headersSent) this.#sendHead(null);
     if (!this.#dropping) this.#controller?.close();
@@ -271,6 +275,7 @@ export class FastCGIServerResponse extends Writable {
     callback();
   }
 
+  /** Writable's hook: a response destroyed before its head is a 500, after it a body cut short. */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     if (!this.#headersSent) {
       this.#headersSent = true;

@@ -328,14 +328,15 @@ function tcpAddress(port: number | string, host: string | undefined): SocketAddr
  * @example
  * ```ts
  * import express from "express";
- * import { createServer } from "fcgi/node";
+ * import { createServer, requestContext } from "fcgi/node";
  *
  * const app = express();
- * app.get("/", (req, res) => res.send(`hello from ${req.fastcgi.params.get("SCRIPT_NAME")}`));
+ * app.get("/", (req, res) => res.send(`hello from ${requestContext(req)?.params.get("SCRIPT_NAME")}`));
  * createServer(app).listen(9000, "127.0.0.1");   // nginx: fastcgi_pass 127.0.0.1:9000;
  * ```
  */
 export function createServer(listener?: RequestListener): FastCGIServer;
+/** node:http's `createServer(options, listener)`: the options are serve()'s, plus {@link NodeExchangeOptions}. */
 export function createServer(options: CreateServerOptions, listener?: RequestListener): FastCGIServer;
 export function createServer(a?: CreateServerOptions | RequestListener, b?: RequestListener): FastCGIServer {
   return typeof a === "function" ? new FastCGIServer({}, a) : new FastCGIServer(a ?? {}, b);
