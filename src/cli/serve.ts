@@ -27,9 +27,9 @@ A node:http app (Express, Koa, Fastify, any (req, res) listener) is served too: 
 a server that has 'request' listeners and is never listened, such as
 'export default http.createServer(app)' or fcgi/node's createServer(app) (for Fastify:
 'await app.ready(); export default app.server'). Its listener plays the responder and
-authorizer roles; req.fastcgi has the params and the role. The module path is resolved against the current
-directory; '--' ends the options (for a path that starts with '-'), and '-' is refused:
-the module cannot come from standard input.
+authorizer roles; req.fastcgi has the params and the role.
+The module path is resolved against the current directory; '--' ends the options (for a
+path that starts with '-'), and '-' is refused: the module cannot come from standard input.
 
 Options:
   --listen ADDR              where to listen; repeat for several: HOST:PORT, [IPv6]:PORT,
