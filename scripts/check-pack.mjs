@@ -20,6 +20,8 @@ try {
   const script = `const m = await import("fcgi"); const keys = Object.keys(m);
     if (!keys.includes("FastCGIError")) throw new Error("missing exports: " + keys.join(","));
     await import("fcgi/cli");
+    const node = await import("fcgi/node");
+    if (typeof node.createServer !== "function") throw new Error("fcgi/node has no createServer");
     console.log("import('fcgi') works on node " + process.version + ": " + keys.length + " exports");`;
   console.log(execFileSync(process.execPath, ["--input-type=module", "-e", script], { cwd: dir, encoding: "utf8" }).trim());
   console.log(execFileSync(join(dir, "node_modules", ".bin", "fcgi"), ["--version"], { cwd: dir, encoding: "utf8" }).trim());

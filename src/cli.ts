@@ -29,7 +29,7 @@ const usage = `fcgi: FastCGI for Deno, Bun and Node
 Usage: fcgi <command> [options]
 
 Commands:
-  serve     run a fetch-handler module as a FastCGI application
+  serve     run a fetch-handler or node:http app module as a FastCGI application
   request   send one request to a FastCGI backend and print the response
   values    ask a FastCGI backend for FCGI_MAX_CONNS, FCGI_MAX_REQS and FCGI_MPXS_CONNS
   proxy     an HTTP front (gateway) for a FastCGI backend such as PHP-FPM

@@ -71,11 +71,11 @@ function sourceFiles(dir: string): string[] {
 }
 
 const layers = parseLayout(readFileSync(join(repoRoot, "README.md"), "utf8"));
-const files = ["mod.ts", ...sourceFiles("src"), ...sourceFiles("wasm")];
+const files = ["mod.ts", "node.ts", ...sourceFiles("src"), ...sourceFiles("wasm")];
 const sources = files.map((file) => ({ file, text: readFileSync(join(repoRoot, file), "utf8") }));
 
 test("the README's Layout table has a row for each layer", () => {
-  for (const name of ["wasm/", "src/*.ts", "src/codec/", "src/protocol/", "src/runtime/", "src/app/", "src/client/", "src/manager/", "src/cli/", "src/cli.ts", "mod.ts"]) {
+  for (const name of ["wasm/", "src/*.ts", "src/codec/", "src/protocol/", "src/runtime/", "src/app/", "src/client/", "src/manager/", "src/node/", "src/cli/", "src/cli.ts", "mod.ts", "node.ts"]) {
     assert.ok(layers.id.has(name), `README Layout has no row for ${name}`);
   }
 });

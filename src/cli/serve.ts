@@ -14,6 +14,7 @@ import type { Handler, Limits, ServeOptions, Server } from "../app/types.ts";
 import type { Command } from "./command.ts";
 import { stopOnSignals } from "./signals.ts";
 import { eachArg, UsageError, usageFailure } from "./args.ts";
+import { isRequestEmitter, nodeHandlers } from "../node/server.ts";
 import { poolFlag, type PoolFlags, runPoolCommand, trackHandlers, workerLink } from "./pool.ts";
 
 const help = `Usage: fcgi serve <module> [options]
@@ -21,9 +22,14 @@ const help = `Usage: fcgi serve <module> [options]
 Runs a module as a FastCGI application behind nginx, Apache, lighttpd or spawn-fcgi.
 The module's default export is an object { fetch, authorize?, filter? } (as for
 'deno serve' and Bun) or a function (the fetch handler). Handlers take a Request and
-a context and return a Response. The module path is resolved against the current
-directory; '--' ends the options (for a path that starts with '-'), and '-' is refused:
-the module cannot come from standard input.
+a context and return a Response.
+A node:http app (Express, Koa, Fastify, any (req, res) listener) is served too: export
+a server that has 'request' listeners and is never listened, such as
+'export default http.createServer(app)' or fcgi/node's createServer(app) (for Fastify:
+'await app.ready(); export default app.server'). Its listener plays the responder and
+authorizer roles; req.fastcgi has the params and the role.
+The module path is resolved against the current directory; '--' ends the options (for a
+path that starts with '-'), and '-' is refused: the module cannot come from standard input.
 
 Options:
   --listen ADDR              where to listen; repeat for several: HOST:PORT, [IPv6]:PORT,
@@ -205,12 +211,17 @@ function parse(args: string[]): ServeArgs {
 
 type Handlers = Pick<ServeOptions, "fetch" | "authorize" | "filter">;
 
-/** The handlers of a module's default export: a function (fetch) or { fetch, authorize, filter }. */
+/**
+ * The handlers of a module's default export: a function (fetch), { fetch, authorize, filter }, or
+ * a node:http server with `request` listeners (`http.createServer(app)` never listened, or fcgi/node's).
+ */
 export function handlersOf(exported: unknown): Handlers {
   if (typeof exported === "function") return { fetch: exported as Handler };
   if (exported === null || typeof exported !== "object") {
-    throw new Error("the module has no default export of a fetch function or an object { fetch, authorize, filter }");
+    throw new Error("the module has no default export of a fetch function, an object { fetch, authorize, filter }, or a node:http server");
   }
+  // Told by shape, not by class: node:http's Server differs between Node, Deno and Bun.
+  if (isRequestEmitter(exported)) return nodeHandlers(exported);
   const object = exported as Record<string, unknown>;
   const handlers: Handlers = {};
   for (const name of ["fetch", "authorize", "filter"] as const) {
@@ -272,7 +283,7 @@ async function run(args: string[]): Promise<number> {
 
 /** The 'fcgi serve' command. */
 export const command: Command = {
-  summary: "run a fetch-handler module as a FastCGI application",
+  summary: "run a fetch-handler or node:http app module as a FastCGI application",
   help,
   run,
 };
