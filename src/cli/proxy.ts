@@ -5,6 +5,7 @@
  * @module
  */
 import { statSync } from "node:fs";
+import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { formatAddress, parseAddress } from "../address.ts";
 import type { Command } from "./command.ts";
@@ -156,6 +157,9 @@ function parse(args: string[]): ProxyArgs {
   if (upstream === undefined) throw new UsageError("--upstream is missing (the FastCGI backend's address)");
   if (root === undefined) throw new UsageError("--root is missing (the document root)");
   const { hostname, port } = listenArg(listen);
+  // $server_addr is the address a request came in on: a specific --listen address is it. A
+  // wildcard leaves the gateway's 127.0.0.1 (the runtimes' HTTP servers do not tell the local address).
+  if (isIP(hostname) !== 0 && hostname !== "0.0.0.0" && hostname !== "::") params.SERVER_ADDR ??= hostname;
   if (Object.keys(params).length > 0) options.params = params;
   if (Object.keys(client).length > 0) options.client = client;
   return {

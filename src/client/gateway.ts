@@ -10,6 +10,7 @@ import { FastCGIError } from "../errors.ts";
 import { NativeResponse } from "../native.ts";
 import type { SocketAddress } from "../socket.ts";
 import { Client, type ClientOptions } from "./client.ts";
+import { targetAsSent } from "./params.ts";
 
 /** Options of {@link gateway}. */
 export interface GatewayOptions {
@@ -97,15 +98,11 @@ export function safeSegments(pathname: string): string[] | null {
   return segments;
 }
 
-/**
- * A request URL's path as the client sent it. Some servers (Deno.serve) keep the target unresolved,
- * and new URL() would resolve its dot segments and backslashes before they could be refused.
- */
+/** A request URL's path as the client sent it (see targetAsSent). */
 function pathAsSent(url: string): string {
-  const start = url.indexOf("/", url.indexOf("://") + 3);
-  if (start < 0) return "/";
-  const end = url.slice(start).search(/[?#]/);
-  return end < 0 ? url.slice(start) : url.slice(start, start + end);
+  const target = targetAsSent(url);
+  const question = target.indexOf("?");
+  return question < 0 ? target : target.slice(0, question);
 }
 
 function remoteOf(info: unknown): { hostname: string; port: number } | undefined {
