@@ -26,14 +26,15 @@ An HTTP server in front of a FastCGI backend: PHP-FPM, or an application run wit
   fastcgi_split_path_info ^(.+?\\.php)(/.*)$;        # /app.php/extra: PATH_INFO=/extra
 
 A request for a script (a file under DIR with the script extension) goes to the backend
-with SCRIPT_FILENAME set to it; any other path goes to the front controller (--index),
+with the params nginx's Debian PHP site sends, SCRIPT_FILENAME set to it; any other path goes to the front controller (--index),
 or, with --static, is served from DIR when such a file exists. Nothing outside DIR can be
 reached: '..', %2e%2e, %00, backslashes and symlinks pointing out of DIR are refused, and
 no request reaches the backend with a script name that is not a file under DIR.
 
 Options:
   --listen HOST:PORT       where to serve HTTP (default ${DEFAULT_LISTEN}); :PORT listens on
-                           every IPv4 interface, [::1]:PORT on IPv6 loopback.
+                           every IPv4 interface, [::1]:PORT on IPv6 loopback. HOST is
+                           sent as SERVER_ADDR (127.0.0.1 for every interface).
   --upstream ADDR          the FastCGI backend (required): HOST:PORT, [IPv6]:PORT or
                            unix:/PATH (a path starting with / is a Unix socket).
   --root DIR               the document root (required): where scripts and static files

@@ -129,6 +129,8 @@ function remoteOf(info: unknown): { hostname: string; port: number } | undefined
  * script or static file whose real path (symlinks resolved) is outside the root is a 404. Only an
  * existing regular file named with the script extension is ever sent as SCRIPT_FILENAME, so
  * `/uploads/evil.jpg/x.php` runs nothing. Backend unreachable or failing: 502; too slow: 504.
+ * The params are the ones nginx sends with Debian's PHP site (see `requestParams`), REMOTE_ADDR
+ * and REMOTE_PORT from `info`.
  *
  * @example
  * ```ts
