@@ -58,6 +58,7 @@ describe("request params", () => {
     assert.equal(post({ "Content-Length": "0" }, 0).CONTENT_LENGTH, "0");
     assert.equal(post({}, 0).CONTENT_LENGTH, "", "an empty body without the header, as nginx");
     assert.equal(post({}, 5).CONTENT_LENGTH, "5", "a body counted, as nginx counts a chunked one");
+    assert.equal(post({ "Transfer-Encoding": "chunked" }, 0).CONTENT_LENGTH, "0", "an empty chunked body, counted");
   });
 
   it("REMOTE_USER is a Basic Authorization header's user, checked by no one, as nginx's $remote_user", () => {

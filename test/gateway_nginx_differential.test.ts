@@ -8,7 +8,7 @@ import { after, describe, it, setup } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, type Socket } from "node:net";
 import { join } from "node:path";
 import { runtimeName, startCli, type RunningCli } from "./_support/env.ts";
 import { phpFpmSkip, startPhpFpm, type PhpFpm } from "./_support/phpfpm.ts";
@@ -81,6 +81,8 @@ interface Case {
   target: string;
   headers?: Array<[string, string]>;
   body?: string | Uint8Array;
+  /** Send the body with Transfer-Encoding: chunked (in two chunks when it has two bytes or more). */
+  chunked?: boolean;
   /** Holds characters that node:http's and Bun's servers percent-encode before the gateway sees the URL. */
   reparsed?: boolean;
 }
@@ -109,6 +111,11 @@ const CASES: Case[] = [
     headers: [["Content-Type", "application/x-www-form-urlencoded"]], body: "name=J%C3%BCrgen&city=New+York&empty=&tags[]=a&tags[]=b",
   },
   { name: "multipart with a file", method: "POST", target: "/index.php", headers: [["Content-Type", `multipart/form-data; boundary=${BOUNDARY}`]], body: MULTIPART },
+  {
+    name: "a chunked POST", method: "POST", target: "/index.php", chunked: true,
+    headers: [["Content-Type", "application/x-www-form-urlencoded"]], body: "sent=in&chunks=yes",
+  },
+  { name: "an empty chunked POST", method: "POST", target: "/index.php", chunked: true, body: "" },
   { name: "PUT with a body", method: "PUT", target: "/index.php/items/7", headers: [["Content-Type", "text/plain; charset=utf-8"]], body: "replace me\n" },
   { name: "DELETE without a body", method: "DELETE", target: "/index.php/items/7" },
   { name: "HEAD", method: "HEAD", target: "/index.php?h=1" },
@@ -116,7 +123,7 @@ const CASES: Case[] = [
   { name: "httpoxy: a Proxy header", method: "GET", target: "/index.php", headers: [["Proxy", "http://evil.example:8080"]] },
   {
     name: "headers: a repeated one, one with _, common ones", method: "GET", target: "/index.php",
-    headers: [["Accept", "text/html"], ["X-Dup", "1"], ["X-Dup", "2"], ["X_Under", "no"], ["User-Agent", "differential/1"], ["Accept-Language", "de, en;q=0.5"]],
+    headers: [["Accept", "text/html"], ["X-Dup", "1"], ["X-Dup", "2"], ["X_Under", "no"], ["X-Empty", ""], ["User-Agent", "differential/1"], ["Accept-Language", "de, en;q=0.5"]],
   },
   { name: "basic auth", method: "GET", target: "/index.php", headers: [["Authorization", "Basic " + btoa("alice:s3cret")]] },
   { name: "a redirect", method: "GET", target: "/redirect.php" },
@@ -136,10 +143,19 @@ interface Answer {
 function send(port: number, c: Case): Promise<Answer> {
   const body = typeof c.body === "string" ? new TextEncoder().encode(c.body) : c.body;
   const lines = [`${c.method} ${c.target} HTTP/1.1`, `Host: localhost:${port}`, ...(c.headers ?? []).map(([n, v]) => `${n}: ${v}`)];
-  if (body !== undefined) lines.push(`Content-Length: ${body.length}`);
+  let payload = body;
+  if (body !== undefined && c.chunked) {
+    lines.push("Transfer-Encoding: chunked");
+    const half = body.length >> 1;
+    const chunk = (part: Uint8Array) => (part.length === 0 ? [] : [Buffer.from(`${part.length.toString(16)}\r\n`), part, Buffer.from("\r\n")]);
+    payload = Buffer.concat([...chunk(body.subarray(0, half)), ...chunk(body.subarray(half)), Buffer.from("0\r\n\r\n")]);
+  } else if (body !== undefined) {
+    lines.push(`Content-Length: ${body.length}`);
+  }
   lines.push("Connection: close", "", "");
+  let socket: Socket | undefined;
   return within(new Promise<Answer>((resolve, reject) => {
-    const socket = connect(port, "127.0.0.1");
+    socket = connect(port, "127.0.0.1");
     const chunks: Uint8Array[] = [];
     socket.on("data", (d: Uint8Array) => chunks.push(d));
     socket.on("error", reject);
@@ -150,8 +166,8 @@ function send(port: number, c: Case): Promise<Answer> {
         reject(error);
       }
     });
-    socket.write(Buffer.concat([Buffer.from(lines.join("\r\n"), "utf8"), ...(body ? [body] : [])]));
-  }), 20_000, `${c.method} ${c.target} on port ${port}`);
+    socket.write(Buffer.concat([Buffer.from(lines.join("\r\n"), "utf8"), ...(payload ? [payload] : [])]));
+  }), 20_000, `${c.method} ${c.target} on port ${port}`).finally(() => socket?.destroy());
 }
 
 function parseAnswer(raw: Buffer, head: boolean): Answer {

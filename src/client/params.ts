@@ -82,8 +82,9 @@ export function requestParams(
     ["REQUEST_METHOD", request.method],
     ["CONTENT_TYPE", headers?.get("content-type") ?? ""],
     // $content_length: the header; a body sent without one (chunked, or a Request made in code) by
-    // its length, as nginx counts a chunked body it has read.
-    ["CONTENT_LENGTH", contentLength !== null && (contentLength > 0 || headers?.has("content-length")) ? String(contentLength) : ""],
+    // its length, as nginx counts a chunked body it has read. An empty body without either header
+    // is none (node:http hands every DELETE a body stream, sent or not).
+    ["CONTENT_LENGTH", contentLength !== null && (contentLength > 0 || headers?.has("content-length") || headers?.has("transfer-encoding")) ? String(contentLength) : ""],
     ["SCRIPT_NAME", script],
     ["REQUEST_URI", text(target)],
     // $document_uri: after try_files found the script, the URI is the script's name.
