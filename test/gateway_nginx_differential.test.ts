@@ -104,6 +104,7 @@ const CASES: Case[] = [
   { name: "a query with characters sent unescaped", reparsed: true, method: "GET", target: "/index.php?q='quoted'&t=~!*()$,;:@/?&h=<a>|{b}^`c`\\" },
   { name: "a path with escapes", method: "GET", target: "/index.php/caf%C3%A9/a%20b?x=%41" },
   { name: "PATH_INFO", method: "GET", target: "/index.php/extra/path?q=1" },
+  { name: "doubled slashes", method: "GET", target: "/sub//index.php//x//y?z=1" },
   { name: "the front controller", method: "GET", target: "/some/route?x=1&y=%C3%A9" },
   { name: "the front controller, no query", method: "GET", target: "/some/route" },
   { name: "the directory index", method: "GET", target: "/" },

@@ -28,7 +28,7 @@ let http: Awaited<ReturnType<typeof listenHttp>>;
 /** Every request the backend got, as the params that matter. */
 const seen: Array<Record<string, string | undefined>> = [];
 
-const NAMES = ["SCRIPT_FILENAME", "SCRIPT_NAME", "PATH_INFO", "REQUEST_URI", "QUERY_STRING", "DOCUMENT_ROOT", "REMOTE_ADDR", "REMOTE_PORT", "X_EXTRA"];
+const NAMES = ["SCRIPT_FILENAME", "DOCUMENT_URI", "SCRIPT_NAME", "PATH_INFO", "REQUEST_URI", "QUERY_STRING", "DOCUMENT_ROOT", "REMOTE_ADDR", "REMOTE_PORT", "X_EXTRA"];
 
 const ready = setup(async () => {
   dir = mkdtempSync(join(tmpdir(), "fcgi-gateway-"));
@@ -154,6 +154,15 @@ describe("gateway routing", () => {
     assert.equal(r.reached[0]!.SCRIPT_FILENAME, join(root, "app.php"));
     assert.equal(r.reached[0]!.PATH_INFO, "/users/7");
     assert.equal(r.reached[0]!.REQUEST_URI, "/app.php/users/7?x=y");
+  });
+
+  it("doubled slashes are one, as with nginx's merge_slashes; REQUEST_URI keeps them", async () => {
+    ready();
+    const r = await get(php, "/app.php//users//7");
+    assert.equal(r.reached[0]!.SCRIPT_NAME, "/app.php");
+    assert.equal(r.reached[0]!.DOCUMENT_URI, "/app.php");
+    assert.equal(r.reached[0]!.PATH_INFO, "/users/7");
+    assert.equal(r.reached[0]!.REQUEST_URI, "/app.php//users//7");
   });
 
   it("sends any other path to the front controller with the query (try_files … /index.php?$query_string)", async () => {

@@ -181,8 +181,10 @@ export function gateway(options: GatewayOptions): Gateway {
 
   function route(request: Request): Route {
     const url = new URL(request.url);
-    const segments = safeSegments(pathAsSent(request.url));
-    if (segments === null) return answer(400, "Bad Request");
+    const sent = safeSegments(pathAsSent(request.url));
+    if (sent === null) return answer(400, "Bad Request");
+    // merge_slashes, on in nginx by default: "//" is "/" (a trailing slash stays: it names a directory).
+    const segments = sent.filter((s, i) => s !== "" || i === sent.length - 1);
     // fastcgi_split_path_info ^(.+?\.php)(/.*)$: the first segment named *.php ends the script name.
     const at = segments.findIndex((s) => s.length > extension.length && s.endsWith(extension));
     if (at >= 0) {
