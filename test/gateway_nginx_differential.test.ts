@@ -16,6 +16,7 @@ import { runtimeName, startCli, type RunningCli } from "./_support/env.ts";
 import { phpFpmSkip, startPhpFpm, type PhpFpm } from "./_support/phpfpm.ts";
 import { within } from "./_support/poll.ts";
 import { startFakeApp, type FakeApp } from "./_support/fake_fcgi_app.ts";
+import { formatAddress } from "../src/address.ts";
 import { gateway, type Gateway } from "../src/client/gateway.ts";
 import { listenHttp, type HttpServer } from "../src/runtime/http.ts";
 import { freePort, makeTempDir, mustHave, removeDir, startNginx, webServerBinary, type WebServer } from "./interop/_servers.ts";
@@ -356,17 +357,16 @@ describe("gateway vs nginx's stock Debian PHP site, in front of the same PHP-FPM
     const socket = php.address.transport === "unix" ? php.address.path : "";
     nginxPort = await freePort();
     proxyPort = await freePort();
-    const recorderPort = await freePort();
+    nginxRecorderPort = await freePort();
     recorder = await startFakeApp({
       onStdinEnd(request) {
         recorded.push(request.params);
         request.connection.respond(request.requestId, "Content-Type: text/plain\r\n\r\nrecorded\n");
       },
     });
-    const recorderAt = `${recorder.address.transport === "tcp" ? recorder.address.hostname : ""}:${recorder.address.transport === "tcp" ? recorder.address.port : 0}`;
-    nginx = await startNginx(binary, dir, debianSite(nginxPort, root, `unix:${socket}`) + debianSite(recorderPort, root, recorderAt), [nginxPort, recorderPort]);
+    const sites = debianSite(nginxPort, root, `unix:${socket}`) + debianSite(nginxRecorderPort, root, formatAddress(recorder.address));
+    nginx = await startNginx(binary, dir, sites, [nginxPort, nginxRecorderPort]);
     proxy = await startProxy(proxyPort, socket, root);
-    nginxRecorderPort = recorderPort;
     recording = gateway({ upstream: recorder.address, documentRoot: root, staticFiles: true, params: { SERVER_NAME: "_" } });
     recordingServer = await listenHttp(recording, { hostname: "127.0.0.1", port: 0 });
   });
