@@ -478,7 +478,8 @@ describe("Client: request bodies", () => {
     const post = (body: string) => client.fetch(new Request("http://h/", { method: "POST", body }));
     assert.equal(await (await post("x".repeat(1000))).text(), "1000:1000");
     await assert.rejects(post("x".repeat(1001)), (e: unknown) => e instanceof FastCGIError && e.limit === "maxBufferedBody");
-    assert.equal(await (await post("")).text(), "0:0");
+    // An empty body without Content-Length is no body to nginx either: CONTENT_LENGTH is empty.
+    assert.equal(await (await post("")).text(), ":0");
   });
 
   it("a body longer than its Content-Length fails the request instead of sending extra bytes", async () => {

@@ -5,6 +5,7 @@
  * @module
  */
 import { statSync } from "node:fs";
+import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { formatAddress, parseAddress } from "../address.ts";
 import type { Command } from "./command.ts";
@@ -25,14 +26,15 @@ An HTTP server in front of a FastCGI backend: PHP-FPM, or an application run wit
   fastcgi_split_path_info ^(.+?\\.php)(/.*)$;        # /app.php/extra: PATH_INFO=/extra
 
 A request for a script (a file under DIR with the script extension) goes to the backend
-with SCRIPT_FILENAME set to it; any other path goes to the front controller (--index),
+with the params nginx's Debian PHP site sends, SCRIPT_FILENAME set to it; any other path goes to the front controller (--index),
 or, with --static, is served from DIR when such a file exists. Nothing outside DIR can be
 reached: '..', %2e%2e, %00, backslashes and symlinks pointing out of DIR are refused, and
 no request reaches the backend with a script name that is not a file under DIR.
 
 Options:
   --listen HOST:PORT       where to serve HTTP (default ${DEFAULT_LISTEN}); :PORT listens on
-                           every IPv4 interface, [::1]:PORT on IPv6 loopback.
+                           every IPv4 interface, [::1]:PORT on IPv6 loopback. HOST is
+                           sent as SERVER_ADDR (127.0.0.1 for every interface).
   --upstream ADDR          the FastCGI backend (required): HOST:PORT, [IPv6]:PORT or
                            unix:/PATH (a path starting with / is a Unix socket).
   --root DIR               the document root (required): where scripts and static files
@@ -156,6 +158,9 @@ function parse(args: string[]): ProxyArgs {
   if (upstream === undefined) throw new UsageError("--upstream is missing (the FastCGI backend's address)");
   if (root === undefined) throw new UsageError("--root is missing (the document root)");
   const { hostname, port } = listenArg(listen);
+  // $server_addr is the address a request came in on: a specific --listen address is it. A
+  // wildcard leaves the gateway's 127.0.0.1 (the runtimes' HTTP servers do not tell the local address).
+  if (isIP(hostname) !== 0 && hostname !== "0.0.0.0" && hostname !== "::") params.SERVER_ADDR ??= hostname;
   if (Object.keys(params).length > 0) options.params = params;
   if (Object.keys(client).length > 0) options.client = client;
   return {

@@ -10,6 +10,7 @@ import { FastCGIError } from "../errors.ts";
 import { NativeResponse } from "../native.ts";
 import type { SocketAddress } from "../socket.ts";
 import { Client, type ClientOptions } from "./client.ts";
+import { targetAsSent } from "./params.ts";
 
 /** Options of {@link gateway}. */
 export interface GatewayOptions {
@@ -97,15 +98,11 @@ export function safeSegments(pathname: string): string[] | null {
   return segments;
 }
 
-/**
- * A request URL's path as the client sent it. Some servers (Deno.serve) keep the target unresolved,
- * and new URL() would resolve its dot segments and backslashes before they could be refused.
- */
+/** A request URL's path as the client sent it (see targetAsSent). */
 function pathAsSent(url: string): string {
-  const start = url.indexOf("/", url.indexOf("://") + 3);
-  if (start < 0) return "/";
-  const end = url.slice(start).search(/[?#]/);
-  return end < 0 ? url.slice(start) : url.slice(start, start + end);
+  const target = targetAsSent(url);
+  const question = target.indexOf("?");
+  return question < 0 ? target : target.slice(0, question);
 }
 
 function remoteOf(info: unknown): { hostname: string; port: number } | undefined {
@@ -132,6 +129,8 @@ function remoteOf(info: unknown): { hostname: string; port: number } | undefined
  * script or static file whose real path (symlinks resolved) is outside the root is a 404. Only an
  * existing regular file named with the script extension is ever sent as SCRIPT_FILENAME, so
  * `/uploads/evil.jpg/x.php` runs nothing. Backend unreachable or failing: 502; too slow: 504.
+ * The params are the ones nginx sends with Debian's PHP site (see `requestParams`), REMOTE_ADDR
+ * and REMOTE_PORT from `info`.
  *
  * @example
  * ```ts
@@ -182,8 +181,10 @@ export function gateway(options: GatewayOptions): Gateway {
 
   function route(request: Request): Route {
     const url = new URL(request.url);
-    const segments = safeSegments(pathAsSent(request.url));
-    if (segments === null) return answer(400, "Bad Request");
+    const sent = safeSegments(pathAsSent(request.url));
+    if (sent === null) return answer(400, "Bad Request");
+    // merge_slashes, on in nginx by default: "//" is "/" (a trailing slash stays: it names a directory).
+    const segments = sent.filter((s, i) => s !== "" || i === sent.length - 1);
     // fastcgi_split_path_info ^(.+?\.php)(/.*)$: the first segment named *.php ends the script name.
     const at = segments.findIndex((s) => s.length > extension.length && s.endsWith(extension));
     if (at >= 0) {
