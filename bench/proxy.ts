@@ -6,6 +6,11 @@
  * - nginx with the usual PHP site config (try_files to index.php, fastcgi_split_path_info), as
  *   Debian ships it: a new FastCGI connection per request;
  * - the same with `fastcgi_keep_conn on` and an upstream `keepalive 8` block;
+ * - Caddy 2 with `php_fastcgi` (its PHP front: try_files to index.php, split at .php, a new
+ *   FastCGI connection per request), and HAProxy with an `fcgi-app` as its manual's PHP-FPM
+ *   example writes it (keep-conn, index, path-info), plus the front controller as a
+ *   `set-param SCRIPT_NAME /index.php` for paths that do not end in .php (HAProxy cannot look for
+ *   a file), each when installed;
  * - `fcgi proxy --upstream unix:… --root …` on Node, Deno and Bun, started through the CLI as users
  *   start it (kept connections, the Client's defaults).
  *
@@ -16,9 +21,9 @@
  * front's CPU time per request (from /proc, the front's processes only).
  *
  * ```sh
- * node scripts/run-ts.mjs bench/proxy.ts [--runs 5] [--seconds 5] [--connections 32] [--only nginx,fcgi-node]
+ * node scripts/run-ts.mjs bench/proxy.ts [--runs 5] [--seconds 5] [--connections 32] [--only nginx,caddy,haproxy,fcgi-node]
  * ```
- * Needs nginx, wrk and php-fpm. Linux only (reads /proc).
+ * Needs nginx, wrk and php-fpm; caddy and haproxy join when installed. Linux only (reads /proc).
  * @module
  */
 import { spawnSync } from "node:child_process";
@@ -36,6 +41,8 @@ import {
   makeTempDir,
   removeDir,
   type Service,
+  startCaddy,
+  startHaproxy,
   startNginx,
   startProcess,
 } from "../test/interop/_servers.ts";
@@ -114,6 +121,42 @@ function nginxSite(port: number, socket: string, root: string, keepalive: boolea
   }`;
 }
 
+/** Caddy's PHP site: `php_fastcgi` is its whole PHP front (try_files, split_path .php, index.php). */
+function caddySite(port: number, socket: string, root: string): string {
+  return `:${port} {
+    root * ${root}
+    php_fastcgi unix/${socket}
+}`;
+}
+
+/**
+ * HAProxy's PHP site: an fcgi-app as the manual's PHP-FPM example has it (keep-conn, index,
+ * path-info); HAProxy cannot check for a file, so a path not ending in .php goes to index.php.
+ * `http-reuse always` is needed with kept connections: under the default (safe), the first
+ * request of each client connection gets a FastCGI connection of its own, each kept one holds a
+ * PHP-FPM worker, and with 32 wrk connections to 8 workers the rest wait in PHP-FPM's backlog
+ * (0 req/s here in a 2 s run).
+ */
+function haproxySite(port: number, socket: string, root: string): string {
+  return `
+frontend php_web
+    bind 127.0.0.1:${port}
+    default_backend php
+
+backend php
+    http-reuse always
+    use-fcgi-app php
+    server fpm ${socket} proto fcgi
+
+fcgi-app php
+    docroot ${root}
+    index index.php
+    path-info ^(/.+\\.php)(/.*)?$
+    option keep-conn
+    set-param SCRIPT_NAME /index.php unless { path_end .php }
+`;
+}
+
 async function measure(front: Front, socket: string, root: string, dir: string): Promise<Sample> {
   const port = await freePort();
   const sample: Sample = { rps: [], cpu: [], errors: [] };
@@ -164,18 +207,28 @@ async function main(): Promise<void> {
       name,
       start: (port, socket, root) => startProcess(name, command, [...prefix, "proxy", "--listen", `127.0.0.1:${port}`, "--upstream", `unix:${socket}`, "--root", root], () => canConnect(`127.0.0.1:${port}`)),
     });
+    // Each web server front runs in a folder of its own (nginx's temp files, Caddy's HOME and storage).
+    const own = (dir: string, name: string): string => {
+      const folder = join(dir, name);
+      mkdirSync(folder, { recursive: true });
+      return folder;
+    };
     const nginx = (name: string, keepalive: boolean): Front => ({
       name,
-      start: async (port, socket, root, dir) => {
-        const own = join(dir, name);
-        mkdirSync(own, { recursive: true });
-        return await startNginx(nginxBinary, own, nginxSite(port, socket, root, keepalive), [port]);
-      },
+      start: (port, socket, root, dir) => startNginx(nginxBinary, own(dir, name), nginxSite(port, socket, root, keepalive), [port]),
     });
+    // The other web servers' PHP fronts, when installed.
+    const caddyBinary = findBinary("caddy");
+    const haproxyBinary = findBinary("haproxy");
+    const caddy: Front = { name: "caddy", start: (port, socket, root, dir) => startCaddy(caddyBinary!, own(dir, "caddy"), caddySite(port, socket, root), port) };
+    const haproxy: Front = { name: "haproxy", start: (port, socket, root, dir) => startHaproxy(haproxyBinary!, own(dir, "haproxy"), haproxySite(port, socket, root), port) };
+    const missing = [caddyBinary ? "" : "caddy", haproxyBinary ? "" : "haproxy"].filter(Boolean);
+    if (missing.length) console.log(`not installed, left out: ${missing.join(", ")}`);
     const nodeFlags = PROFILE ? ["--cpu-prof", "--cpu-prof-dir", PROFILE] : [];
     const all: Front[] = [
       nginx("nginx", false),
       nginx("nginx-keepalive", true),
+      ...[caddy, haproxy].filter((f) => !missing.includes(f.name)),
       proxy("fcgi-node", node, [...nodeFlags, join(dir, "dist", "src", "cli.js")]),
       proxy("fcgi-deno", deno, ["run", "-A", join(repoRoot, "src", "cli.ts")]),
       proxy("fcgi-bun", bun, [join(repoRoot, "src", "cli.ts")]),
@@ -216,7 +269,8 @@ async function main(): Promise<void> {
         (m.failed ? ` ${m.failed} of ${RUNS} rounds had errors (above)` : ""));
     }
     console.log(`\nversions: node ${version(node, ["--version"])}, ${version(deno, ["--version"])}, bun ${version(bun, ["--version"])}, ` +
-      `${version(nginxBinary, ["-v"])}, ${version(phpFpmBinary() ?? "php-fpm", ["-v"])}, ${version("wrk", ["-v"])}`);
+      `${version(nginxBinary, ["-v"])}, ${caddyBinary ? `caddy ${version(caddyBinary, ["version"])}, ` : ""}` +
+      `${haproxyBinary ? `${version(haproxyBinary, ["-v"])}, ` : ""}${version(phpFpmBinary() ?? "php-fpm", ["-v"])}, ${version("wrk", ["-v"])}`);
   } finally {
     await fpm.stop();
     removeDir(dir);

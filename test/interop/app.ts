@@ -109,6 +109,14 @@ export async function respond(request: Request, context: RequestContext): Promis
       return Response.json({ hits: ++hits });
     case "/params":
       return Response.json(context.params.toObject());
+    case "/slow": {
+      // Answers after ?ms= (at most 5 s), saying when it ran and on which FastCGI connection and
+      // request id: requests in flight together on one connection show a web server multiplexing.
+      const started = Date.now();
+      await new Promise((resolve) => setTimeout(resolve, Math.min(Number(url.searchParams.get("ms") ?? "0"), 5000)));
+      const fcgiPeer = `${context.socket.remoteAddress}:${context.socket.remotePort}`;
+      return Response.json({ fcgiPeer, requestId: context.requestId, started, ended: Date.now() });
+    }
   }
   return new Response("no such route\n", { status: 404 });
 }

@@ -5,13 +5,15 @@ import { after, describe, it, setup } from "../_support/test.ts";
 import assert from "node:assert/strict";
 import { connect } from "node:net";
 import { join } from "node:path";
-import { Role } from "../../src/protocol/constants.ts";
 import { sourcePath } from "../_support/env.ts";
 import { patternBytes, sha256 } from "./app.ts";
 import {
   type CountingRelay,
   type Service,
   type WebServer,
+  expectDownload,
+  expectHello,
+  expectUpload,
   fetchWithin,
   freePort,
   makeTempDir,
@@ -111,43 +113,21 @@ describe("fcgi serve behind nginx", { skip: nginxBinary.skip }, () => {
   for (const [transport, base] of [["TCP", () => tcp], ["a Unix socket", () => unix]] as const) {
     it(`answers a GET with a query string over ${transport}`, async () => {
       ready();
-      const r = await fetchWithin(`${base()}/echo?name=Ada%20Lovelace&lang=en&empty=`, { headers: { "x-test": "yes" } });
-      assert.equal(r.status, 200, why());
-      assert.match(r.headers.get("content-type") ?? "", /^application\/json/);
-      const { fcgiPeer, ...echo } = JSON.parse(r.text);
+      const fcgiPeer = await expectHello(base(), why, true);
       // nginx's end of the FastCGI connection: an address and port over TCP, none over a Unix
       // socket (both sites reach the same app, so this is what tells the transports apart).
       if (transport === "TCP") assert.match(fcgiPeer, /^127\.0\.0\.1:\d+$/);
       else assert.doesNotMatch(fcgiPeer, /^127\.0\.0\.1:\d+$/, "the Unix-socket site reached the app over TCP");
-      assert.deepEqual(echo, {
-        method: "GET",
-        path: "/echo",
-        query: { name: "Ada Lovelace", lang: "en", empty: "" },
-        test: "yes",
-        contentType: null,
-        body: "",
-        keepConn: true,
-        role: Role.RESPONDER,
-        envProxy: process.env.HTTP_PROXY ?? null,
-      });
     });
 
     it(`streams a 10 MiB upload to the handler intact over ${transport}`, async () => {
       ready();
-      const body = patternBytes(10 * MiB);
-      body[12345] = 7; // not just the pattern the app would produce itself
-      const r = await fetchWithin(`${base()}/upload`, { method: "POST", body, headers: { "content-type": "application/octet-stream" } }, 60_000);
-      assert.equal(r.status, 200, why());
-      assert.deepEqual(JSON.parse(r.text), { bytes: body.length, sha256: sha256(body) });
+      await expectUpload(base(), why);
     });
 
     it(`streams a 10 MiB download to the client intact over ${transport}`, async () => {
       ready();
-      const size = 10 * MiB + 3; // not a multiple of anything the layers below use
-      const r = await fetchWithin(`${base()}/download?bytes=${size}`, {}, 60_000);
-      assert.equal(r.status, 200, why());
-      assert.equal(r.body.length, size);
-      assert.equal(sha256(r.body), sha256(patternBytes(size)));
+      await expectDownload(base(), why);
     });
   }
 
