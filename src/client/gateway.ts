@@ -105,6 +105,12 @@ function pathAsSent(url: string): string {
   return question < 0 ? target : target.slice(0, question);
 }
 
+/** The target as sent, when the HTTP server passed it (node:http; see HttpConnInfo). */
+function requestTargetOf(info: unknown): { requestTarget?: string } {
+  const target = typeof info === "object" && info !== null ? (info as { requestTarget?: unknown }).requestTarget : undefined;
+  return typeof target === "string" && target.startsWith("/") ? { requestTarget: target } : {};
+}
+
 function remoteOf(info: unknown): { hostname: string; port: number } | undefined {
   if (typeof info !== "object" || info === null) return undefined;
   const remote = (info as { remoteAddr?: { hostname?: unknown; port?: unknown } }).remoteAddr;
@@ -222,6 +228,7 @@ export function gateway(options: GatewayOptions): Gateway {
         scriptName: target.scriptName,
         scriptFilename: backendRoot + target.scriptName,
         ...(target.pathInfo === undefined ? {} : { pathInfo: target.pathInfo }),
+        ...requestTargetOf(info),
         params,
       });
     } catch (error) {

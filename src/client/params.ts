@@ -16,6 +16,11 @@ export interface ParamsOptions {
   /** PATH_INFO (default: empty, as nginx's PHP snippet sends it for a script without one). */
   pathInfo?: string;
   /**
+   * The request target as the client sent it, for REQUEST_URI and QUERY_STRING (default: taken
+   * from `request.url`, which a URL parser may have re-encoded; see {@link targetAsSent}).
+   */
+  requestTarget?: string;
+  /**
    * Extra params: one of a name built here (REMOTE_ADDR, SERVER_NAME, …) replaces its value where
    * it stands; other names are sent last.
    * Strings are sent as UTF-8 (ASCII as is); pass Uint8Array for exact bytes.
@@ -57,7 +62,7 @@ export function requestParams(
   const https = url.protocol === "https:";
   // $request_uri and $query_string are the target as the client sent it, where the URL has it so
   // (Deno.serve): new URL() would percent-encode ' < > and more.
-  const target = targetAsSent(request.url);
+  const target = options.requestTarget ?? targetAsSent(request.url);
   const question = target.indexOf("?");
   const query = question < 0 ? "" : target.slice(question + 1);
   const path = url.pathname;

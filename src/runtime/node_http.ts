@@ -85,6 +85,7 @@ async function serveNode(handler: FetchHandler, req: IncomingMessage, res: Serve
   const request = new Request(`${scheme}://${host}${target}`, init);
   const response = await handler(request, {
     remoteAddr: { hostname: req.socket.remoteAddress ?? "", port: req.socket.remotePort ?? 0 },
+    requestTarget: target,
   });
   await writeResponse(response, res, controller.signal);
 }

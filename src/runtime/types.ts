@@ -26,6 +26,12 @@ export interface Runtime {
 export interface HttpConnInfo {
   /** The client's address and port. */
   remoteAddr: { hostname: string; port: number };
+  /**
+   * The request target as the client sent it, where the server keeps it apart from `request.url`
+   * (node:http: a Request's URL is re-encoded, ' < > and more percent-escaped). Deno.serve keeps it
+   * in `request.url`; Bun.serve keeps it nowhere.
+   */
+  requestTarget?: string;
 }
 
 /** A fetch handler as `Deno.serve` takes it. */
