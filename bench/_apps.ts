@@ -1,5 +1,6 @@
-// What bench/nginx.ts and bench/soak.ts both start: the fcgi app they serve, fcgi built into a
-// temp folder, the command that runs `fcgi serve` under each runtime, and /proc readings.
+// What bench/nginx.ts, bench/soak.ts and bench/express.ts start: the fcgi app they serve, fcgi built
+// into a temp folder, the command that runs `fcgi serve` (or another entry point) under each
+// runtime, and /proc readings.
 import { spawnSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -49,14 +50,26 @@ export const runtimeBinaries: { node: string; deno: string; bun: string } = {
 };
 
 /**
- * The command that runs `fcgi serve <app> --listen <socket> [...extra]` under `runtime`: Node from
- * the build in `dist` (see compileTo), Deno and Bun from the TypeScript sources under `root`.
+ * The command that runs the entry point `entry` (a path under the checkout, such as "src/cli.ts")
+ * under `runtime`: Node from the build in `dist` (see compileTo), Deno and Bun from the TypeScript
+ * sources under `root`.
  */
+export function scriptCommand(runtime: "node" | "deno" | "bun", dist: string, entry: string, args: readonly string[], root: string = repoRoot): [string, string[]] {
+  if (runtime === "node") return [runtimeBinaries.node, [join(dist, entry.replace(/\.ts$/, ".js")), ...args]];
+  if (runtime === "deno") return [runtimeBinaries.deno, ["run", "-A", join(root, entry), ...args]];
+  return [runtimeBinaries.bun, [join(root, entry), ...args]];
+}
+
+/** The command that runs `fcgi serve <app> --listen <socket> [...extra]` under `runtime` (see scriptCommand). */
 export function serveCommand(runtime: "node" | "deno" | "bun", dist: string, app: string, socket: string, extra: readonly string[] = [], root: string = repoRoot): [string, string[]] {
-  const args = ["serve", app, "--listen", socket, ...extra];
-  if (runtime === "node") return [runtimeBinaries.node, [join(dist, "src", "cli.js"), ...args]];
-  if (runtime === "deno") return [runtimeBinaries.deno, ["run", "-A", join(root, "src", "cli.ts"), ...args]];
-  return [runtimeBinaries.bun, [join(root, "src", "cli.ts"), ...args]];
+  return scriptCommand(runtime, dist, "src/cli.ts", ["serve", app, "--listen", socket, ...extra], root);
+}
+
+/** utime + stime of a process, in seconds (fields 14 and 15 of /proc/<pid>/stat, in clock ticks of 1/100 s). */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** A field of /proc/<pid>/status, in KiB. */

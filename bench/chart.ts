@@ -26,6 +26,7 @@ interface Chart {
 const CHARTS: Chart[] = [
   { file: "app-hello.svg", heading: "## App server", column: "hello req/s", title: "hello behind nginx, req/s (more is better)" },
   { file: "workers-hello.svg", heading: "## Process manager", column: "hello req/s", title: "hello behind nginx on 2 cores, req/s (more is better)" },
+  { file: "express-hello.svg", heading: "## Express (node:http apps)", column: "hello req/s", title: "Express hello: fcgi/node and node-fastcgi behind nginx, plain node:http, req/s" },
   { file: "proxy-hello.svg", heading: "## Proxy", column: "hello req/s", title: "PHP hello through an HTTP front, req/s (more is better)" },
   { file: "client.svg", heading: "## Client", column: "fcgi `fetch(url)` req/s", title: "Client against PHP-FPM, req/s (more is better)" },
   { file: "access-log-hello.svg", heading: "## Access log", column: "hello req/s", title: "hello behind nginx with and without --access-log, req/s" },

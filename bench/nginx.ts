@@ -22,12 +22,12 @@
  * @module
  */
 import { spawnSync } from "node:child_process";
-import { readFileSync, writeFileSync } from "node:fs";
+import { writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { repoRoot } from "../test/_support/env.ts";
 import { wrk, median, option, version } from "./_wrk.ts";
-import { FCGI_APP, compileTo, procStatus, runtimeBinaries, serveCommand, startAppAndNginx } from "./_apps.ts";
+import { FCGI_APP, compileTo, cpuSeconds, procStatus, runtimeBinaries, serveCommand, startAppAndNginx } from "./_apps.ts";
 import {
   type Service,
   fetchWithin,
@@ -91,13 +91,6 @@ function run(command: string, args: string[], options: { cwd?: string; env?: Nod
   const r = spawnSync(command, args, { encoding: "utf8", cwd: options.cwd ?? repoRoot, env: options.env ?? process.env, timeout: 600_000 });
   if (r.status !== 0) throw new Error(`${command} ${args.join(" ")} failed:\n${r.stdout}\n${r.stderr}`);
   return r.stdout + r.stderr;
-}
-
-// utime + stime of a process, in seconds (fields 14 and 15 of /proc/<pid>/stat, in clock ticks of 1/100 s).
-function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 // Every app must answer the three routes alike before its numbers count.

@@ -3,7 +3,7 @@
 // request ended by ABORT_REQUEST, and write()'s backpressure against a peer that does not read.
 import { test } from "./_support/test.ts";
 import assert from "node:assert/strict";
-import type { IncomingMessage, ServerResponse } from "node:http";
+import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import { createServer, type FastCGIServer, FastCGIIncomingMessage, requestContext } from "../node.ts";
 import { Role } from "../src/protocol/constants.ts";
 import { captureLogger, fcgiRequest, httpParams, parseCgi, RecordClient } from "./_support/records.ts";
@@ -68,6 +68,20 @@ test("a listener sees the request as node:http shows it: method, url, headers, v
     pathInfo: "/extra",
     role: Role.RESPONDER,
   });
+});
+
+test("requestContext still finds the FastCGI context after a framework swaps req's prototype, as Express does", async () => {
+  let seen: unknown[] = [];
+  const server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    Object.setPrototypeOf(req, Object.create(http.IncomingMessage.prototype));
+    seen = [req instanceof FastCGIIncomingMessage, requestContext(req)?.params.get("SCRIPT_NAME"), requestContext(req)?.role];
+    res.end("ok");
+  });
+  await withNodeServer(server, async (port) => {
+    assert.equal(parseCgi((await fcgiRequest(port, { params: httpParams("/app.cgi", { SCRIPT_NAME: "/app.cgi" }) })).stdout).text, "ok");
+  });
+  assert.deepEqual(seen, [false, "/app.cgi", Role.RESPONDER]);
+  assert.equal(requestContext(Object.create(http.IncomingMessage.prototype) as object), undefined, "a node:http request has none");
 });
 
 test("a response's status, headers, several set-cookie lines and body go out as CGI output", async () => {

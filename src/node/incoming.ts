@@ -82,6 +82,14 @@ export class FastCGIIncomingMessage extends Readable {
     ownBehaviour(this);
   }
 
+  /**
+   * True if `value` was built as a FastCGIIncomingMessage, even after a framework swapped its
+   * prototype (Express does, so `instanceof` says false there): private fields stay on the instance.
+   */
+  static isOne(value: object): value is FastCGIIncomingMessage {
+    return #answered in value;
+  }
+
   /** The same object as `socket` (node:http's older name). */
   get connection(): FastCGIRequestSocket {
     return this.socket;

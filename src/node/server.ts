@@ -45,7 +45,7 @@ export interface RequestEmitter {
  * ```
  */
 export function requestContext(req: object): RequestContext | undefined {
-  return req instanceof FastCGIIncomingMessage ? req.fastcgi : undefined;
+  return FastCGIIncomingMessage.isOne(req) ? req.fastcgi : undefined;
 }
 
 /** How node:http exchanges behave over FastCGI. */
