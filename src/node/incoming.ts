@@ -4,6 +4,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import http from "node:http";
 import { Readable } from "node:stream";
 import type { RequestContext } from "../app/types.ts";
 import type { FastCGIRequestSocket } from "./socket.ts";
@@ -79,7 +80,7 @@ export class FastCGIIncomingMessage extends Readable {
     this.rawHeaders = rawHeaders;
     this.#reader = request.body?.getReader();
     if (!this.#reader) this.complete = true;
-    ownBehaviour(this);
+    ownBehaviour(this, http.IncomingMessage.prototype);
   }
 
   /**

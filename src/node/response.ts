@@ -7,6 +7,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import http from "node:http";
 import { Writable } from "node:stream";
 import { REASON } from "../app/cgi.ts";
 import { LightResponse } from "../app/response.ts";
@@ -106,7 +107,7 @@ export class FastCGIServerResponse extends Writable {
     this.socket = req.socket;
     this.#sink = sink;
     this.#limits = limits;
-    ownBehaviour(this);
+    ownBehaviour(this, http.ServerResponse.prototype);
   }
 
   /** The same object as `socket` (node:http's older name). */
