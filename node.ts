@@ -33,4 +33,12 @@ export type { IncomingHttpHeaders } from "./src/node/incoming.ts";
 export { FastCGIServerResponse } from "./src/node/response.ts";
 export type { OutgoingHeaderValue, ResponseLimits, ResponseSink } from "./src/node/response.ts";
 export { FastCGIRequestSocket } from "./src/node/socket.ts";
-export type { RequestContext } from "./src/app/types.ts";
+// The types the options and the request context name, so that fcgi/node documents itself alone.
+export { Role } from "./src/protocol/constants.ts";
+export type { RoleName } from "./src/protocol/constants.ts";
+export type { Params } from "./src/codec/pairs.ts";
+export type { AccessEntry } from "./src/app/access_log.ts";
+export type { AccessLogSink, Handler, Limits, ListenAddress, Logger, ObservabilityOptions, RequestContext, ServeOptions, Server, SocketInfo, StderrWriter } from "./src/app/types.ts";
+export type { Runtime } from "./src/runtime/types.ts";
+export type { Connection, ConnectionHandlers, Listener, ListenOptions as SocketListenOptions, SocketAddress } from "./src/socket.ts";
+export type { PoolStatus, ProcessStatus, RestartCause } from "./src/status/types.ts";
