@@ -3,15 +3,6 @@
  * @module
  */
 
-/**
- * Gives an ArrayBuffer's memory back now rather than at the next collection, where the engine can
- * (`ArrayBuffer.prototype.transfer`, which detaches it: Deno, Bun, Node ≥ 21); elsewhere the
- * collector frees it as before. Only for a buffer nothing will read again, native code included.
- */
-export function freeNow(buffer: ArrayBufferLike): void {
-  (buffer as { transfer?: (length: number) => ArrayBuffer }).transfer?.(0);
-}
-
 /** The parts joined into one new array (`total`, their summed length, when the caller has it). */
 export function concatBytes(parts: readonly Uint8Array[], total?: number): Uint8Array {
   let length = total ?? 0;

@@ -15,7 +15,7 @@
  * draining.
  * @module
  */
-import { concatBytes, freeNow } from "../bytes.ts";
+import { concatBytes } from "../bytes.ts";
 import { FastCGIError } from "../errors.ts";
 import { AppConnection, type AppEvent } from "../protocol/app_connection.ts";
 import { ProtocolStatus, ROLE_BY_NAME } from "../protocol/constants.ts";
@@ -90,7 +90,7 @@ export class AppSocket implements TaskHost {
   /** Over maxUnsentBytes: input waits until the peer drains the output (the "drain" deadline). */
   #outputFull = false;
   #drainWaiters: (() => void)[] = [];
-  /** Buffers to free once the socket has written everything handed to it (see freeWhenWritten). */
+  /** Buffers to free once the socket has written everything handed to it (see Connection.freeWritten). */
   #toFree: ArrayBufferLike[] = [];
   #processing = false;
   #flushQueued = false;
@@ -209,7 +209,7 @@ export class AppSocket implements TaskHost {
   }
 
   freeWhenWritten(data: Uint8Array): void {
-    if (!this.#closed) this.#toFree.push(data.buffer);
+    if (!this.#closed && this.#connection?.freeWritten) this.#toFree.push(data.buffer);
   }
 
   endRequest(task: RequestTask, appStatus: number): void {
@@ -398,8 +398,9 @@ export class AppSocket implements TaskHost {
    * collector, as a closing socket may still hold them.
    */
   #freeWritten(): void {
-    if (this.#toFree.length === 0 || this.#closed || this.#connection?.bufferedAmount !== 0) return;
-    for (const buffer of this.#toFree) freeNow(buffer);
+    const connection = this.#connection;
+    if (this.#toFree.length === 0 || this.#closed || !connection || connection.bufferedAmount !== 0) return;
+    for (const buffer of this.#toFree) connection.freeWritten?.(buffer);
     this.#toFree = [];
   }
 

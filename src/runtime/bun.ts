@@ -144,6 +144,11 @@ class BunConnection extends AdapterConnection {
     }
   }
 
+  freeWritten(buffer: ArrayBufferLike): void {
+    // Detaching gives the memory back at once (JSC frees the store), not at some later collection.
+    (buffer as ArrayBuffer & { transfer(length: number): ArrayBuffer }).transfer(0);
+  }
+
   get bufferedAmount(): number {
     return this.#queue.bytes;
   }
