@@ -18,6 +18,8 @@ const shown: Record<string, string> = {
   "caddy.conf": "caddyfile",
   "h2o.conf": "yaml",
   "haproxy.conf": "haproxy",
+  "nginx-upstream.conf": "nginx",
+  "haproxy-hosts.conf": "haproxy",
   "fcgid.conf": "apache",
   "fcgid.htaccess": "apache",
   "app.fcgi": "sh",

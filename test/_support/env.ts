@@ -70,10 +70,13 @@ export function startCli(args: readonly string[], cwd: string = repoRoot): Runni
 /** True when running in CI, where every interop dependency must be present (missing ones fail, not skip). */
 export const inCI: boolean = !!process.env.CI;
 
-/** True if something accepts a connection at `address` ("host:port" or a Unix socket path). */
-export function canConnect(address: string): Promise<boolean> {
+/**
+ * True if something accepts a connection at `address` ("host:port", "[v6]:port" or a Unix socket
+ * path), connecting from the local address `from` if given (an app's allow-list may name it).
+ */
+export function canConnect(address: string, from?: string): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = connectTo(address);
+    const socket = connectTo(address, from);
     const done = (ok: boolean) => {
       clearTimeout(timer);
       socket.destroy();
@@ -85,13 +88,14 @@ export function canConnect(address: string): Promise<boolean> {
   });
 }
 
-/** A node:net connection to `address` ("host:port" or a Unix socket path). */
-export function connectTo(address: string): Socket {
-  return address.startsWith("/") ? connect(address) : connect(portOf(address), hostOf(address));
+/** A node:net connection to `address` ("host:port", "[v6]:port" or a Unix socket path), from `localAddress` if given. */
+export function connectTo(address: string, localAddress?: string): Socket {
+  if (address.startsWith("/")) return connect(address);
+  return connect({ port: portOf(address), host: hostOf(address), ...(localAddress ? { localAddress } : {}) });
 }
 
 function hostOf(address: string): string {
-  return address.slice(0, address.lastIndexOf(":"));
+  return address.slice(0, address.lastIndexOf(":")).replace(/^\[(.*)\]$/, "$1");
 }
 function portOf(address: string): number {
   return Number(address.slice(address.lastIndexOf(":") + 1));

@@ -200,12 +200,20 @@ export async function startProcess(
 
 /**
  * Starts `fcgi serve <module> --listen <listen>` under the runtime running the tests.
- * `listen` is "127.0.0.1:PORT" or an absolute Unix socket path.
+ * `listen` is "HOST:PORT", "[v6]:PORT" or an absolute Unix socket path. `env` adds to its
+ * environment; `from` is the local address its readiness probe connects from (one its allow-list
+ * admits, so the probe is not logged as a refused web server); `name` names it in logs.
  */
-export function startApp(module: string, listen: string, extraArgs: readonly string[] = []): Promise<Service> {
+export function startApp(
+  module: string,
+  listen: string,
+  extraArgs: readonly string[] = [],
+  options: { env?: Record<string, string>; from?: string; name?: string } = {},
+): Promise<Service> {
   const address = listen.startsWith("/") ? `unix:${listen}` : listen;
   const [command, args] = cliCommand(["serve", module, "--listen", address, ...extraArgs]);
-  return startProcess(`fcgi serve ${module.split("/").pop()}`, command, args, () => canConnect(listen));
+  const name = options.name ?? `fcgi serve ${module.split("/").pop()}`;
+  return startProcess(name, command, args, () => canConnect(listen, options.from), { env: options.env });
 }
 
 /**

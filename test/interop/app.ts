@@ -109,6 +109,16 @@ export async function respond(request: Request, context: RequestContext): Promis
       return Response.json({ hits: ++hits });
     case "/params":
       return Response.json(context.params.toObject());
+    case "/host": {
+      // Which app host answered (HOST_ID in its environment) and whom it saw connect, after holding
+      // the request ?ms= (at most 5 s) so that a load keeps requests in flight on every host. The
+      // begin/end lines on stderr tell a test which requests a host had in flight when it stopped.
+      const n = url.searchParams.get("n");
+      console.error(`host ${process.env.HOST_ID} begin ${n}`);
+      await new Promise((resolve) => setTimeout(resolve, Math.min(Number(url.searchParams.get("ms") ?? "0"), 5000)));
+      console.error(`host ${process.env.HOST_ID} end ${n}`);
+      return Response.json({ host: process.env.HOST_ID ?? null, peer: context.socket.remoteAddress });
+    }
     case "/slow": {
       // Answers after ?ms= (at most 5 s), saying when it ran and on which FastCGI connection and
       // request id: requests in flight together on one connection show a web server multiplexing.
