@@ -31,6 +31,7 @@ const CHARTS: Chart[] = [
   { file: "client.svg", heading: "## Client", column: "fcgi `fetch(url)` req/s", title: "Client against PHP-FPM, req/s (more is better)" },
   { file: "access-log-hello.svg", heading: "## Access log", column: "hello req/s", title: "hello behind nginx with and without --access-log, req/s" },
   { file: "access-log-line.svg", heading: "### Access log: one line alone", column: "`AccessLog.write` µs/line", title: "one access log line: format, gather, write, µs (less is better)" },
+  { file: "issue12-download.svg", heading: "### Issue 12: 1 MiB downloads after freeing written bodies on Bun", column: "1 MiB download req/s", title: "1 MiB downloads behind nginx, req/s (more is better)" },
   { file: "idle-connections.svg", heading: "## Idle connections", column: "growth", title: "RSS growth with 10 000 idle kept connections, MiB (less is better)" },
   { file: "fuzz-server-cases.svg", heading: "## Live server fuzzing", column: "cases", title: "live server fuzzing: cases in 10 minutes, all passed (more is better)" },
   { file: "issue13-hello.svg", heading: "### Issue 13 check: hello and uploads before and after", column: "hello req/s", title: "hello behind nginx before and after #13, req/s" },
