@@ -47,7 +47,7 @@ declare const Deno: {
 
 /**
  * Bytes per read, at most and at first. A read waits with its buffer, so an idle kept connection
- * holds one: 64 KiB each made 10 000 idle connections cost 612 MiB. Reads start small, double
+ * holds one: 64 KiB each made 10 000 idle connections cost 617 MiB. Reads start small, double
  * while they fill the buffer (a body streaming in), and drop back after one that uses little.
  * A read that fills less than half of its buffer is copied out so the buffer is reused.
  */
