@@ -304,6 +304,37 @@ test("graceful close: the in-flight request finishes, new connections are refuse
   }
 });
 
+test("graceful close: a multiplexed connection with a request running is still served its next requests, then closes once idle", async () => {
+  const gate = deferred();
+  const started = deferred();
+  const fetch: Handler = async (request) => {
+    if (new URL(request.url).pathname === "/slow") {
+      started.resolve();
+      await gate.promise;
+    }
+    return new Response(`done ${new URL(request.url).pathname}`);
+  };
+  const server = await serve({ listen: "127.0.0.1:0", logger: null, multiplex: true, fetch });
+  const port = (server.addresses[0] as { port: number }).port;
+  const client = await RecordClient.connect(port);
+  try {
+    client.send(1, { params: httpParams("/slow"), keepConn: true });
+    await within(started.promise, 2000, "the slow handler");
+    const closing = server.close();
+    // HAProxy with mpxs-conns sends its next request on the busy connection it already has.
+    client.send(2, { params: httpParams("/next"), keepConn: true });
+    const next = await client.response(2);
+    assert.equal(next.protocolStatus, ProtocolStatus.REQUEST_COMPLETE, "the request that came while closing was refused");
+    assert.equal(parseCgi(next.stdout).text, "done /next");
+    gate.resolve();
+    assert.equal(parseCgi((await client.response(1)).stdout).text, "done /slow");
+    await client.waitClosed(2000);
+    await within(closing, 3000, "close()");
+  } finally {
+    client.destroy();
+  }
+});
+
 test("closeTimeout: a request that never finishes is cut when close() has waited long enough", async () => {
   const { lines, logger } = captureLogger();
   const aborted = deferred();

@@ -118,7 +118,11 @@ export class AppSocket implements TaskHost {
         authorizer: options.handlers[ROLE_BY_NAME.authorizer] !== undefined,
         filter: options.handlers[ROLE_BY_NAME.filter] !== undefined,
       },
-      admit: () => server.admit(this.#takeLateAdmission()),
+      // While the server closes, a connection with requests running takes the peer's next ones
+      // too: a multiplexing web server (HAProxy's mpxs-conns) keeps sending on it until its health
+      // check notices, and OVERLOADED there fails the client's request; the connection ends
+      // once idle (or at closeTimeout).
+      admit: () => server.admit(this.#takeLateAdmission() || (server.closing && this.#tasks.size > 0)),
       release: () => server.release(),
       values: { FCGI_MAX_CONNS: options.maxConnections, FCGI_MAX_REQS: options.maxRequests, FCGI_MPXS_CONNS: options.multiplex },
       pairLimits: { maxTotalBytes: options.maxParamsBytes, maxValueLength: options.maxParamsBytes },

@@ -235,9 +235,10 @@ describe("three app hosts behind nginx and HAProxy", { skip: nginxBinary.skip ||
 
   it("nginx (upstream, fastcgi_next_upstream): a killed host fails at most its in-flight requests, a revived one is used again, a graceful stop fails none", { timeout: 90_000 }, async () => {
     ready();
-    const { failed } = await killReviveStop(nginx.urls[0]!, async () => {});
-    // nginx replays a GET whose host died mid-request on the next host (fastcgi_next_upstream error).
-    assert.equal(failed.length, 0, `nginx let ${failed.length} requests fail: ${JSON.stringify(failed)}`);
+    // nginx replays a GET whose host died before answering on the next host (fastcgi_next_upstream
+    // error), usually all of them; one whose answer had begun cannot be replayed (seen once: the
+    // client's body "terminated"), so the bound is the one killReviveStop checks.
+    await killReviveStop(nginx.urls[0]!, async () => {});
   });
 
   it("HAProxy (proto fcgi, check): marks the killed host DOWN and UP again, fails at most its in-flight requests, drains a stopped host", { timeout: 90_000 }, async () => {
