@@ -124,7 +124,7 @@ function fromParts(
     if (bytes instanceof ReadableStream) bytes.cancel().catch(() => {});
     bytes = null;
   }
-  return { status, head: latin1(head), body: bytes, owned: bytes instanceof Uint8Array && (ownBytes || typeof body === "string") };
+  return { status, head: latin1(head), body: bytes, owned: ownBytes && bytes instanceof Uint8Array };
 }
 
 /** Encodes a string whose code units are all <= 0xFF, one byte each. */

@@ -252,31 +252,38 @@ for (const key of [Symbol.for("nodejs.util.inspect.custom"), Symbol.for("Deno.cu
 }
 
 /**
- * The request headers a CGI gateway passed: `HTTP_ACCEPT_LANGUAGE` becomes `accept-language`;
- * CONTENT_TYPE and CONTENT_LENGTH become `content-type` and `content-length`. Names or values
- * a Headers object would refuse are skipped.
+ * Calls `visit` with each request header a CGI gateway passed, in the order of the params:
+ * `HTTP_ACCEPT_LANGUAGE` becomes `accept-language`; CONTENT_TYPE and CONTENT_LENGTH become
+ * `content-type` and `content-length` (not when empty: nginx sends them so on every request).
  */
-export function headersFromParams(params: RequestParams): Headers {
-  const headers = new Headers();
+export function forEachHeader(params: RequestParams, visit: (name: string, value: string) => void): void {
   const contentType = params.get("CONTENT_TYPE");
   const contentLength = params.get("CONTENT_LENGTH");
   for (const [name, value] of params.entries()) {
-    if (!name.startsWith("HTTP_")) continue;
-    // The CGI variables win over a duplicate HTTP_CONTENT_* some servers also send.
-    if (name === "HTTP_CONTENT_TYPE" && contentType !== undefined) continue;
-    if (name === "HTTP_CONTENT_LENGTH" && contentLength !== undefined) continue;
+    if (name.startsWith("HTTP_")) {
+      // The CGI variables win over a duplicate HTTP_CONTENT_* some servers also send.
+      if (name === "HTTP_CONTENT_TYPE" && contentType !== undefined) continue;
+      if (name === "HTTP_CONTENT_LENGTH" && contentLength !== undefined) continue;
+      visit(name.slice(5).toLowerCase().replaceAll("_", "-"), value);
+    } else if ((name === "CONTENT_TYPE" || name === "CONTENT_LENGTH") && value !== "") {
+      visit(name === "CONTENT_TYPE" ? "content-type" : "content-length", value);
+    }
+  }
+}
+
+/**
+ * The request headers a CGI gateway passed (see {@link forEachHeader}). Names or values a
+ * Headers object would refuse are skipped.
+ */
+export function headersFromParams(params: RequestParams): Headers {
+  const headers = new Headers();
+  forEachHeader(params, (name, value) => {
     try {
-      headers.append(name.slice(5).toLowerCase().replaceAll("_", "-"), value);
+      headers.append(name, value);
     } catch {
       // Not a valid header name or value: a web server would not have sent it.
     }
-  }
-  try {
-    if (contentType !== undefined && contentType !== "") headers.set("content-type", contentType);
-    if (contentLength !== undefined && contentLength !== "") headers.set("content-length", contentLength);
-  } catch {
-    // As above.
-  }
+  });
   return headers;
 }
 

@@ -6,6 +6,7 @@
 import { Buffer } from "node:buffer";
 import http from "node:http";
 import { Readable } from "node:stream";
+import { forEachHeader } from "../app/request.ts";
 import type { RequestContext } from "../app/types.ts";
 import type { FastCGIRequestSocket } from "./socket.ts";
 import { ownBehaviour } from "./own_behaviour.ts";
@@ -149,27 +150,14 @@ export class FastCGIIncomingMessage extends Readable {
   }
 }
 
-/** node:http's `headers` and `rawHeaders` from the CGI params. */
+/** node:http's `headers` and `rawHeaders` from the CGI params, in the order the web server sent them. */
 function nodeHeaders(context: RequestContext): { headers: IncomingHttpHeaders; rawHeaders: string[] } {
   const headers: IncomingHttpHeaders = {};
   const rawHeaders: string[] = [];
-  const add = (name: string, value: string): void => {
+  forEachHeader(context.params, (name, value) => {
     rawHeaders.push(name, value);
     // The web server has joined repeated headers already; set-cookie is a list in node:http.
     headers[name] = name === "set-cookie" ? [value] : value;
-  };
-  const params = context.params;
-  const contentType = params.get("CONTENT_TYPE");
-  const contentLength = params.get("CONTENT_LENGTH");
-  for (const [name, value] of params.entries()) {
-    if (name.startsWith("HTTP_")) {
-      // The CGI variables win over a duplicate HTTP_CONTENT_* some servers also send.
-      if ((name === "HTTP_CONTENT_TYPE" && contentType) || (name === "HTTP_CONTENT_LENGTH" && contentLength)) continue;
-      add(name.slice(5).toLowerCase().replaceAll("_", "-"), value);
-    } else if (name === "CONTENT_TYPE" || name === "CONTENT_LENGTH") {
-      // nginx sends both on every request, empty when there is no body: an HTTP request has none then.
-      if (value !== "") add(name === "CONTENT_TYPE" ? "content-type" : "content-length", value);
-    }
-  }
+  });
   return { headers, rawHeaders };
 }
