@@ -14,7 +14,7 @@ import type { Handler, Limits, ServeOptions, Server } from "../app/types.ts";
 import type { Command } from "./command.ts";
 import { stopOnSignals } from "./signals.ts";
 import { eachArg, UsageError, usageFailure } from "./args.ts";
-import { isRequestEmitter, nodeHandlers } from "../node/server.ts";
+import { isRequestEmitter } from "../node/emitter.ts";
 import { poolFlag, type PoolFlags, runPoolCommand, trackHandlers, workerLink } from "./pool.ts";
 
 const help = `Usage: fcgi serve <module> [options]
@@ -215,13 +215,14 @@ type Handlers = Pick<ServeOptions, "fetch" | "authorize" | "filter">;
  * The handlers of a module's default export: a function (fetch), { fetch, authorize, filter }, or
  * a node:http server with `request` listeners (`http.createServer(app)` never listened, or fcgi/node's).
  */
-export function handlersOf(exported: unknown): Handlers {
+export async function handlersOf(exported: unknown): Promise<Handlers> {
   if (typeof exported === "function") return { fetch: exported as Handler };
   if (exported === null || typeof exported !== "object") {
     throw new Error("the module has no default export of a fetch function, an object { fetch, authorize, filter }, or a node:http server");
   }
-  // Told by shape, not by class: node:http's Server differs between Node, Deno and Bun.
-  if (isRequestEmitter(exported)) return nodeHandlers(exported);
+  // Told by shape, not by class: node:http's Server differs between Node, Deno and Bun. fcgi/node
+  // (and node:http under it) loads only for such an app, not at every fetch app's start.
+  if (isRequestEmitter(exported)) return (await import("../node/server.ts")).nodeHandlers(exported);
   const object = exported as Record<string, unknown>;
   const handlers: Handlers = {};
   for (const name of ["fetch", "authorize", "filter"] as const) {
@@ -251,7 +252,7 @@ async function run(args: string[]): Promise<number> {
   let handlers: Handlers;
   try {
     const mod = (await import(url)) as { default?: unknown };
-    handlers = trackHandlers(link, handlersOf(mod.default));
+    handlers = trackHandlers(link, await handlersOf(mod.default));
   } catch (error) {
     console.error(`fcgi serve: cannot load ${parsed.module}: ${error instanceof Error ? error.message : String(error)}`);
     link?.close();

@@ -12,9 +12,13 @@ import { serve } from "../app/serve.ts";
 import type { Handler, RequestContext, ServeOptions, Server } from "../app/types.ts";
 import type { RoleName } from "../protocol/constants.ts";
 import type { SocketAddress } from "../socket.ts";
+import type { RequestEmitter } from "./emitter.ts";
 import { FastCGIIncomingMessage } from "./incoming.ts";
 import { FastCGIServerResponse, type ResponseLimits } from "./response.ts";
 import { FastCGIRequestSocket } from "./socket.ts";
+
+export { isRequestEmitter } from "./emitter.ts";
+export type { RequestEmitter } from "./emitter.ts";
 
 /**
  * A node:http request listener, as an Express app, Koa's `app.callback()` and Fastify's handler
@@ -22,12 +26,6 @@ import { FastCGIRequestSocket } from "./socket.ts";
  * {@link FastCGIIncomingMessage} and a {@link FastCGIServerResponse}, which behave as them.
  */
 export type RequestListener = (req: IncomingMessage, res: ServerResponse) => unknown;
-
-/** What emits `request` events: this module's Server, or a node:http Server never listened. */
-export interface RequestEmitter {
-  /** Calls the `request` listeners. */
-  emit(event: "request", req: FastCGIIncomingMessage, res: FastCGIServerResponse): boolean;
-}
 
 /**
  * The FastCGI side of a request a node:http listener got (its params, role, STDERR writer), or
@@ -148,16 +146,6 @@ export function nodeHandlers(target: RequestEmitter, options: NodeExchangeOption
     ...(roles.has("authorizer") ? { authorize: handler } : {}),
     ...(roles.has("filter") ? { filter: handler } : {}),
   };
-}
-
-/**
- * True for what `fcgi serve` runs as a node:http app: an object with `request` listeners, such
- * as `http.createServer(app)` never listened, or a Server from {@link createServer}.
- */
-export function isRequestEmitter(value: unknown): value is RequestEmitter {
-  const candidate = value as { listenerCount?: unknown; emit?: unknown } | null;
-  return typeof candidate === "object" && candidate !== null && typeof candidate.emit === "function" &&
-    typeof candidate.listenerCount === "function" && (candidate.listenerCount as (event: string) => number)("request") > 0;
 }
 
 function notRunning(): Error {
