@@ -14,6 +14,10 @@
  * - `fcgi proxy --upstream unix:… --root …` on Node, Deno and Bun, started through the CLI as users
  *   start it (kept connections, the Client's defaults).
  *
+ * With `--backends N` (N > 1) there are N PHP-FPM pools instead of one, the workers shared out
+ * among them, and every front balances over the N: nginx's upstream block lists them, Caddy's
+ * `php_fastcgi` and HAProxy's backend too, and `fcgi proxy` takes `--upstream` N times.
+ *
  * Two loads: `/hello.php` (a script named in the URL) and `/route/7?x=1` (no such file: the front
  * controller, index.php, answers after try_files). Every front runs one at a time (kept FastCGI
  * connections hold PHP-FPM workers) and must answer both correctly before its numbers count.
@@ -21,7 +25,7 @@
  * front's CPU time per request (from /proc, the front's processes only).
  *
  * ```sh
- * node scripts/run-ts.mjs bench/proxy.ts [--runs 5] [--seconds 5] [--connections 32] [--only nginx,caddy,haproxy,fcgi-node]
+ * node scripts/run-ts.mjs bench/proxy.ts [--runs 5] [--seconds 5] [--connections 32] [--backends 1] [--only nginx,caddy,haproxy,fcgi-node]
  * ```
  * Needs nginx, wrk and php-fpm; caddy and haproxy join when installed. Linux only (reads /proc).
  * @module
@@ -51,7 +55,10 @@ const RUNS = Number(option("runs", "5"));
 const SECONDS = Number(option("seconds", "5"));
 const CONNECTIONS = Number(option("connections", "32"));
 const ONLY = option("only", "").split(",").filter(Boolean);
+const BACKENDS = Number(option("backends", "1"));
 const WORKERS = 8;
+/** PHP-FPM workers per pool: the 8 shared out, at least 2 each. */
+const POOL_WORKERS = Math.max(2, Math.ceil(WORKERS / BACKENDS));
 const PROFILE = option("profile", ""); // a folder: fcgi-node runs with --cpu-prof into it
 
 const LOADS = [
@@ -59,10 +66,10 @@ const LOADS = [
   { name: "front controller", path: "/route/7?x=1", expect: "Hello from index.php: /route/7?x=1" },
 ] as const;
 
-/** A front under test: starts on `port`, talking to PHP-FPM at `socket` with `root` as the document root. */
+/** A front under test: starts on `port`, talking to the PHP-FPM pools at `sockets` with `root` as the document root. */
 interface Front {
   name: string;
-  start(port: number, socket: string, root: string, dir: string): Promise<Service>;
+  start(port: number, sockets: string[], root: string, dir: string): Promise<Service>;
 }
 
 interface Sample {
@@ -96,10 +103,10 @@ function cpuTicks(pid: number): number {
 const TICKS_PER_SECOND = 100;
 
 /** nginx's PHP site, as Debian's default site and most guides write it. */
-function nginxSite(port: number, socket: string, root: string, keepalive: boolean): string {
+function nginxSite(port: number, sockets: string[], root: string, keepalive: boolean): string {
   return `
   upstream php {
-    server unix:${socket};
+    ${sockets.map((socket) => `server unix:${socket};`).join("\n    ")}
     ${keepalive ? `keepalive ${WORKERS};` : ""}
   }
   server {
@@ -122,10 +129,10 @@ function nginxSite(port: number, socket: string, root: string, keepalive: boolea
 }
 
 /** Caddy's PHP site: `php_fastcgi` is its whole PHP front (try_files, split_path .php, index.php). */
-function caddySite(port: number, socket: string, root: string): string {
+function caddySite(port: number, sockets: string[], root: string): string {
   return `:${port} {
     root * ${root}
-    php_fastcgi unix/${socket}
+    php_fastcgi ${sockets.map((socket) => `unix/${socket}`).join(" ")}
 }`;
 }
 
@@ -137,7 +144,7 @@ function caddySite(port: number, socket: string, root: string): string {
  * PHP-FPM worker, and with 32 wrk connections to 8 workers the rest wait in PHP-FPM's backlog
  * (0 req/s here in a 2 s run).
  */
-function haproxySite(port: number, socket: string, root: string): string {
+function haproxySite(port: number, sockets: string[], root: string): string {
   return `
 frontend php_web
     bind 127.0.0.1:${port}
@@ -146,7 +153,7 @@ frontend php_web
 backend php
     http-reuse always
     use-fcgi-app php
-    server fpm ${socket} proto fcgi
+    ${sockets.map((socket, i) => `server fpm${i} ${socket} proto fcgi`).join("\n    ")}
 
 fcgi-app php
     docroot ${root}
@@ -157,10 +164,10 @@ fcgi-app php
 `;
 }
 
-async function measure(front: Front, socket: string, root: string, dir: string): Promise<Sample> {
+async function measure(front: Front, sockets: string[], root: string, dir: string): Promise<Sample> {
   const port = await freePort();
   const sample: Sample = { rps: [], cpu: [], errors: [] };
-  const service = await front.start(port, socket, root, dir);
+  const service = await front.start(port, sockets, root, dir);
   try {
     const base = `http://127.0.0.1:${port}`;
     for (const load of LOADS) {
@@ -175,6 +182,7 @@ async function measure(front: Front, socket: string, root: string, dir: string):
       sample.rps.push(result.requestsPerSecond);
       sample.cpu.push(((ticks / TICKS_PER_SECOND) * 1e6) / Math.max(1, result.requests));
       sample.errors.push(...result.errors);
+      if (result.requests === 0) sample.errors.push(`${front.name} ${load.path}: no request answered in ${SECONDS} s`);
     }
   } catch (error) {
     sample.errors.push(error instanceof Error ? error.message : String(error));
@@ -192,8 +200,8 @@ async function main(): Promise<void> {
   mkdirSync(root);
   writeFileSync(join(root, "hello.php"), `<?php echo "Hello, World!";`);
   writeFileSync(join(root, "index.php"), `<?php echo "Hello from index.php: ", $_SERVER["REQUEST_URI"];`);
-  const fpm = await startPhpFpm({ listen: "unix", root, maxChildren: WORKERS });
-  const socket = (fpm.address as { path: string }).path;
+  const pools = await Promise.all(Array.from({ length: BACKENDS }, () => startPhpFpm({ listen: "unix", root, maxChildren: BACKENDS > 1 ? POOL_WORKERS : WORKERS })));
+  const sockets = pools.map((fpm) => (fpm.address as { path: string }).path);
   try {
     // The Node proxy runs from a private build, so a concurrent `npm test` rebuilding dist/
     // cannot pull files from under it. tsc emits even with type errors elsewhere.
@@ -205,7 +213,7 @@ async function main(): Promise<void> {
     const bun = join(repoRoot, "node_modules", ".bin", "bun");
     const proxy = (name: string, command: string, prefix: string[]): Front => ({
       name,
-      start: (port, socket, root) => startProcess(name, command, [...prefix, "proxy", "--listen", `127.0.0.1:${port}`, "--upstream", `unix:${socket}`, "--root", root], () => canConnect(`127.0.0.1:${port}`)),
+      start: (port, sockets, root) => startProcess(name, command, [...prefix, "proxy", "--listen", `127.0.0.1:${port}`, ...sockets.flatMap((socket) => ["--upstream", `unix:${socket}`]), "--root", root], () => canConnect(`127.0.0.1:${port}`)),
     });
     // Each web server front runs in a folder of its own (nginx's temp files, Caddy's HOME and storage).
     const own = (dir: string, name: string): string => {
@@ -215,13 +223,13 @@ async function main(): Promise<void> {
     };
     const nginx = (name: string, keepalive: boolean): Front => ({
       name,
-      start: (port, socket, root, dir) => startNginx(nginxBinary, own(dir, name), nginxSite(port, socket, root, keepalive), [port]),
+      start: (port, sockets, root, dir) => startNginx(nginxBinary, own(dir, name), nginxSite(port, sockets, root, keepalive), [port]),
     });
     // The other web servers' PHP fronts, when installed.
     const caddyBinary = findBinary("caddy");
     const haproxyBinary = findBinary("haproxy");
-    const caddy: Front = { name: "caddy", start: (port, socket, root, dir) => startCaddy(caddyBinary!, own(dir, "caddy"), caddySite(port, socket, root), port) };
-    const haproxy: Front = { name: "haproxy", start: (port, socket, root, dir) => startHaproxy(haproxyBinary!, own(dir, "haproxy"), haproxySite(port, socket, root), port) };
+    const caddy: Front = { name: "caddy", start: (port, sockets, root, dir) => startCaddy(caddyBinary!, own(dir, "caddy"), caddySite(port, sockets, root), port) };
+    const haproxy: Front = { name: "haproxy", start: (port, sockets, root, dir) => startHaproxy(haproxyBinary!, own(dir, "haproxy"), haproxySite(port, sockets, root), port) };
     const missing = [caddyBinary ? "" : "caddy", haproxyBinary ? "" : "haproxy"].filter(Boolean);
     if (missing.length) console.log(`not installed, left out: ${missing.join(", ")}`);
     const nodeFlags = PROFILE ? ["--cpu-prof", "--cpu-prof-dir", PROFILE] : [];
@@ -241,7 +249,7 @@ async function main(): Promise<void> {
       // Rotate the order each round, so drifting load does not always hit the same front.
       const order = fronts.map((_, i) => fronts[(i + round - 1) % fronts.length]!);
       for (const front of order) {
-        const sample = await measure(front, socket, root, dir);
+        const sample = await measure(front, sockets, root, dir);
         samples.get(front.name)!.push(sample);
         console.log(
           `round ${round} ${front.name.padEnd(16)} ` +
@@ -261,7 +269,8 @@ async function main(): Promise<void> {
     // The ratio is to the faster nginx configuration, load by load.
     const best = LOADS.map((_, i) => Math.max(...["nginx", "nginx-keepalive"].map((n) => medians.get(n)?.rps[i] ?? 0)));
     const ratio = (value: number, i: number) => (best[i] ? `${(value / best[i]!).toFixed(2)}×` : "–");
-    console.log(`\nmedians of ${RUNS} rounds, ${SECONDS} s each; wrk -t1 -c${CONNECTIONS}; PHP-FPM pm = static, ${WORKERS} workers, Unix socket\n`);
+    const fpmSetup = BACKENDS > 1 ? `${BACKENDS} PHP-FPM pools, pm = static, ${POOL_WORKERS} workers each, Unix sockets` : `PHP-FPM pm = static, ${WORKERS} workers, Unix socket`;
+    console.log(`\nmedians of ${RUNS} rounds, ${SECONDS} s each; wrk -t1 -c${CONNECTIONS}; ${fpmSetup}\n`);
     console.log(`| front | ${LOADS.map((l) => `${l.name} req/s | vs nginx | front CPU µs/req`).join(" | ")} |`);
     console.log(`|---|${LOADS.map(() => "---:|---:|---:").join("|")}|`);
     for (const [name, m] of medians) {
@@ -272,7 +281,7 @@ async function main(): Promise<void> {
       `${version(nginxBinary, ["-v"])}, ${caddyBinary ? `caddy ${version(caddyBinary, ["version"])}, ` : ""}` +
       `${haproxyBinary ? `${version(haproxyBinary, ["-v"])}, ` : ""}${version(phpFpmBinary() ?? "php-fpm", ["-v"])}, ${version("wrk", ["-v"])}`);
   } finally {
-    await fpm.stop();
+    await Promise.all(pools.map((fpm) => fpm.stop()));
     removeDir(dir);
   }
 }
