@@ -288,7 +288,7 @@ describe("fcgi proxy arguments", () => {
   it("--help describes every option", async () => {
     const run = await runCli(["proxy", "--help"]);
     assert.equal(run.code, 0);
-    for (const flag of ["--listen", "--upstream", "--root", "--index", "--script-extension", "--static", "--no-try-files", "--backend-root", "--param", "--max-connections", "--timeout", "--no-keep-conn"]) {
+    for (const flag of ["--listen", "--upstream", "--root", "--index", "--script-extension", "--static", "--no-try-files", "--backend-root", "--param", "--max-connections", "--timeout", "--no-keep-conn", "--raw-target"]) {
       assert.ok(run.stdout.includes(flag), `--help mentions ${flag}`);
     }
   });

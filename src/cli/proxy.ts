@@ -54,6 +54,10 @@ Options:
   --timeout MS             connect timeout, and the longest the backend may stay silent
                            (default 10000 to connect, 60000 for the response).
   --no-keep-conn           one FastCGI connection per request (no FCGI_KEEP_CONN).
+  --raw-target             REQUEST_URI and QUERY_STRING exactly as the client sent them.
+                           Node and Deno always do so; on Bun this serves HTTP through
+                           node:http, about 0.6x as fast, where Bun.serve percent-encodes
+                           ' < > in the query.
 
 When the backend cannot be reached or fails, the answer is 502 (504 on a timeout).
 Output: "fcgi: listening on http://HOST:PORT" and every log line go to stderr.
@@ -70,6 +74,7 @@ interface ProxyArgs {
   hostname: string;
   port: number;
   options: GatewayOptions;
+  rawTarget: boolean;
 }
 
 function positiveArg(flag: string, text: string): number {
@@ -93,6 +98,7 @@ function parse(args: string[]): ProxyArgs {
   let listen = DEFAULT_LISTEN;
   let upstream: string | undefined;
   let root: string | undefined;
+  let rawTarget = false;
   const options: Partial<GatewayOptions> = {};
   const client: Omit<ClientOptions, "address"> = {};
   const params: Record<string, string> = {};
@@ -149,6 +155,9 @@ function parse(args: string[]): ProxyArgs {
       case "--no-keep-conn":
         client.keepConn = false;
         return true;
+      case "--raw-target":
+        rawTarget = true;
+        return true;
       default:
         return false;
     }
@@ -166,6 +175,7 @@ function parse(args: string[]): ProxyArgs {
   return {
     hostname,
     port,
+    rawTarget,
     options: { ...options, upstream: addressArg(upstream), documentRoot: directoryArg("--root", root) },
   };
 }
@@ -196,7 +206,7 @@ async function run(args: string[]): Promise<number> {
   try {
     let server;
     try {
-      server = await listenHttp(handler, { hostname: parsed.hostname, port: parsed.port, signal: stopping.signal });
+      server = await listenHttp(handler, { hostname: parsed.hostname, port: parsed.port, signal: stopping.signal, rawTarget: parsed.rawTarget });
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       const why = code === "EADDRINUSE" ? "the address is in use" : code === "EACCES" ? "permission denied" : error instanceof Error ? error.message : String(error);

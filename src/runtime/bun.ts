@@ -12,7 +12,7 @@
  */
 import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
 import { AdapterConnection, asError, cannotConnectToFd0, handOver, listenWith, NO_HANDLERS, probeUnix, socketError, WriteQueue } from "./common.ts";
-import type { FetchHandler, NativeHttpServer, RuntimeAdapter, WorkerSocket } from "./types.ts";
+import type { FetchHandler, HttpAddress, NativeHttpServer, RuntimeAdapter, WorkerSocket } from "./types.ts";
 import { inheritedSocket, listenAndKeepDuplicate, spawnWithChildProcess } from "./workers.ts";
 
 // The slice of Bun's API this file uses (no Bun type package is installed).
@@ -317,8 +317,16 @@ async function connect(address: SocketAddress, connectionHandlers: ConnectionHan
   return connection;
 }
 
-/** Serves a fetch handler with `Bun.serve`, giving it the peer as `Deno.serve` does. */
-function serveHttp(handler: FetchHandler, address: { hostname: string; port: number }): Promise<NativeHttpServer> {
+/**
+ * Serves a fetch handler with `Bun.serve`, giving it the peer as `Deno.serve` does; with
+ * `rawTarget`, with Bun's node:http, whose `req.url` is the target as sent (Bun.serve's URL has
+ * ' < > percent-encoded, and keeps the raw one nowhere).
+ */
+async function serveHttp(handler: FetchHandler, address: HttpAddress): Promise<NativeHttpServer> {
+  if (address.rawTarget) {
+    const { serveNodeHttp } = await import("./node_http_server.ts");
+    return serveNodeHttp(handler, address);
+  }
   const server = Bun.serve({
     hostname: address.hostname,
     port: address.port,
@@ -327,11 +335,11 @@ function serveHttp(handler: FetchHandler, address: { hostname: string; port: num
       return handler(request, { remoteAddr: { hostname: peer?.address ?? "", port: peer?.port ?? 0 } });
     },
   });
-  return Promise.resolve({
+  return {
     port: server.port,
     shutdown: async () => void (await server.stop(false)),
     abort: () => void server.stop(true),
-  });
+  };
 }
 
 function env(name: string): string | undefined {

@@ -10,7 +10,7 @@
  */
 import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
 import { AdapterConnection, asError, cannotConnectToFd0, handOver, listenWith, NO_HANDLERS, probeUnix, socketError, WriteQueue } from "./common.ts";
-import type { FetchHandler, NativeHttpServer, RuntimeAdapter, WorkerExit, WorkerProcess, WorkerSocket, WorkerSpawnOptions } from "./types.ts";
+import type { FetchHandler, HttpAddress, NativeHttpServer, RuntimeAdapter, WorkerExit, WorkerProcess, WorkerSocket, WorkerSpawnOptions } from "./types.ts";
 import { inheritedSocket, lineSplitter, listenAndKeepDuplicate } from "./workers.ts";
 
 // The slice of the Deno namespace this file uses (no Deno type package is installed).
@@ -281,7 +281,7 @@ async function connect(address: SocketAddress, handlers: ConnectionHandlers): Pr
 }
 
 /** Serves a fetch handler with `Deno.serve`. */
-function serveHttp(handler: FetchHandler, address: { hostname: string; port: number }): Promise<NativeHttpServer> {
+function serveHttp(handler: FetchHandler, address: HttpAddress): Promise<NativeHttpServer> {
   const server = Deno.serve({ hostname: address.hostname, port: address.port, onListen() {} }, handler);
   return Promise.resolve({
     port: server.addr.port,

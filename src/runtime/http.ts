@@ -18,6 +18,12 @@ export interface HttpListenOptions {
   signal?: AbortSignal;
   /** How long close() lets in-flight requests finish before cutting them (default 10 000 ms). */
   closeTimeout?: number;
+  /**
+   * Hand the handler the request target exactly as the client sent it (default false). Node's
+   * and Deno's servers always do; Bun.serve percent-encodes ' < > in it, so on Bun this serves
+   * through Bun's node:http instead, about 0.6× as fast.
+   */
+  rawTarget?: boolean;
 }
 
 /** A running HTTP server. */
@@ -47,7 +53,7 @@ export interface HttpServer {
  */
 export async function listenHttp(handler: FetchHandler, options: HttpListenOptions): Promise<HttpServer> {
   const closeTimeout = options.closeTimeout ?? 10_000;
-  const server = await (await detectAdapter()).serveHttp(handler, { hostname: options.hostname, port: options.port });
+  const server = await (await detectAdapter()).serveHttp(handler, { hostname: options.hostname, port: options.port, rawTarget: options.rawTarget });
   let closing: Promise<void> | undefined;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));

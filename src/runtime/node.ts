@@ -10,7 +10,7 @@
 import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
 import { AdapterConnection, adoptUnixPath, asError, cannotConnectToFd0, claimUnixPath, handOver, listenWith, NO_HANDLERS, probeUnix, socketError } from "./common.ts";
-import type { FetchHandler, NativeHttpServer, RuntimeAdapter, WorkerSocket } from "./types.ts";
+import type { FetchHandler, HttpAddress, NativeHttpServer, RuntimeAdapter, WorkerSocket } from "./types.ts";
 import { inheritedSocket, numericHost, spawnWithChildProcess } from "./workers.ts";
 
 class NodeConnection extends AdapterConnection {
@@ -153,26 +153,9 @@ function connect(address: SocketAddress, handlers: ConnectionHandlers): Promise<
 }
 
 /** Serves a fetch handler on a `node:http` server (loaded on first use: FastCGI servers never need it). */
-async function serveHttp(handler: FetchHandler, address: { hostname: string; port: number }): Promise<NativeHttpServer> {
-  const { createServer: createHttpServer } = await import("node:http");
-  const { toNodeHandler } = await import("./node_http.ts");
-  const server = createHttpServer(toNodeHandler(handler));
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(address.port, address.hostname, () => {
-      server.off("error", reject);
-      resolve();
-    });
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    shutdown: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-      }),
-    abort: () => server.closeAllConnections(),
-  };
+async function serveHttp(handler: FetchHandler, address: HttpAddress): Promise<NativeHttpServer> {
+  const { serveNodeHttp } = await import("./node_http_server.ts");
+  return serveNodeHttp(handler, address);
 }
 
 function env(name: string): string | undefined {

@@ -47,10 +47,21 @@ export interface NativeHttpServer {
   abort(): void;
 }
 
+/** Where an adapter's HTTP server listens, and how. */
+export interface HttpAddress {
+  hostname: string;
+  port: number;
+  /**
+   * The handler must get the request target as the client sent it (`info.requestTarget` or
+   * `request.url`): on Bun this serves through node:http instead of Bun.serve, at a cost.
+   */
+  rawTarget?: boolean;
+}
+
 /** A runtime adapter this package ships: the sockets, plus what else the layers above need from the runtime. */
 export interface RuntimeAdapter extends Runtime, WorkerHost {
   /** Serves `handler` over HTTP/1.1 on `hostname:port`; resolves once listening. */
-  serveHttp(handler: FetchHandler, address: { hostname: string; port: number }): Promise<NativeHttpServer>;
+  serveHttp(handler: FetchHandler, address: HttpAddress): Promise<NativeHttpServer>;
   /** The environment variable `name`, or undefined when it is unset or the process may not read it. */
   env(name: string): string | undefined;
   /** Removes the environment variable `name` from this process (and so from its future children); no-op without permission. */
