@@ -45,6 +45,8 @@ export interface BackendStats extends PoolStats {
   outstanding: number;
   /** While down: milliseconds until it is tried again (0: a request or probe may try it now). */
   retryIn: number;
+  /** While down: how long this down spell leaves it out (ms); it doubles while the backend keeps failing. */
+  backoff: number;
   /** The last failure, as text; null when it never failed. */
   lastError: string | null;
 }
@@ -86,6 +88,7 @@ export class Balancer {
   constructor(pools: readonly Pool[], options: BalancerOptions) {
     this.pools = pools;
     this.#options = options;
+    for (const pool of pools) pool.owner = this;
     if (options.healthCheck > 0 && pools.length > 1) this.#scheduleProbes();
   }
 
@@ -242,6 +245,7 @@ export class Balancer {
         retries: h.retries,
         outstanding: h.outstanding,
         retryIn: h.down ? Math.max(0, h.retryAt - now) : 0,
+        backoff: h.down ? h.backoff : 0,
         lastError: h.lastError,
         ...pool.stats(),
       };
