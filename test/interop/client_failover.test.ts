@@ -5,9 +5,9 @@
 // at once. One is started again: it is used again.
 import { after, describe, it, setup } from "../_support/test.ts";
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cliCommand, sourcePath } from "../_support/env.ts";
+import { cliCommand, repoRoot, sourcePath } from "../_support/env.ts";
 import { phpFpmSkip, startPhpFpm, type PhpFpm } from "../_support/phpfpm.ts";
 import { canConnect, fetchWithin, freePort, logsOf, makeTempDir, removeDir, startApp, startProcess, stopAll, waitFor, type Service } from "./_servers.ts";
 
@@ -30,13 +30,19 @@ interface Backend {
   unfinished?(): Set<string>;
 }
 
-/** `fcgi proxy` with one --upstream per address, tried again soon after a failure (--backoff). */
+/**
+ * The README's `fcgi proxy` command over three hosts, with `upstreams` for its 10.0.0.2-4:9000 (the
+ * weights kept), and a failed host tried again sooner (--backoff) so that the test is short.
+ */
 async function startProxy(upstreams: readonly string[], root: string): Promise<Service & { url: string }> {
+  const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
+  const line = /^fcgi proxy --listen :8080 --root \.\/public( --upstream 10\.0\.0\.\d:9000\S*)+$/m.exec(readme);
+  assert.ok(line, "the README shows the fcgi proxy command over several hosts");
   const port = await freePort();
-  const [command, args] = cliCommand([
-    "proxy", "--listen", `127.0.0.1:${port}`, "--root", root, "--backoff", "100", "--max-backoff", "500",
-    ...upstreams.flatMap((u) => ["--upstream", u]),
-  ]);
+  const words = line[0].split(" ").slice(1).map((word) =>
+    word === ":8080" ? `127.0.0.1:${port}` : word === "./public" ? root : word.replace(/^10\.0\.0\.(\d):9000/, (_, n: string) => upstreams[Number(n) - 2]!));
+  assert.equal(words.filter((w) => w === "--upstream").length, upstreams.length);
+  const [command, args] = cliCommand([...words, "--backoff", "100", "--max-backoff", "500"]);
   const service = await startProcess("fcgi proxy", command, args, () => canConnect(`127.0.0.1:${port}`));
   return Object.assign(service, { url: `http://127.0.0.1:${port}` });
 }
