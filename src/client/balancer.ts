@@ -32,6 +32,7 @@ export interface BalancerOptions {
 export interface BackendStats extends PoolStats {
   /** The backend's address, as text. */
   address: string;
+  /** Its share of the requests against the other backends' (default 1). */
   weight: number;
   /** "down" while it is left out after a failure. */
   state: "up" | "down";
