@@ -24,7 +24,7 @@ export interface BalancerOptions {
   maxBackoff: number;
   /** Probe every backend with GET_VALUES this often (ms); 0: no probes. */
   healthCheck: number;
-  /** How long a probe may wait for its answer (ms). */
+  /** How long a probe may wait for its answer once connected (ms; the connect has connectTimeout). */
   healthCheckTimeout: number;
 }
 

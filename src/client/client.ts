@@ -57,8 +57,11 @@ export interface ClientOptions {
   maxBackoff?: number;
   /**
    * Ask each backend for its values (GET_VALUES) this often, on a connection of its own, and mark
-   * it down when it does not answer within the probe's time (connectTimeout, then up to 3000), up
-   * when it does (default 0: no checks, a down backend is tried again with a request). With several backends only.
+   * it down when it refuses the connection, does not connect within connectTimeout, or does not
+   * answer within 3000 ms (PHP-FPM answers from a worker: a pool whose workers are all busy that
+   * long is marked down too),
+   * up when it answers (default 0: no checks, a down backend is tried again with a request).
+   * With several backends only.
    */
   healthCheck?: number;
   /**
@@ -205,7 +208,7 @@ export class Client implements AsyncDisposable {
       backoff,
       maxBackoff: Math.max(backoff, numberOption("Client: maxBackoff", options.maxBackoff, DEFAULTS.maxBackoff, 1, true)),
       healthCheck: numberOption("Client: healthCheck", options.healthCheck, 0, 0, true),
-      healthCheckTimeout: (connectTimeout > 0 ? connectTimeout : 0) + valuesTimeout,
+      healthCheckTimeout: valuesTimeout,
     });
   }
 
