@@ -1,5 +1,5 @@
 // `fcgi proxy` with three backends (repeated --upstream), on the runtime running the tests: three
-// `fcgi serve` hosts on 127.0.0.2-4, then three PHP-FPM pools. Under a bounded load one backend is
+// `fcgi serve` hosts on 127.0.0.2-4, then three PHP-FPM pools (with --health-check). Under a bounded load one backend is
 // killed with SIGKILL: the requests it had in flight go on to the others (a GET nothing was
 // answered for yet), so no request fails. Then every backend is killed: each request gets a 502
 // at once. One is started again: it is used again.
@@ -9,12 +9,14 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cliCommand, repoRoot, sourcePath } from "../_support/env.ts";
 import { phpFpmSkip, startPhpFpm, type PhpFpm } from "../_support/phpfpm.ts";
-import { canConnect, fetchWithin, freePort, logsOf, makeTempDir, removeDir, startApp, startProcess, stopAll, waitFor, type Service } from "./_servers.ts";
+import { canConnect, fetchWithin, freePort, logsOf, makeTempDir, removeDir, sleep, startApp, startProcess, stopAll, waitFor, type Service } from "./_servers.ts";
 
 const APP = sourcePath("test/interop/app.ts");
 /** Requests in flight through the proxy at any time, each held this long by its backend. */
 const CLIENTS = 6;
 const HOLD_MS = 100;
+/** How long the requests that the killed backend surely has in flight at the kill are held. */
+const LONG_MS = 1500;
 /** What a step may wait (a backend reached, a revived backend used again). */
 const STEP_MS = 15_000;
 /** A 502 when every backend is down must come at once: far sooner than any connect or response timeout. */
@@ -34,7 +36,7 @@ interface Backend {
  * The README's `fcgi proxy` command over three hosts, with `upstreams` for its 10.0.0.2-4:9000 (the
  * weights kept), and a failed host tried again sooner (--backoff) so that the test is short.
  */
-async function startProxy(upstreams: readonly string[], root: string): Promise<Service & { url: string }> {
+async function startProxy(upstreams: readonly string[], root: string, extra: readonly string[] = []): Promise<Service & { url: string }> {
   const readme = readFileSync(join(repoRoot, "README.md"), "utf8");
   const line = /^fcgi proxy --listen :8080 --root \.\/public( --upstream 10\.0\.0\.\d:9000\S*)+$/m.exec(readme);
   assert.ok(line, "the README shows the fcgi proxy command over several hosts");
@@ -42,7 +44,7 @@ async function startProxy(upstreams: readonly string[], root: string): Promise<S
   const words = line[0].split(" ").slice(1).map((word) =>
     word === ":8080" ? `127.0.0.1:${port}` : word === "./public" ? root : word.replace(/^10\.0\.0\.(\d):9000/, (_, n: string) => upstreams[Number(n) - 2]!));
   assert.equal(words.filter((w) => w === "--upstream").length, upstreams.length);
-  const [command, args] = cliCommand([...words, "--backoff", "100", "--max-backoff", "500"]);
+  const [command, args] = cliCommand([...words, "--backoff", "100", "--max-backoff", "500", ...extra]);
   const service = await startProcess("fcgi proxy", command, args, () => canConnect(`127.0.0.1:${port}`));
   return Object.assign(service, { url: `http://127.0.0.1:${port}` });
 }
@@ -97,10 +99,12 @@ async function killAllRevive(proxy: Service & { url: string }, path: string, bac
   try {
     const start = Date.now();
     await waitFor("every backend to answer through the proxy", () => backends.every((b) => load.reached(b.id, start)), STEP_MS);
-    // Killed with requests in flight, when the backend tells which it runs.
-    if (killed!.unfinished) await waitFor(`${killed!.id} to have requests in flight`, () => killed!.unfinished!().size > 0, STEP_MS);
+    // Long requests on every backend, so that the one killed surely has some in flight.
+    const long = Array.from({ length: 2 * backends.length }, (_, i) => fetchWithin(`${proxy.url}${path}?ms=${LONG_MS}&n=long${i}`, {}, 10_000));
+    if (killed!.unfinished) await waitFor(`${killed!.id} to run a long request`, () => [...killed!.unfinished!()].some((n) => n.startsWith("long")), STEP_MS);
+    else await sleep(LONG_MS / 3);
     await killed!.kill();
-    const cut = killed!.unfinished?.() ?? new Set<string>();
+    const cut = [...killed!.unfinished?.() ?? []].filter((n) => n.startsWith("long"));
     const killedAt = Date.now();
     await waitFor("requests after the kill", () => load.results.filter((o) => o.done && o.sent > killedAt).length >= 2 * CLIENTS, STEP_MS);
     await load.stop();
@@ -108,9 +112,12 @@ async function killAllRevive(proxy: Service & { url: string }, path: string, bac
     // The killed backend's requests in flight were GETs not answered yet: each went on to another.
     assert.deepEqual(failed, [], `${failed.length} of ${load.results.length} failed (killed at ${killedAt})\n${why()}`);
     assert.ok(!load.reached(killed!.id, killedAt + 1000), `${killed!.id} answered after it was killed`);
-    // The requests it had begun were answered by another backend: sent again, as GETs not answered yet.
-    for (const n of cut) assert.notEqual(load.results[Number(n)]!.host, killed!.id, `request ${n}`);
-    if (killed!.unfinished) assert.ok(cut.size > 0);
+    // The long requests it had begun were answered by another backend: sent again, as GETs not answered yet.
+    const answers = await Promise.all(long);
+    assert.deepEqual(answers.map((r) => r.status), answers.map(() => 200), why());
+    const hosts = answers.map((r) => (JSON.parse(r.text) as { host: string }).host);
+    assert.ok(!hosts.includes(killed!.id), `${hosts.join(" ")}: ${killed!.id} answered a long request`);
+    if (killed!.unfinished) assert.ok(cut.length > 0, `${killed!.id} was running none of the long requests`);
   } finally {
     await load.stop();
   }
@@ -160,7 +167,7 @@ describe("fcgi proxy over three fcgi serve hosts (127.0.0.2-4)", () => {
         },
         unfinished() {
           const open = new Set<string>();
-          for (const [, what, n] of (service?.logs() ?? "").matchAll(new RegExp(`^host ${id} (begin|end) (\\d+)$`, "gm"))) {
+          for (const [, what, n] of (service?.logs() ?? "").matchAll(new RegExp(`^host ${id} (begin|end) (\\S+)$`, "gm"))) {
             if (what === "begin") open.add(n!);
             else open.delete(n!);
           }
@@ -206,7 +213,8 @@ echo json_encode(["host" => getenv("HOST_ID")]);
       };
     });
     for (const b of backends) await b.start();
-    proxy = await startProxy(ports.map((port) => `127.0.0.1:${port}`), dir);
+    // With GET_VALUES health checks too, which PHP-FPM answers from a worker.
+    proxy = await startProxy(ports.map((port) => `127.0.0.1:${port}`), dir, ["--health-check", "200"]);
   });
 
   after(async () => {
