@@ -43,7 +43,7 @@ export * from "./src/app/mod.ts";
 
 // The web-server side: a pooled Client for PHP-FPM or any FastCGI application.
 export { Client } from "./src/client/client.ts";
-export type { BackendLimits, ClientOptions, FetchOptions, PoolStats, StderrInfo } from "./src/client/client.ts";
+export type { BackendAddress, BackendLimits, BackendStats, BalanceMode, ClientOptions, ClientStats, FetchOptions, PoolStats, StderrInfo } from "./src/client/client.ts";
 export type { ParamsOptions } from "./src/client/params.ts";
 export { CgiResponseParser } from "./src/client/cgi_response.ts";
 export { gateway, safeSegments } from "./src/client/gateway.ts";

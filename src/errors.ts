@@ -29,7 +29,9 @@ export type FastCGIErrorCode =
   /** The request was aborted. */
   | "ABORTED"
   /** The application refused the request: END_REQUEST with protocolStatus CANT_MPX_CONN, OVERLOADED or UNKNOWN_ROLE. */
-  | "REQUEST_REFUSED";
+  | "REQUEST_REFUSED"
+  /** A Client has no backend up to send the request to: each one failed recently and is left out for now. */
+  | "UNAVAILABLE";
 
 /** Details carried by a {@link FastCGIError}. */
 export interface FastCGIErrorDetails {

@@ -288,7 +288,7 @@ describe("fcgi proxy arguments", () => {
   it("--help describes every option", async () => {
     const run = await runCli(["proxy", "--help"]);
     assert.equal(run.code, 0);
-    for (const flag of ["--listen", "--upstream", "--root", "--index", "--script-extension", "--static", "--no-try-files", "--backend-root", "--param", "--max-connections", "--timeout", "--no-keep-conn", "--raw-target"]) {
+    for (const flag of ["--listen", "--upstream", "--root", "--index", "--script-extension", "--static", "--no-try-files", "--backend-root", "--param", "--max-connections", "--timeout", "--no-keep-conn", "--raw-target", "--balance", "--backoff", "--max-backoff", "--health-check", "weight="]) {
       assert.ok(run.stdout.includes(flag), `--help mentions ${flag}`);
     }
   });
@@ -311,6 +311,11 @@ describe("fcgi proxy arguments", () => {
         [["--upstream", "127.0.0.1:9000", "--root", dir, "--bogus"], /unknown option --bogus/],
         [["--upstream", "127.0.0.1:9000", "--root", dir, "extra"], /unexpected argument 'extra'/],
         [["--upstream"], /--upstream needs a value/],
+        [["--upstream", "127.0.0.1:9000", "--upstream", "127.0.0.1:9001,weight=0", "--root", dir], /--upstream: weight: '0' is not a positive whole number/],
+        [["--upstream", "127.0.0.1:9000", "--upstream", "nowhere,weight=2", "--root", dir], /invalid address/],
+        [["--upstream", "127.0.0.1:9000", "--root", dir, "--balance", "random"], /--balance: 'random' is not least or round-robin/],
+        [["--upstream", "127.0.0.1:9000", "--root", dir, "--backoff", "0"], /--backoff: '0' is not a positive whole number/],
+        [["--upstream", "127.0.0.1:9000", "--root", dir, "--health-check", "often"], /--health-check: 'often'/],
       ];
       for (const [args, message] of cases) {
         const run = await runCli(["proxy", ...args]);

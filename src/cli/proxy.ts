@@ -9,7 +9,7 @@ import { isIP } from "node:net";
 import { resolve } from "node:path";
 import { formatAddress, parseAddress } from "../address.ts";
 import type { Command } from "./command.ts";
-import type { ClientOptions } from "../client/client.ts";
+import type { BackendAddress, ClientOptions } from "../client/client.ts";
 import { gateway, type Gateway, type GatewayOptions } from "../client/gateway.ts";
 import { listenHttp } from "../runtime/http.ts";
 import { stopOnSignals } from "./signals.ts";
@@ -17,10 +17,10 @@ import { addressArg, eachArg, paramArg, timeoutArg, UsageError, usageFailure } f
 
 const DEFAULT_LISTEN = "127.0.0.1:8080";
 
-const help = `Usage: fcgi proxy --upstream ADDR --root DIR [options]
+const help = `Usage: fcgi proxy --upstream ADDR [--upstream ADDR ...] --root DIR [options]
 
-An HTTP server in front of a FastCGI backend: PHP-FPM, or an application run with
-'fcgi serve'. It routes requests as a common nginx PHP site does:
+An HTTP server in front of a FastCGI backend (or several): PHP-FPM, or an application run
+with 'fcgi serve'. It routes requests as a common nginx PHP site does:
 
   try_files $uri $uri/ /index.php?$query_string;   # the front controller
   fastcgi_split_path_info ^(.+?\\.php)(/.*)$;        # /app.php/extra: PATH_INFO=/extra
@@ -37,6 +37,16 @@ Options:
                            sent as SERVER_ADDR (127.0.0.1 for every interface).
   --upstream ADDR          the FastCGI backend (required): HOST:PORT, [IPv6]:PORT or
                            unix:/PATH (a path starting with / is a Unix socket).
+                           Repeat it for several backends; ADDR,weight=N gives one N
+                           times the share of a backend of weight 1 (the default).
+  --balance MODE           how requests are spread over several backends: least (the
+                           default: fewest requests in flight, per weight) or round-robin.
+  --backoff MS             how long a backend that refused or reset a connection or timed
+                           out is left out (default 1000); doubled each time it fails
+                           again when tried, up to --max-backoff MS (default 30000).
+  --health-check MS        ask each backend GET_VALUES every MS milliseconds: one that does
+                           not answer is left out, one that answers is used again
+                           (default: off; a left-out backend is tried with a request).
   --root DIR               the document root (required): where scripts and static files
                            are looked up; DOCUMENT_ROOT.
   --index NAME             the front controller and directory index (default index.php).
@@ -59,7 +69,11 @@ Options:
                            node:http, about 0.6x as fast, where Bun.serve percent-encodes
                            ' < > in the query.
 
-When the backend cannot be reached or fails, the answer is 502 (504 on a timeout).
+When the backend cannot be reached or fails, the answer is 502 (504 on a timeout). With
+several backends, a request that never reached its backend goes on to the next one, and so
+does a GET, HEAD, OPTIONS, TRACE, PUT or DELETE that a backend lost before answering (unless
+its body was streamed: a request with Content-Length is never sent twice); when every
+backend is left out, the answer is 502 at once. A single backend is never left out.
 Output: "fcgi: listening on http://HOST:PORT" and every log line go to stderr.
 SIGINT or SIGTERM closes gracefully (no new connections, in-flight requests finish, then
 the FastCGI connections close) and exits with status 0; a second signal exits at once with
@@ -67,7 +81,8 @@ status 1. Exit status 1 when it cannot listen; 2 for a usage error.
 
 Examples:
   fcgi proxy --listen 127.0.0.1:8080 --upstream unix:/run/php/php8.2-fpm.sock --root /var/www/html
-  fcgi proxy --listen :8080 --upstream 127.0.0.1:9000 --root ./public --static`;
+  fcgi proxy --listen :8080 --upstream 127.0.0.1:9000 --root ./public --static
+  fcgi proxy --upstream 10.0.0.2:9000 --upstream 10.0.0.3:9000,weight=2 --root ./public`;
 
 /** Parsed `fcgi proxy` arguments. */
 interface ProxyArgs {
@@ -96,7 +111,7 @@ function directoryArg(flag: string, text: string): string {
 
 function parse(args: string[]): ProxyArgs {
   let listen = DEFAULT_LISTEN;
-  let upstream: string | undefined;
+  const upstreams: BackendAddress[] = [];
   let root: string | undefined;
   let rawTarget = false;
   const options: Partial<GatewayOptions> = {};
@@ -108,7 +123,22 @@ function parse(args: string[]): ProxyArgs {
         listen = take();
         return true;
       case "--upstream":
-        upstream = take();
+        upstreams.push(upstreamArg(take()));
+        return true;
+      case "--balance": {
+        const mode = take();
+        if (mode !== "least" && mode !== "round-robin") throw new UsageError(`--balance: '${mode}' is not least or round-robin`);
+        client.balance = mode;
+        return true;
+      }
+      case "--backoff":
+        client.backoff = positiveArg(flag, take());
+        return true;
+      case "--max-backoff":
+        client.maxBackoff = positiveArg(flag, take());
+        return true;
+      case "--health-check":
+        client.healthCheck = positiveArg(flag, take());
         return true;
       case "--root":
         root = take();
@@ -164,7 +194,7 @@ function parse(args: string[]): ProxyArgs {
   }, (arg) => {
     throw new UsageError(`unexpected argument '${arg}'`);
   });
-  if (upstream === undefined) throw new UsageError("--upstream is missing (the FastCGI backend's address)");
+  if (upstreams.length === 0) throw new UsageError("--upstream is missing (the FastCGI backend's address)");
   if (root === undefined) throw new UsageError("--root is missing (the document root)");
   const { hostname, port } = listenArg(listen);
   // $server_addr is the address a request came in on: a specific --listen address is it. A
@@ -176,8 +206,15 @@ function parse(args: string[]): ProxyArgs {
     hostname,
     port,
     rawTarget,
-    options: { ...options, upstream: addressArg(upstream), documentRoot: directoryArg("--root", root) },
+    options: { ...options, upstream: upstreams.length === 1 ? upstreams[0]! : upstreams, documentRoot: directoryArg("--root", root) },
   };
+}
+
+/** --upstream ADDR, or ADDR,weight=N. */
+function upstreamArg(text: string): BackendAddress {
+  const m = /^(.*),weight=([^,]*)$/.exec(text);
+  if (m === null) return addressArg(text);
+  return { address: addressArg(m[1]!), weight: positiveArg("--upstream: weight", m[2]!) };
 }
 
 /** --listen: TCP only, as HTTP is served here; "localhost" is 127.0.0.1, the same on every runtime. */
@@ -200,7 +237,7 @@ async function run(args: string[]): Promise<number> {
     return usageFailure("proxy", error);
   }
   const handler: Gateway = gateway(parsed.options);
-  const upstream = formatAddress(handler.client.address);
+  const upstream = handler.client.addresses.map(formatAddress).join(", ");
 
   const stopping = stopOnSignals();
   try {
@@ -213,7 +250,7 @@ async function run(args: string[]): Promise<number> {
       console.error(`fcgi proxy: cannot listen on ${parsed.hostname}:${parsed.port}: ${why}`);
       return 1;
     }
-    console.error(`fcgi: listening on ${server.url} (FastCGI upstream ${upstream}, root ${parsed.options.documentRoot})`);
+    console.error(`fcgi: listening on ${server.url} (FastCGI upstream${handler.client.addresses.length > 1 ? "s" : ""} ${upstream}, root ${parsed.options.documentRoot})`);
     await server.finished;
     console.error("fcgi: stopped");
     return 0;

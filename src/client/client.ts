@@ -16,16 +16,56 @@ import type { StderrInfo } from "./stderr.ts";
 import { numberOption } from "../validate.ts";
 import { requestParams, type ParamsOptions } from "./params.ts";
 import { Pool, type BackendLimits, type PoolStats } from "./pool.ts";
+import { Balancer, type BackendStats, type BalanceMode } from "./balancer.ts";
 
 export type { StderrInfo } from "./stderr.ts";
 export type { BackendLimits, PoolStats } from "./pool.ts";
+export type { BackendStats, BalanceMode } from "./balancer.ts";
+
+/**
+ * One backend: a SocketAddress, text such as `127.0.0.1:9000`, `[::1]:9000`,
+ * `unix:/run/php/php-fpm.sock`, or either with a weight (default 1): its share of the requests
+ * against the other backends'.
+ */
+export type BackendAddress = SocketAddress | string | { address: SocketAddress | string; weight?: number };
+
+/** {@link Client.stats}: the counts over every backend, and each backend's own. */
+export interface ClientStats extends PoolStats {
+  /** Each backend, in the order given: its state, counters and connections (`limits` is the first backend's). */
+  backends: BackendStats[];
+}
 
 /** Options of {@link Client}. Times are in milliseconds; 0 turns a timeout off. */
 export interface ClientOptions {
-  /** The backend: a SocketAddress, or text such as `127.0.0.1:9000`, `[::1]:9000`, `unix:/run/php/php-fpm.sock`. */
-  address: SocketAddress | string;
   /**
-   * Connections opened at most (default 8). Lowered to the backend's FCGI_MAX_CONNS when it tells
+   * The backend, or several: requests are spread over them ({@link balance}), and a backend that
+   * refuses or resets connections or times out is left out for a while ({@link backoff}), its
+   * requests going on to the next one (see {@link Client.fetch}). A single backend is never left out.
+   */
+  address: BackendAddress | readonly BackendAddress[];
+  /**
+   * How a request picks its backend: "least" (default), the one with the fewest requests queued
+   * or in flight for its weight; "round-robin", each in turn, as often as its weight says.
+   */
+  balance?: BalanceMode;
+  /**
+   * How long a failed backend is left out (default 1000): after it, one request (or a health
+   * check) tries it again; each failure that follows doubles the time, up to maxBackoff.
+   */
+  backoff?: number;
+  /** The longest a failed backend is left out at a time (default 30 000). */
+  maxBackoff?: number;
+  /**
+   * Ask each backend for its values (GET_VALUES) this often, on a connection of its own, and mark
+   * it down when it refuses the connection, does not connect within connectTimeout, or does not
+   * answer within 3000 ms (PHP-FPM answers from a worker: a pool whose workers are all busy that
+   * long is marked down too),
+   * up when it answers (default 0: no checks, a down backend is tried again with a request).
+   * With several backends only.
+   */
+  healthCheck?: number;
+  /**
+   * Connections opened at most to each backend (default 8). Lowered to the backend's FCGI_MAX_CONNS when it tells
    * one: PHP-FPM answers pm.max_children, and a kept connection holds a PHP-FPM worker.
    */
   maxConnections?: number;
@@ -82,6 +122,8 @@ const DEFAULTS = {
   responseTimeout: 60_000,
   queueTimeout: 30_000,
   idleTimeout: 60_000,
+  backoff: 1000,
+  maxBackoff: 30_000,
   maxResponseBuffer: 4 * 1024 * 1024,
   maxBufferedBody: 8 * 1024 * 1024,
 } as const;
@@ -111,45 +153,62 @@ const utf8 = new TextEncoder();
  * ```
  */
 export class Client implements AsyncDisposable {
-  /** The backend's address. */
+  /** The (first) backend's address. */
   readonly address: SocketAddress;
-  readonly #pool: Pool;
+  /** Every backend's address, in the order given. */
+  readonly addresses: readonly SocketAddress[];
+  readonly #balancer: Balancer;
   readonly #responseTimeout: number;
   readonly #maxBufferedBody: number;
   #runtime: Promise<Runtime> | null = null;
 
-  /** A client for the application at `options.address`; it connects on the first request. */
+  /** A client for the application(s) at `options.address`; it connects on the first request. */
   constructor(options: ClientOptions) {
-    const address = typeof options.address === "string" ? parseAddress(options.address) : options.address;
-    if (address.transport === "fd") throw new TypeError("a Client connects to a TCP or Unix address, not fd:0");
-    this.address = address;
-    const where = formatAddress(address);
+    const backends = parseBackends(options.address);
+    this.addresses = backends.map((b) => b.address);
+    this.address = this.addresses[0]!;
     const runtime = options.runtime;
+    const runtimeOf = () => (this.#runtime ??= typeof runtime === "object" ? Promise.resolve(runtime) : runtime !== undefined ? getRuntime(runtime) : detectRuntime());
     const maxConnections = Math.floor(numberOption("Client: maxConnections", options.maxConnections, DEFAULTS.maxConnections, 1, true));
     this.#responseTimeout = numberOption("Client: responseTimeout", options.responseTimeout, DEFAULTS.responseTimeout, 0, true);
     this.#maxBufferedBody = numberOption("Client: maxBufferedBody", options.maxBufferedBody, DEFAULTS.maxBufferedBody, 0, true);
     const multiplex = options.multiplex ?? "auto";
     if (multiplex !== "auto" && multiplex !== true && multiplex !== false) throw new TypeError(`multiplex must be "auto", true or false`);
-    const onStderr = options.onStderr ?? ((message: string, info: StderrInfo) => {
-      console.error(`fcgi: stderr from ${where} (requestId ${info.requestId}): ${message.replace(/\r?\n$/, "")}`);
-    });
-    this.#pool = new Pool({
-      address,
-      runtime: () => (this.#runtime ??= typeof runtime === "object" ? Promise.resolve(runtime) : runtime !== undefined ? getRuntime(runtime) : detectRuntime()),
+    const balance = options.balance ?? "least";
+    if (balance !== "least" && balance !== "round-robin") throw new TypeError(`balance must be "least" or "round-robin", got ${JSON.stringify(balance)}`);
+    const connectTimeout = numberOption("Client: connectTimeout", options.connectTimeout, DEFAULTS.connectTimeout, 0, true);
+    const valuesTimeout = this.#responseTimeout > 0 ? Math.min(this.#responseTimeout, VALUES_PROBE_TIMEOUT) : VALUES_PROBE_TIMEOUT;
+    const common = {
+      runtime: runtimeOf,
       maxConnections,
       keepConn: options.keepConn ?? true,
       multiplex,
-      connectTimeout: numberOption("Client: connectTimeout", options.connectTimeout, DEFAULTS.connectTimeout, 0, true),
+      connectTimeout,
       queueTimeout: numberOption("Client: queueTimeout", options.queueTimeout, DEFAULTS.queueTimeout, 0, true),
       idleTimeout: numberOption("Client: idleTimeout", options.idleTimeout, DEFAULTS.idleTimeout, 0, true),
-      valuesTimeout: this.#responseTimeout > 0 ? Math.min(this.#responseTimeout, VALUES_PROBE_TIMEOUT) : VALUES_PROBE_TIMEOUT,
-      settings: {
-        keepConn: options.keepConn ?? true,
-        responseTimeout: this.#responseTimeout,
-        maxHeaderBytes: Math.floor(numberOption("Client: maxHeaderBytes", options.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES, 1, true)),
-        maxResponseBuffer: numberOption("Client: maxResponseBuffer", options.maxResponseBuffer, DEFAULTS.maxResponseBuffer, 0, true),
-        onStderr,
-      },
+      valuesTimeout,
+    };
+    const maxHeaderBytes = Math.floor(numberOption("Client: maxHeaderBytes", options.maxHeaderBytes, DEFAULT_MAX_HEADER_BYTES, 1, true));
+    const maxResponseBuffer = numberOption("Client: maxResponseBuffer", options.maxResponseBuffer, DEFAULTS.maxResponseBuffer, 0, true);
+    const pools = backends.map(({ address, weight }) => {
+      const where = formatAddress(address);
+      const onStderr = options.onStderr ?? ((message: string, info: StderrInfo) => {
+        console.error(`fcgi: stderr from ${where} (requestId ${info.requestId}): ${message.replace(/\r?\n$/, "")}`);
+      });
+      return new Pool({
+        ...common,
+        address,
+        weight,
+        settings: { keepConn: common.keepConn, responseTimeout: this.#responseTimeout, maxHeaderBytes, maxResponseBuffer, onStderr },
+      });
+    });
+    const backoff = numberOption("Client: backoff", options.backoff, DEFAULTS.backoff, 1, true);
+    this.#balancer = new Balancer(pools, {
+      mode: balance,
+      backoff,
+      maxBackoff: Math.max(backoff, numberOption("Client: maxBackoff", options.maxBackoff, DEFAULTS.maxBackoff, 1, true)),
+      healthCheck: numberOption("Client: healthCheck", options.healthCheck, 0, 0, true),
+      healthCheckTimeout: valuesTimeout,
     });
   }
 
@@ -161,8 +220,16 @@ export class Client implements AsyncDisposable {
    * Rejects with a FastCGIError: REQUEST_REFUSED (a RequestRefusedError: OVERLOADED, UNKNOWN_ROLE,
    * CANT_MPX_CONN), BAD_RESPONSE (malformed CGI output), CONNECTION_CLOSED (the backend went away;
    * the same error fails a body cut short), TIMEOUT (connectTimeout, responseTimeout,
-   * queueTimeout), LIMIT_EXCEEDED; with the runtime's connect error (code ECONNREFUSED, ENOENT, …);
-   * or with the signal's reason (an AbortError).
+   * queueTimeout), LIMIT_EXCEEDED, UNAVAILABLE (every backend is down: at once, without trying
+   * one); with the runtime's connect error (code ECONNREFUSED, ENOENT, …); or with the signal's
+   * reason (an AbortError).
+   *
+   * With several backends, a request whose BEGIN_REQUEST never reached its backend (the connect
+   * failed or timed out) goes on to the next backend; one the backend may have started (the
+   * connection closed or reset under it, or responseTimeout) goes on only when its method is
+   * idempotent (GET, HEAD, OPTIONS, TRACE, PUT, DELETE), no response was handed out yet, and its
+   * body is not streamed from the caller (a body of unknown length, read into memory, is resent;
+   * one with a Content-Length is streamed, and never sent twice). Each backend is tried once.
    *
    * @example
    * ```ts
@@ -215,25 +282,45 @@ export class Client implements AsyncDisposable {
    * ```
    */
   values(names?: readonly string[]): Promise<Record<string, string>> {
-    return this.#pool.values(names, this.#responseTimeout);
+    return this.#upPool().values(names, this.#responseTimeout);
   }
 
-  /** The backend's limits as the pool applies them (asks with GET_VALUES the first time). */
+  /** The backend's limits as the pool applies them (asks with GET_VALUES the first time); of the first backend that is up. */
   limits(): Promise<BackendLimits> {
-    return this.#pool.limits();
+    return this.#upPool().limits();
   }
 
-  /** Connections and requests now: open, idle, active, queued. */
-  stats(): PoolStats {
-    return this.#pool.stats();
+  /**
+   * Connections and requests now, over every backend (open, idle, active, queued; `limits` of the
+   * first backend), and each backend's in `backends`: up or down, requests, failures, retries,
+   * outstanding requests, connections.
+   */
+  stats(): ClientStats {
+    const backends = this.#balancer.stats();
+    const total: ClientStats = { connections: 0, connecting: 0, idle: 0, active: 0, queued: 0, limits: backends[0]!.limits, backends };
+    for (const b of backends) {
+      total.connections += b.connections;
+      total.connecting += b.connecting;
+      total.idle += b.idle;
+      total.active += b.active;
+      total.queued += b.queued;
+    }
+    return total;
+  }
+
+  /** The first backend that is up (the first one when none is). */
+  #upPool(): Pool {
+    const pools = this.#balancer.pools;
+    return pools.find((pool) => !pool.health.down) ?? pools[0]!;
   }
 
   /**
    * Rejects queued requests and later ones, closes idle connections, and resolves once the
    * requests in flight are done (their bodies read or cancelled) and every connection is closed.
    */
-  close(): Promise<void> {
-    return this.#pool.close();
+  async close(): Promise<void> {
+    this.#balancer.close();
+    await Promise.all(this.#balancer.pools.map((pool) => pool.close()));
   }
 
   /** `await using client = new Client(…)` closes it at the end of the scope. */
@@ -243,6 +330,8 @@ export class Client implements AsyncDisposable {
 
   #send(request: RequestHead, options: FetchOptions, role: number, stdin: InputSource, contentLength: number | null): Promise<Response> {
     let pending: ClientRequest;
+    const pool = this.#balancer.pick();
+    if (pool === null) return Promise.reject(this.#balancer.unavailable());
     try {
       const extra: Array<readonly [string, string | Uint8Array]> = [];
       const data = role === Role.FILTER ? filterData(options, extra) : { kind: "none" as const };
@@ -251,11 +340,11 @@ export class Client implements AsyncDisposable {
         for (const pair of Symbol.iterator in params ? params as Iterable<readonly [string, string | Uint8Array]> : Object.entries(params)) extra.push(pair);
       }
       const params = requestParams(request, extra.length > 0 ? { ...options, params: extra } : options, role === Role.AUTHORIZER ? null : contentLength);
-      pending = new ClientRequest(this.#pool, request, role, params, stdin, data);
+      pending = new ClientRequest(pool, request, role, params, stdin, data);
     } catch (error) {
       return Promise.reject(error);
     }
-    this.#pool.submit(pending);
+    pool.submit(pending);
     return pending.response;
   }
 
@@ -329,4 +418,18 @@ function filterData(options: FetchOptions, extra: Array<readonly [string, string
   extra.push(["FCGI_DATA_LENGTH", String(source.length)]);
   if (lastModified !== undefined) extra.push(["FCGI_DATA_LAST_MOD", String(lastModified)]);
   return source;
+}
+
+/** The backends of ClientOptions.address, checked. */
+function parseBackends(given: ClientOptions["address"]): Array<{ address: SocketAddress; weight: number }> {
+  const list = Array.isArray(given) ? given as readonly BackendAddress[] : [given as BackendAddress];
+  if (list.length === 0) throw new TypeError("Client: address is an empty list (give at least one backend)");
+  return list.map((entry) => {
+    const weighted = typeof entry === "object" && entry !== null && "address" in entry;
+    const text = weighted ? entry.address : entry;
+    const address = typeof text === "string" ? parseAddress(text) : text;
+    if (address.transport === "fd") throw new TypeError("a Client connects to a TCP or Unix address, not fd:0");
+    const weight = weighted ? numberOption(`Client: weight of ${formatAddress(address)}`, entry.weight, 1, 1, true) : 1;
+    return { address, weight };
+  });
 }

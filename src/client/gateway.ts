@@ -8,14 +8,16 @@ import { open } from "node:fs/promises";
 import { resolve as resolvePath, sep } from "node:path";
 import { FastCGIError } from "../errors.ts";
 import { NativeResponse } from "../native.ts";
-import type { SocketAddress } from "../socket.ts";
-import { Client, type ClientOptions } from "./client.ts";
+import { Client, type BackendAddress, type ClientOptions } from "./client.ts";
 import { targetAsSent } from "./params.ts";
 
 /** Options of {@link gateway}. */
 export interface GatewayOptions {
-  /** The backend: a Client to share (the gateway does not close it), or its address (the gateway makes and owns a Client). */
-  upstream: Client | SocketAddress | string;
+  /**
+   * The backend: a Client to share (the gateway does not close it), or its address, or several
+   * (the gateway makes and owns a Client that balances over them and fails over, see ClientOptions.address).
+   */
+  upstream: Client | BackendAddress | readonly BackendAddress[];
   /** The document root on this machine, as nginx's `root`: scripts and static files are looked up here. */
   documentRoot: string;
   /** The front controller and directory index (default "index.php"). */
@@ -35,7 +37,10 @@ export interface GatewayOptions {
   params?: Record<string, string>;
   /** Options of the Client the gateway makes when `upstream` is an address. */
   client?: Omit<ClientOptions, "address">;
-  /** Where backend failures are reported (default: console.error). The HTTP client gets a 502 or 504. */
+  /**
+   * Where backend failures are reported (default: console.error). The HTTP client gets a 502 or
+   * 504; a 502 at once when every backend is down (FastCGIError code UNAVAILABLE).
+   */
   onError?: (error: unknown, request: Request) => void;
 }
 

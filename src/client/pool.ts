@@ -12,10 +12,13 @@ import type { Connection, SocketAddress } from "../socket.ts";
 import type { ClientRequest, RequestHost, RequestSettings } from "./request.ts";
 import { BackendSocket, type SocketOwner } from "./socket.ts";
 import { Queue } from "../queue.ts";
+import { Health } from "./balancer.ts";
 
 /** How the pool behaves (the Client's options, resolved). */
 export interface PoolOptions {
   address: SocketAddress;
+  /** Its share of requests against the other backends' (1 when alone). */
+  weight: number;
   runtime: () => Promise<Runtime>;
   maxConnections: number;
   keepConn: boolean;
@@ -64,9 +67,21 @@ const STARVED_AFTER_MS = 100;
 /** At most this many requests share one multiplexed connection (requestIds are 16-bit). */
 const MAX_PER_SOCKET = 0xffff;
 
+/** What a pool tells the balancer of its backend's health. */
+export interface PoolOwner {
+  /** An attempt failed (`started`: BEGIN_REQUEST may have reached the backend); true when another backend took the request. */
+  failed(pool: Pool, request: ClientRequest | null, error: unknown, started: boolean): boolean;
+  /** The backend answered a request: if it was down, it is up again. */
+  recovered(pool: Pool): void;
+}
+
 /** One backend's connections and queue. */
 export class Pool implements RequestHost, SocketOwner {
   readonly settings: RequestSettings;
+  /** Its health and counters (the balancer's). */
+  readonly health: Health;
+  /** Told of failures and recoveries; set by the balancer. */
+  owner: PoolOwner | null = null;
   readonly #options: PoolOptions;
   /** Open sockets that still take requests (closing ones are dropped at once). */
   readonly #sockets: Set<BackendSocket> = new Set();
@@ -86,6 +101,12 @@ export class Pool implements RequestHost, SocketOwner {
   constructor(options: PoolOptions) {
     this.#options = options;
     this.settings = options.settings;
+    this.health = new Health(options.weight);
+  }
+
+  /** The backend's address. */
+  get address(): SocketAddress {
+    return this.#options.address;
   }
 
   /** Counts of connections and requests now. */
@@ -110,12 +131,37 @@ export class Pool implements RequestHost, SocketOwner {
 
   /** Sends an request as soon as the backend's limits are known and a connection is free. */
   submit(request: ClientRequest): void {
+    request.host = this;
+    const health = this.health;
+    health.requests++;
+    health.outstanding++;
+    if (health.down) health.trial = request;
     if (this.#closed) return request.fail(closedError());
     if (this.#limits !== null) return this.#enqueue(request);
     this.limits().then(
       () => this.#enqueue(request),
-      (error) => request.fail(error),
+      (error) => this.#unreached(request, error),
     );
+  }
+
+  /** BEGIN_REQUEST never reached the backend (no connection): another backend may take the request. */
+  #unreached(request: ClientRequest, error: unknown): void {
+    if (this.owner === null || !this.owner.failed(this, request, error, false)) request.fail(error);
+  }
+
+  failed(request: ClientRequest, error: unknown): boolean {
+    return this.owner !== null && this.owner.failed(this, request, error, true);
+  }
+
+  ended(request: ClientRequest): void {
+    const health = this.health;
+    health.outstanding--;
+    if (health.trial === request) health.trial = null;
+  }
+
+  /** Takes the queued requests out (their backend is down: they go elsewhere). */
+  evacuate(): ClientRequest[] {
+    return this.#queue.drain().filter((request) => !request.finished);
   }
 
   /** The backend's limits: asked once with GET_VALUES (a failed connect is not remembered). */
@@ -246,7 +292,7 @@ export class Pool implements RequestHost, SocketOwner {
       },
       (error) => {
         this.#connecting--;
-        request.fail(error);
+        this.#unreached(request, error);
         this.#dispatch();
       },
     );
@@ -285,6 +331,7 @@ export class Pool implements RequestHost, SocketOwner {
   // ---- RequestHost, SocketOwner ------------------------------------------------------------
 
   finished(_request: ClientRequest, socket: BackendSocket, reuse: boolean): void {
+    if (reuse && this.health.down) this.owner?.recovered(this);
     if (!socket.closing && socket.live === 0) {
       const kept = reuse && this.#options.keepConn && socket.usable && !this.#closed && (socket.multiplex || !this.#starved(socket));
       // A non-multiplexed socket with an abandoned request on it was closed by abandon() already.

@@ -47,12 +47,19 @@ export interface RequestHost {
   finished(request: ClientRequest, socket: BackendSocket, reuse: boolean): void;
   /** Sends the request again, on another connection (a refusal or a stale kept connection). */
   retry(request: ClientRequest): void;
+  /**
+   * The backend lost the request (connection closed or reset) or stayed silent past
+   * responseTimeout: true when another backend took the request over (see `resendable`).
+   */
+  failed(request: ClientRequest, error: unknown): boolean;
+  /** The request is over (or leaves this host for another). */
+  ended(request: ClientRequest): void;
   /** The backend answered CANT_MPX_CONN: it does not multiplex, whatever was assumed. */
   multiplexRefused(): void;
 }
 
-/** Methods safe to send twice when a kept connection turns out to be closed before any answer. */
-const RETRY_METHODS = new Set(["GET", "HEAD", "OPTIONS"]);
+/** Idempotent methods (RFC 9110 9.2.2), which nginx's fastcgi_next_upstream sends again. */
+const IDEMPOTENT = new Set(["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"]);
 
 /** One request and its response, from the queue to the last byte, across its attempts. */
 export class ClientRequest implements SocketRequest {
@@ -61,7 +68,8 @@ export class ClientRequest implements SocketRequest {
   readonly params: Array<readonly [string, Bytesish]>;
   readonly #stdin: InputSource;
   readonly #data: InputSource;
-  readonly #host: RequestHost;
+  /** The pool it is on; another backend's when it fails over. */
+  host: RequestHost;
   /** The fetch() promise. */
   readonly response: Promise<Response>;
   #resolve!: (response: Response) => void;
@@ -88,7 +96,7 @@ export class ClientRequest implements SocketRequest {
   readonly #onAbort: (() => void) | null = null;
 
   constructor(host: RequestHost, head: RequestHead, role: number, params: Array<readonly [string, Bytesish]>, stdin: InputSource, data: InputSource) {
-    this.#host = host;
+    this.host = host;
     this.head = head;
     this.role = role;
     this.params = params;
@@ -110,6 +118,14 @@ export class ClientRequest implements SocketRequest {
     return this.#stdin.kind !== "stream" && this.#data.kind !== "stream";
   }
 
+  /**
+   * Whether it may go to another backend after one may have started it: an idempotent method,
+   * no response handed out yet, and no input streamed from the caller (buffered bytes are resent).
+   */
+  get resendable(): boolean {
+    return !this.#settled && this.replayable && IDEMPOTENT.has(this.head.method);
+  }
+
   /** The response body's queue is over its high-water mark: its consumer is not keeping up. */
   get full(): boolean {
     return this.#body !== null && this.#body.full;
@@ -120,7 +136,7 @@ export class ClientRequest implements SocketRequest {
   /** Begins the request on `socket`: BEGIN_REQUEST, PARAMS, then the input streams. */
   start(socket: BackendSocket): void {
     if (this.finished) return;
-    const settings = this.#host.settings;
+    const settings = this.host.settings;
     this.#socket = socket;
     this.#gotOutput = false;
     this.#inputDone = false;
@@ -199,7 +215,7 @@ export class ClientRequest implements SocketRequest {
     if (this.finished) return;
     this.#gotOutput = true;
     this.#timer?.touch();
-    (this.#stderr ??= new StderrLog(this.#host.settings.onStderr, this.head, this.#requestId)).write(data);
+    (this.#stderr ??= new StderrLog(this.host.settings.onStderr, this.head, this.#requestId)).write(data);
   }
 
   onEnd(appStatus: number, protocolStatus: number): void {
@@ -208,7 +224,7 @@ export class ClientRequest implements SocketRequest {
     if (protocolStatus !== ProtocolStatus.REQUEST_COMPLETE) {
       const refused = new RequestRefusedError(this.#requestId, protocolStatus, appStatus);
       // CANT_MPX_CONN on a connection thought multiplexed: stop multiplexing, and try once more alone.
-      if (protocolStatus === ProtocolStatus.CANT_MPX_CONN) this.#host.multiplexRefused();
+      if (protocolStatus === ProtocolStatus.CANT_MPX_CONN) this.host.multiplexRefused();
       const again = protocolStatus === ProtocolStatus.CANT_MPX_CONN && !this.#settled && this.replayable && this.retries === 0;
       this.#release(socket, this.#inputDone);
       if (again) return this.#again();
@@ -232,10 +248,10 @@ export class ClientRequest implements SocketRequest {
     const socket = this.#socket!;
     // A kept connection the backend closed while idle: nothing of this request was seen, and the
     // request is safe to repeat, so send it again once on a fresh connection.
-    const stale = socket.served > 1 && !this.#gotOutput && this.retries === 0 && this.replayable && RETRY_METHODS.has(this.head.method);
+    const stale = socket.served > 1 && !this.#gotOutput && this.retries === 0 && this.resendable;
     this.#release(socket, false);
     if (stale) return this.#again();
-    this.fail(error);
+    if (!this.#elsewhere(error)) this.fail(error);
   }
 
   // ---- response (ResponseBody's owner) --------------------------------------------------------
@@ -267,12 +283,15 @@ export class ClientRequest implements SocketRequest {
 
   /** For the ResponseTimer: the backend was silent for responseTimeout. */
   timedOut(): void {
-    const timeout = this.#host.settings.responseTimeout;
-    this.giveUp(new FastCGIError(
+    if (this.finished) return;
+    const timeout = this.host.settings.responseTimeout;
+    const error = new FastCGIError(
       "TIMEOUT",
       `the FastCGI application sent nothing for ${timeout} ms (responseTimeout)`,
       { requestId: this.#requestId, limit: "responseTimeout" },
-    ));
+    );
+    this.#abandon();
+    if (!this.#elsewhere(error)) this.fail(error);
   }
 
   // ---- ending -----------------------------------------------------------------------------
@@ -283,13 +302,30 @@ export class ClientRequest implements SocketRequest {
    */
   giveUp(error: unknown): void {
     if (this.finished) return;
+    this.#abandon();
+    this.fail(error);
+  }
+
+  /** ABORT_REQUEST, if it is on a connection, and the connection is released. */
+  #abandon(): void {
     const socket = this.#socket;
     if (socket !== null && this.#requestId !== 0 && socket.requests.get(this.#requestId) === this) {
       socket.abandon(this.#requestId);
       this.#socket = null;
-      this.#host.finished(this, socket, false);
+      this.host.finished(this, socket, false);
     }
-    this.fail(error);
+  }
+
+  /** Asks the host to send it to another backend after `error`; false when it must fail. */
+  #elsewhere(error: unknown): boolean {
+    this.#timer?.stop();
+    this.#flushStderr();
+    // A head parsed but not yet handed out (its microtask pending) is this attempt's, not the next one's.
+    const body = this.#body;
+    this.#body = null;
+    if (this.host.failed(this, error)) return true;
+    this.#body = body;
+    return false;
   }
 
   /** Ends the request with an error (the socket side is already settled). */
@@ -313,16 +349,17 @@ export class ClientRequest implements SocketRequest {
     this.retries++;
     this.#timer?.stop();
     this.#stderr = null;
-    this.#host.retry(this);
+    this.host.retry(this);
   }
 
   #release(socket: BackendSocket, reuse: boolean): void {
     this.#socket = null;
-    this.#host.finished(this, socket, reuse);
+    this.host.finished(this, socket, reuse);
   }
 
   #finish(): void {
     this.finished = true;
+    this.host.ended(this);
     this.#timer?.stop();
     if (this.#onAbort !== null) this.head.signal!.removeEventListener("abort", this.#onAbort);
   }

@@ -109,8 +109,11 @@ export interface FakeApp {
   close(): Promise<void>;
 }
 
-/** Starts a fake application on 127.0.0.1 (a free port). `multiplex` is what GET_VALUES answers by default. */
-export async function startFakeApp(hooks: FakeAppHooks, multiplex = false): Promise<FakeApp> {
+/**
+ * Starts a fake application on 127.0.0.1 (`port`, or a free one). `multiplex` is what GET_VALUES
+ * answers by default.
+ */
+export async function startFakeApp(hooks: FakeAppHooks, multiplex = false, port = 0): Promise<FakeApp> {
   const connections: FakeConnection[] = [];
   const server: Server = createServer((socket) => {
     const connection = new FakeConnection(socket);
@@ -214,12 +217,11 @@ export async function startFakeApp(hooks: FakeAppHooks, multiplex = false): Prom
 
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
+    server.listen(port, "127.0.0.1", () => resolve());
   });
   const bound = server.address();
-  const port = typeof bound === "object" && bound !== null ? bound.port : 0;
   return {
-    address: { transport: "tcp", hostname: "127.0.0.1", port },
+    address: { transport: "tcp", hostname: "127.0.0.1", port: typeof bound === "object" && bound !== null ? bound.port : 0 },
     connections,
     open: () => connections.filter((c) => !c.closed).length,
     close: () =>

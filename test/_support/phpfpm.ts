@@ -13,6 +13,8 @@ import { canConnect, inCI } from "./env.ts";
 export interface PhpFpmOptions {
   /** Listen on a temporary Unix socket or on 127.0.0.1 at a free port. */
   listen: "unix" | "tcp";
+  /** With "tcp": this port instead of a free one (to start a pool again where it was). */
+  port?: number;
   /** The document root the tests write their scripts into (PHP-FPM itself does not need it). */
   root: string;
   /** Worker processes (pm = static). Default 4. */
@@ -96,7 +98,7 @@ export async function startPhpFpm(options: PhpFpmOptions): Promise<PhpFpm> {
   // Unix socket paths are limited to ~107 bytes: the temp dir is short enough.
   const address: SocketAddress = options.listen === "unix"
     ? { transport: "unix", path: join(dir, "fpm.sock") }
-    : { transport: "tcp", hostname: "127.0.0.1", port: await freePort() };
+    : { transport: "tcp", hostname: "127.0.0.1", port: options.port ?? await freePort() };
   const errorLog = join(dir, "fpm.log");
   const config = join(dir, "fpm.conf");
   const ini = Object.entries(options.ini ?? {}).map(([name, value]) => `php_admin_value[${name}] = ${value}`);
