@@ -6,8 +6,8 @@
 import { formatAddress, parseAddress } from "../address.ts";
 import { FastCGIError } from "../errors.ts";
 import { Role, roleFromName, type RoleName } from "../protocol/constants.ts";
-import { getRuntime, detectRuntime, type RuntimeName } from "../runtime/index.ts";
-import type { Runtime } from "../runtime/types.ts";
+import { connectingWith, getRuntime, detectRuntime, type RuntimeName } from "../runtime/index.ts";
+import type { Runtime, TlsClientOptions } from "../runtime/types.ts";
 import type { SocketAddress } from "../socket.ts";
 import { DEFAULT_MAX_HEADER_BYTES } from "./cgi_response.ts";
 import type { InputSource } from "./input.ts";
@@ -64,6 +64,8 @@ export interface ClientOptions {
   onStderr?: (message: string, info: StderrInfo) => void;
   /** The socket adapter: a Runtime, or "node" | "deno" | "bun" (default: the one this code runs on). */
   runtime?: Runtime | RuntimeName;
+  /** Connect over TLS: the CA to trust, and a client certificate for a server that asks for one. */
+  tls?: TlsClientOptions;
 }
 
 /** Per-request options of {@link Client.fetch}: where the script is, and params to add or override. */
@@ -125,6 +127,7 @@ export class Client implements AsyncDisposable {
     this.address = address;
     const where = formatAddress(address);
     const runtime = options.runtime;
+    const tls = options.tls;
     const maxConnections = Math.floor(numberOption("Client: maxConnections", options.maxConnections, DEFAULTS.maxConnections, 1, true));
     this.#responseTimeout = numberOption("Client: responseTimeout", options.responseTimeout, DEFAULTS.responseTimeout, 0, true);
     this.#maxBufferedBody = numberOption("Client: maxBufferedBody", options.maxBufferedBody, DEFAULTS.maxBufferedBody, 0, true);
@@ -135,7 +138,7 @@ export class Client implements AsyncDisposable {
     });
     this.#pool = new Pool({
       address,
-      runtime: () => (this.#runtime ??= typeof runtime === "object" ? Promise.resolve(runtime) : runtime !== undefined ? getRuntime(runtime) : detectRuntime()),
+      runtime: () => (this.#runtime ??= (typeof runtime === "object" ? Promise.resolve(runtime) : runtime !== undefined ? getRuntime(runtime) : detectRuntime()).then((r) => (tls ? connectingWith(r, { tls }) : r))),
       maxConnections,
       keepConn: options.keepConn ?? true,
       multiplex,
