@@ -67,5 +67,5 @@ export type { Pool, PoolOptions } from "./src/manager/pool.ts";
 export { detectRuntime, getRuntime } from "./src/runtime/index.ts";
 export type { RuntimeName } from "./src/runtime/index.ts";
 export { AllowList, formatAddress, parseAddress, parseAllowList } from "./src/address.ts";
-export type { FetchHandler, HttpConnInfo, Runtime } from "./src/runtime/types.ts";
+export type { ConnectOptions, FetchHandler, HttpConnInfo, Pem, Runtime, RuntimeListener, RuntimeListenOptions, TlsClientOptions, TlsServerOptions } from "./src/runtime/types.ts";
 export type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "./src/socket.ts";

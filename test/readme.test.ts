@@ -20,6 +20,7 @@ const shown: Record<string, string> = {
   "haproxy.conf": "haproxy",
   "nginx-upstream.conf": "nginx",
   "haproxy-hosts.conf": "haproxy",
+  "haproxy-tls.conf": "haproxy",
   "fcgid.conf": "apache",
   "fcgid.htaccess": "apache",
   "app.fcgi": "sh",

@@ -6,8 +6,8 @@
  */
 import { formatAddress, parseAddress, parseAllowList, type AllowList } from "../address.ts";
 import { detectAdapter, getRuntime, inheritedSockets } from "../runtime/index.ts";
-import type { Runtime, RuntimeAdapter } from "../runtime/types.ts";
-import type { Connection, ConnectionHandlers, Listener, SocketAddress } from "../socket.ts";
+import type { Runtime, RuntimeAdapter, RuntimeListener, RuntimeListenOptions, TlsServerOptions } from "../runtime/types.ts";
+import type { Connection, ConnectionHandlers, SocketAddress } from "../socket.ts";
 import { AppSocket, type ConnectionServer } from "./connection.ts";
 import { resolveOptions, ServerLog, type ResolvedOptions } from "./options.ts";
 import { installGlobalObjects } from "./response.ts";
@@ -65,9 +65,18 @@ export async function serveWith(options: ServeOptions, hooks: ServeHooks): Promi
   const allow = allowList(options.allow, host);
   if (resolved.light) installGlobalObjects();
   const server = new AppServer(resolved, log, allow, new ServerStats(host.pid(), options.accessLog), hooks);
+  const listenOptions: RuntimeListenOptions = {
+    ...(options.socketMode === undefined ? {} : { mode: options.socketMode }),
+    ...(options.tls === undefined ? {} : { tls: options.tls, handshakeTimeout: resolved.paramsTimeout, onTlsError: (peer, error) => server.refuseTls(peer, error) }),
+  };
   try {
     for (const address of addresses) {
-      server.listeners.push(await runtime.listen(address, (connection) => server.accept(connection), options.socketMode === undefined ? undefined : { mode: options.socketMode }));
+      const listener = await runtime.listen(address, (connection) => server.accept(connection), listenOptions);
+      server.listeners.push(listener);
+      // A runtime that ignored the tls option would serve plaintext to anyone: refuse to run instead.
+      if (options.tls !== undefined && typeof listener.reloadTls !== "function") {
+        throw new Error(`serve: the ${runtime.name} socket adapter given as runtime does not serve TLS on ${formatAddress(listener.address)}; not listening without it`);
+      }
     }
   } catch (error) {
     await server.close();
@@ -109,7 +118,7 @@ function allowList(allow: ServeOptions["allow"], host: RuntimeAdapter): AllowLis
 class AppServer implements Server, ConnectionServer {
   readonly options: ResolvedOptions;
   readonly log: ServerLog;
-  readonly listeners: Listener[] = [];
+  readonly listeners: RuntimeListener[] = [];
   readonly finished: Promise<void>;
   closing = false;
 
@@ -238,6 +247,19 @@ class AppServer implements Server, ConnectionServer {
     this.#sweptAt = performance.now();
     this.#sweeper = setInterval(() => this.#sweep(), period);
     if (this.options.statusPath !== undefined) this.#stats.startSampling();
+  }
+
+  /** A connection whose TLS handshake failed: the runtime closed it; counted and logged here. */
+  refuseTls(peer: string, error: Error): void {
+    this.#stats.refuse("tls");
+    this.log.warn("tls", `refused a TLS connection from ${peer || "a peer"}: ${error.message}`);
+  }
+
+  reloadTls(tls: TlsServerOptions): void {
+    const listeners = this.listeners.filter((l) => l.reloadTls !== undefined);
+    if (listeners.length === 0) throw new TypeError("reloadTls: this server does not serve TLS");
+    // Every listener checks the files the same way, so the first one's refusal leaves all unchanged.
+    for (const listener of listeners) listener.reloadTls!(tls);
   }
 
   accept(connection: Connection): ConnectionHandlers {

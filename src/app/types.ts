@@ -5,7 +5,7 @@
  */
 import type { Params } from "../codec/pairs.ts";
 import type { Role } from "../protocol/constants.ts";
-import type { Runtime } from "../runtime/types.ts";
+import type { Runtime, TlsServerOptions } from "../runtime/types.ts";
 import type { SocketAddress } from "../socket.ts";
 import type { PoolStatus } from "../status/types.ts";
 import type { AccessEntry } from "./access_log.ts";
@@ -185,6 +185,13 @@ export interface ServeOptions extends Limits, ObservabilityOptions {
    * a list. Default: the FCGI_WEB_SERVER_ADDRS environment variable; unset means any.
    */
   allow?: string | readonly string[];
+  /**
+   * Serve over TLS with this certificate and key (PEM). With `clientCa`, only web servers whose
+   * certificate that CA signed get in (mutual TLS); `allow` still applies on top. A handshake that
+   * fails (no certificate, another CA, an expired one, plaintext) closes that connection with a
+   * log line. The handshake must end within `paramsTimeout`.
+   */
+  tls?: TlsServerOptions;
   /** Accept several requests at once on one connection (default true; false answers CANT_MPX_CONN). */
   multiplex?: boolean;
   /** File mode of Unix sockets created by listen (for example 0o660). */
@@ -220,4 +227,10 @@ export interface Server extends AsyncDisposable {
   close(): Promise<void>;
   /** Resolves once the server has closed. */
   readonly finished: Promise<void>;
+  /**
+   * Replaces the TLS certificate, key and client CA for new connections (open ones keep theirs).
+   * Throws, changing nothing, when the server has no TLS, the new ones cannot be used, or a client
+   * CA would be added or removed (restart for that).
+   */
+  reloadTls(tls: TlsServerOptions): void;
 }

@@ -2,7 +2,9 @@
  * Argument parsing shared by the fcgi commands, and how they report a command-line mistake.
  * @module
  */
+import { readFileSync } from "node:fs";
 import { parseAddress } from "../address.ts";
+import type { TlsClientOptions, TlsServerOptions } from "../runtime/types.ts";
 import type { SocketAddress } from "../socket.ts";
 
 /** A command-line mistake: reported with a pointer to `--help`, exit status 2. */
@@ -68,4 +70,60 @@ export function eachArg(args: string[], handle: (flag: string, take: () => strin
     }
     positional(arg);
   }
+}
+
+/** The TLS flags of the client commands (request, values, proxy), and what each says in --help. */
+const CLIENT_TLS_FLAGS: ReadonlyArray<readonly [string, string]> = [
+  ["--tls-ca FILE", "connect over TLS, trusting the CA in FILE (PEM) for the"],
+  ["", "backend's certificate (default: the runtime's own roots)"],
+  ["--tls-cert FILE", "over TLS, with this client certificate (PEM), for a backend"],
+  ["", "that asks for one (fcgi serve --tls-client-ca); needs --tls-key"],
+  ["--tls-key FILE", "the private key (PEM) of --tls-cert"],
+];
+
+/** The --help lines of the client TLS flags, their descriptions starting at column `column`. */
+export function clientTlsHelp(column: number): string {
+  return CLIENT_TLS_FLAGS.map(([flag, text]) => `  ${flag.padEnd(column - 3)} ${text}`).join("\n");
+}
+
+/** The files named by TLS flags, by flag. */
+export type TlsFiles = Record<string, string>;
+
+/** Takes a TLS flag of `names` (with its FILE) into `files`; false for any other flag. */
+export function tlsFlag(files: TlsFiles, names: readonly string[], flag: string, take: () => string): boolean {
+  if (!names.includes(flag)) return false;
+  files[flag] = take();
+  return true;
+}
+
+/** The client commands' TLS flags. */
+export const CLIENT_TLS: readonly string[] = ["--tls-ca", "--tls-cert", "--tls-key"];
+/** fcgi serve's TLS flags. */
+export const SERVER_TLS: readonly string[] = ["--tls-cert", "--tls-key", "--tls-client-ca"];
+
+/** The text of the file a flag names; a file that cannot be read is a usage error naming both. */
+function readPem(files: TlsFiles, flag: string): string | undefined {
+  const path = files[flag];
+  if (path === undefined) return undefined;
+  try {
+    return readFileSync(path, "utf8");
+  } catch (error) {
+    throw new UsageError(`${flag}: cannot read '${path}': ${(error as { code?: string }).code ?? (error instanceof Error ? error.message : String(error))}`);
+  }
+}
+
+/** The Client's TLS options from --tls-ca, --tls-cert, --tls-key (read now); undefined without them. */
+export function clientTlsArgs(files: TlsFiles): TlsClientOptions | undefined {
+  if (Object.keys(files).length === 0) return undefined;
+  if ((files["--tls-cert"] === undefined) !== (files["--tls-key"] === undefined)) throw new UsageError("--tls-cert and --tls-key go together");
+  const [ca, cert, key] = CLIENT_TLS.map((flag) => readPem(files, flag));
+  return { ...(ca === undefined ? {} : { ca }), ...(cert === undefined ? {} : { cert, key: key! }) };
+}
+
+/** serve()'s TLS options from --tls-cert, --tls-key, --tls-client-ca (read now, and again on each reload); undefined without them. */
+export function serverTlsArgs(files: TlsFiles): TlsServerOptions | undefined {
+  if (Object.keys(files).length === 0) return undefined;
+  if (files["--tls-cert"] === undefined || files["--tls-key"] === undefined) throw new UsageError("TLS needs both --tls-cert and --tls-key");
+  const [cert, key, clientCa] = SERVER_TLS.map((flag) => readPem(files, flag));
+  return { cert: cert!, key: key!, ...(clientCa === undefined ? {} : { clientCa }) };
 }

@@ -13,7 +13,7 @@ import type { BackendAddress, ClientOptions } from "../client/client.ts";
 import { gateway, type Gateway, type GatewayOptions } from "../client/gateway.ts";
 import { listenHttp } from "../runtime/http.ts";
 import { stopOnSignals } from "./signals.ts";
-import { addressArg, eachArg, paramArg, timeoutArg, UsageError, usageFailure } from "./args.ts";
+import { addressArg, CLIENT_TLS, clientTlsArgs, clientTlsHelp, eachArg, paramArg, type TlsFiles, tlsFlag, timeoutArg, UsageError, usageFailure } from "./args.ts";
 
 const DEFAULT_LISTEN = "127.0.0.1:8080";
 
@@ -68,6 +68,7 @@ Options:
                            Node and Deno always do so; on Bun this serves HTTP through
                            node:http, about 0.6x as fast, where Bun.serve percent-encodes
                            ' < > in the query.
+${clientTlsHelp(27)}
 
 When the backend cannot be reached or fails, the answer is 502 (504 on a timeout). With
 several backends, a request that never reached its backend goes on to the next one, and so
@@ -117,7 +118,9 @@ function parse(args: string[]): ProxyArgs {
   const options: Partial<GatewayOptions> = {};
   const client: Omit<ClientOptions, "address"> = {};
   const params: Record<string, string> = {};
+  const tlsFiles: TlsFiles = {};
   eachArg(args, (flag, take) => {
+    if (tlsFlag(tlsFiles, CLIENT_TLS, flag, take)) return true;
     switch (flag) {
       case "--listen":
         listen = take();
@@ -201,6 +204,8 @@ function parse(args: string[]): ProxyArgs {
   // wildcard leaves the gateway's 127.0.0.1 (the runtimes' HTTP servers do not tell the local address).
   if (isIP(hostname) !== 0 && hostname !== "0.0.0.0" && hostname !== "::") params.SERVER_ADDR ??= hostname;
   if (Object.keys(params).length > 0) options.params = params;
+  const tls = clientTlsArgs(tlsFiles);
+  if (tls) client.tls = tls;
   if (Object.keys(client).length > 0) options.client = client;
   return {
     hostname,

@@ -9,7 +9,8 @@ import { basename, dirname, isAbsolute } from "node:path";
 import { Client, type ClientOptions, type FetchOptions } from "../client/client.ts";
 import { roleFromName, type RoleName } from "../protocol/constants.ts";
 import type { Command } from "./command.ts";
-import { addressArg, eachArg, paramArg, timeoutArg, UsageError, usageFailure } from "./args.ts";
+import { addressArg, CLIENT_TLS, clientTlsArgs, clientTlsHelp, eachArg, paramArg, type TlsFiles, tlsFlag, timeoutArg, UsageError, usageFailure } from "./args.ts";
+import type { TlsClientOptions } from "../runtime/types.ts";
 import type { SocketAddress } from "../socket.ts";
 
 const help = `Usage: fcgi request ADDR SCRIPT [options]
@@ -43,6 +44,7 @@ Options:
   --timeout MS           connect timeout, and the longest the backend may stay silent
                          (default 10000 to connect, 60000 for the response).
   --no-keep-conn         send BEGIN_REQUEST without FCGI_KEEP_CONN.
+${clientTlsHelp(25)}
 
 Exit status: 0 when a response was received, whatever its status (use --fail to have
 4xx and 5xx fail); 1 when the request failed (connection refused or lost, a timeout,
@@ -71,11 +73,13 @@ interface RequestArgs {
   fail: boolean;
   timeout: number | undefined;
   keepConn: boolean;
+  tls: TlsClientOptions | undefined;
 }
 
 function parse(args: string[]): RequestArgs {
   const positionals: string[] = [];
-  const parsed: Omit<RequestArgs, "address" | "script"> = {
+  const tlsFiles: TlsFiles = {};
+  const parsed: Omit<RequestArgs, "address" | "script" | "tls"> = {
     method: undefined,
     headers: [],
     data: undefined,
@@ -91,6 +95,7 @@ function parse(args: string[]): RequestArgs {
     keepConn: true,
   };
   eachArg(args, (flag, take) => {
+    if (tlsFlag(tlsFiles, CLIENT_TLS, flag, take)) return true;
     switch (flag) {
       case "-X":
       case "--method": {
@@ -160,7 +165,7 @@ function parse(args: string[]): RequestArgs {
   const script = positionals[1]!;
   if (!isAbsolute(script)) throw new UsageError(`SCRIPT must be an absolute path (SCRIPT_FILENAME), got '${script}'`);
   if (parsed.data === "-" && parsed.filterData === "-") throw new UsageError("--data and --filter-data cannot both read stdin");
-  return { address: addressArg(positionals[0]!), script, ...parsed };
+  return { address: addressArg(positionals[0]!), script, ...parsed, tls: clientTlsArgs(tlsFiles) };
 }
 
 /** A body argument: @FILE streamed (its size known), - read from stdin, or the text. */
@@ -249,6 +254,7 @@ async function run(args: string[]): Promise<number> {
     maxConnections: 1,
     keepConn: parsed.keepConn,
     multiplex: false,
+    ...(parsed.tls ? { tls: parsed.tls } : {}),
     onStderr: (message) => {
       process.stderr.write(message.endsWith("\n") ? message : message + "\n");
     },

@@ -13,7 +13,7 @@ import { AccessLog, type AccessLogFormat } from "../app/access_log.ts";
 import type { Handler, Limits, ServeOptions, Server } from "../app/types.ts";
 import type { Command } from "./command.ts";
 import { stopOnSignals } from "./signals.ts";
-import { eachArg, UsageError, usageFailure } from "./args.ts";
+import { eachArg, SERVER_TLS, serverTlsArgs, type TlsFiles, tlsFlag, UsageError, usageFailure } from "./args.ts";
 import { isRequestEmitter } from "../node/emitter.ts";
 import { poolFlag, type PoolFlags, runPoolCommand, trackHandlers, workerLink } from "./pool.ts";
 
@@ -48,6 +48,16 @@ Options:
   --runtime NAME             socket adapter: node, deno or bun (default: the running one).
   --no-override-globals      keep the runtime's own Request and Response globals (handlers
                              then get real Request objects; slower on Node).
+
+TLS (see the README's "TLS" section for which runtime does what):
+  --tls-cert FILE            serve over TLS with this certificate chain (PEM); needs --tls-key.
+  --tls-key FILE             the private key (PEM) of --tls-cert.
+  --tls-client-ca FILE       mutual TLS: only web servers presenting a certificate signed by
+                             the CA in FILE (PEM) get in; --allow still applies on top. A
+                             failed handshake closes that connection and is logged.
+                             SIGHUP reads the three files again: new connections get the new
+                             certificate, open ones keep theirs (with --workers, the rolling
+                             reload's new workers read them).
 
 Limits (each hit is logged):
   --max-connections N        simultaneous connections, FCGI_MAX_CONNS (default ${DEFAULT_LIMITS.maxConnections}).
@@ -139,6 +149,8 @@ function count(flag: string, text: string): number {
 /** Parsed `fcgi serve` arguments. */
 interface ServeArgs {
   module: string;
+  /** The TLS files by flag, read again on SIGHUP. */
+  tls: TlsFiles;
   options: Omit<ServeOptions, "fetch" | "authorize" | "filter" | "accessLog">;
   pool: PoolFlags;
   accessLog?: { target: string; format: AccessLogFormat };
@@ -166,9 +178,11 @@ function parse(args: string[]): ServeArgs {
   const pool: PoolFlags = {};
   let accessLog: string | undefined;
   let accessLogFormat: AccessLogFormat = "json";
+  const tls: TlsFiles = {};
   eachArg(
     args,
     (flag, take) => {
+      if (tlsFlag(tls, SERVER_TLS, flag, take)) return true;
       if (flag === "--listen") listen.push(take());
       else if (flag === "--allow") allow.push(take());
       else if (flag === "--socket-mode") {
@@ -206,7 +220,10 @@ function parse(args: string[]): ServeArgs {
   if (module === undefined) throw new UsageError("the module to serve is missing");
   if (listen.length > 0) options.listen = listen;
   if (allow.length > 0) options.allow = allow.join(",");
-  return { module, options, pool, ...(accessLog === undefined ? {} : { accessLog: { target: accessLog, format: accessLogFormat } }) };
+  // Read now, so that a missing or unreadable file is a usage error before anything starts.
+  const serverTls = serverTlsArgs(tls);
+  if (serverTls !== undefined) options.tls = serverTls;
+  return { module, tls, options, pool, ...(accessLog === undefined ? {} : { accessLog: { target: accessLog, format: accessLogFormat } }) };
 }
 
 type Handlers = Pick<ServeOptions, "fetch" | "authorize" | "filter">;
@@ -270,16 +287,29 @@ async function run(args: string[]): Promise<number> {
     stopping.release();
     throw error;
   }
-  for (const address of server.addresses) console.error(`fcgi: listening on ${formatAddress(address)}`);
+  for (const address of server.addresses) console.error(`fcgi: listening on ${formatAddress(address)}${parsed.options.tls ? ` (TLS${parsed.options.tls.clientCa ? ", client certificates required" : ""})` : ""}`);
+  const reloadTls = (): void => reloadCertificates(server, parsed.tls);
+  if (parsed.options.tls) process.on("SIGHUP", reloadTls);
   link?.ready(() => server.report());
   await server.finished;
   link?.close();
+  process.off("SIGHUP", reloadTls);
   process.off("SIGUSR1", reopen);
   await accessLog?.close();
   stopping.release();
   console.error("fcgi: stopped");
   // A module's own timers or sockets must not keep a stopped server's process alive.
   process.exit(0);
+}
+
+/** SIGHUP: the TLS files read again for new connections; if any cannot be used, the old ones stay, with a log line. */
+function reloadCertificates(server: Server, files: TlsFiles): void {
+  try {
+    server.reloadTls(serverTlsArgs(files)!);
+    console.error("fcgi: SIGHUP: TLS certificate, key and client CA reloaded");
+  } catch (error) {
+    console.error(`fcgi: SIGHUP: keeping the TLS certificate in use: ${error instanceof Error ? error.message : String(error)}`);
+  }
 }
 
 /** The 'fcgi serve' command. */

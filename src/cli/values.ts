@@ -8,7 +8,8 @@ import type { Command } from "./command.ts";
 import { FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS } from "../protocol/constants.ts";
 import type { SocketAddress } from "../socket.ts";
 import { describe } from "./request.ts";
-import { addressArg, eachArg, timeoutArg, UsageError, usageFailure } from "./args.ts";
+import { addressArg, CLIENT_TLS, clientTlsArgs, clientTlsHelp, eachArg, type TlsFiles, tlsFlag, timeoutArg, UsageError, usageFailure } from "./args.ts";
+import type { TlsClientOptions } from "../runtime/types.ts";
 
 const DEFAULT_NAMES = [FCGI_MAX_CONNS, FCGI_MAX_REQS, FCGI_MPXS_CONNS];
 
@@ -24,6 +25,7 @@ stderr (PHP-FPM, for one, answers only FCGI_MPXS_CONNS).
 
 Options:
   --timeout MS   connect timeout, and how long to wait for the answer (default 10000).
+${clientTlsHelp(20)}
 
 Exit status: 0 when the application answered (even without some of the names); 1 when it
 could not be reached, closed the connection or did not answer in time; 2 for a usage error.
@@ -35,19 +37,23 @@ async function run(args: string[]): Promise<number> {
   const positionals: string[] = [];
   let timeout = 10_000;
   let address: SocketAddress;
+  const tlsFiles: TlsFiles = {};
+  let tls: TlsClientOptions | undefined;
   try {
     eachArg(args, (flag, take) => {
+      if (tlsFlag(tlsFiles, CLIENT_TLS, flag, take)) return true;
       if (flag !== "--timeout") return false;
       timeout = timeoutArg(flag, take());
       return true;
     }, (arg) => positionals.push(arg));
     if (positionals.length === 0) throw new UsageError("ADDR is missing");
     address = addressArg(positionals[0]!);
+    tls = clientTlsArgs(tlsFiles);
   } catch (error) {
     return usageFailure("values", error);
   }
   const names = positionals.length > 1 ? positionals.slice(1) : DEFAULT_NAMES;
-  const client = new Client({ address, connectTimeout: timeout, responseTimeout: timeout });
+  const client = new Client({ address, connectTimeout: timeout, responseTimeout: timeout, ...(tls ? { tls } : {}) });
   try {
     const values = await client.values(names);
     let out = "";

@@ -6,8 +6,8 @@
 import { formatAddress, parseAddress } from "../address.ts";
 import { FastCGIError } from "../errors.ts";
 import { Role, roleFromName, type RoleName } from "../protocol/constants.ts";
-import { getRuntime, detectRuntime, type RuntimeName } from "../runtime/index.ts";
-import type { Runtime } from "../runtime/types.ts";
+import { connectingWith, getRuntime, detectRuntime, type RuntimeName } from "../runtime/index.ts";
+import type { Runtime, TlsClientOptions } from "../runtime/types.ts";
 import type { SocketAddress } from "../socket.ts";
 import { DEFAULT_MAX_HEADER_BYTES } from "./cgi_response.ts";
 import type { InputSource } from "./input.ts";
@@ -104,6 +104,8 @@ export interface ClientOptions {
   onStderr?: (message: string, info: StderrInfo) => void;
   /** The socket adapter: a Runtime, or "node" | "deno" | "bun" (default: the one this code runs on). */
   runtime?: Runtime | RuntimeName;
+  /** Connect over TLS: the CA to trust, and a client certificate for a server that asks for one. */
+  tls?: TlsClientOptions;
 }
 
 /** Per-request options of {@link Client.fetch}: where the script is, and params to add or override. */
@@ -168,7 +170,8 @@ export class Client implements AsyncDisposable {
     this.addresses = backends.map((b) => b.address);
     this.address = this.addresses[0]!;
     const runtime = options.runtime;
-    const runtimeOf = () => (this.#runtime ??= typeof runtime === "object" ? Promise.resolve(runtime) : runtime !== undefined ? getRuntime(runtime) : detectRuntime());
+    const tls = options.tls;
+    const runtimeOf = () => (this.#runtime ??= (typeof runtime === "object" ? Promise.resolve(runtime) : runtime !== undefined ? getRuntime(runtime) : detectRuntime()).then((r) => (tls ? connectingWith(r, { tls }) : r)));
     const maxConnections = Math.floor(numberOption("Client: maxConnections", options.maxConnections, DEFAULTS.maxConnections, 1, true));
     this.#responseTimeout = numberOption("Client: responseTimeout", options.responseTimeout, DEFAULTS.responseTimeout, 0, true);
     this.#maxBufferedBody = numberOption("Client: maxBufferedBody", options.maxBufferedBody, DEFAULTS.maxBufferedBody, 0, true);

@@ -10,9 +10,9 @@
  * TCP_NODELAY on; a connection whose peer ends is ended too, once queued bytes are out.
  * @module
  */
-import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
+import type { Connection, ConnectionHandlers, SocketAddress } from "../socket.ts";
 import { AdapterConnection, asError, cannotConnectToFd0, handOver, listenWith, NO_HANDLERS, probeUnix, socketError, WriteQueue } from "./common.ts";
-import type { FetchHandler, HttpAddress, NativeHttpServer, RuntimeAdapter, WorkerSocket } from "./types.ts";
+import type { ConnectOptions, FetchHandler, HttpAddress, NativeHttpServer, RuntimeAdapter, RuntimeListener, RuntimeListenOptions, WorkerSocket } from "./types.ts";
 import { inheritedSocket, listenAndKeepDuplicate, spawnWithChildProcess } from "./workers.ts";
 
 // The slice of Bun's API this file uses (no Bun type package is installed).
@@ -266,9 +266,10 @@ function probe(path: string): Promise<boolean> {
   });
 }
 
-async function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: ListenOptions): Promise<Listener> {
-  // Bun.listen cannot adopt a file descriptor; Bun's node:net can.
-  if (address.transport === "fd") return (await import("./node.ts")).nodeRuntime.listen(address, accept, options);
+async function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: RuntimeListenOptions): Promise<RuntimeListener> {
+  // Bun.listen cannot adopt a file descriptor; Bun's node:net can. Bun.listen's tls refuses clients
+  // without a good certificate, but its reload() keeps the old certificate: Bun's node:tls replaces it.
+  if (address.transport === "fd" || options?.tls !== undefined) return (await import("./node.ts")).nodeRuntime.listen(address, accept, options);
   const unixPath = address.transport === "unix" ? address.path : undefined;
   return listenWith(address, options, probe, () => {
     const server = Bun.listen({
@@ -296,8 +297,10 @@ async function listen(address: SocketAddress, accept: (connection: Connection) =
   });
 }
 
-async function connect(address: SocketAddress, connectionHandlers: ConnectionHandlers): Promise<Connection> {
+async function connect(address: SocketAddress, connectionHandlers: ConnectionHandlers, options?: ConnectOptions): Promise<Connection> {
   if (address.transport === "fd") throw cannotConnectToFd0(address.fd);
+  // One TLS implementation on every runtime (see node.ts): the same checks, errors and options.
+  if (options?.tls !== undefined) return (await import("./node.ts")).nodeRuntime.connect(address, connectionHandlers, options);
   const unixPath = address.transport === "unix" ? address.path : undefined;
   let connection: BunConnection | undefined;
   try {

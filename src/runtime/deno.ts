@@ -8,9 +8,9 @@
  * `onDrain`; TCP_NODELAY on; a connection whose peer ends is ended too.
  * @module
  */
-import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
+import type { Connection, ConnectionHandlers, SocketAddress } from "../socket.ts";
 import { AdapterConnection, asError, cannotConnectToFd0, handOver, listenWith, NO_HANDLERS, probeUnix, socketError, WriteQueue } from "./common.ts";
-import type { FetchHandler, HttpAddress, NativeHttpServer, RuntimeAdapter, WorkerExit, WorkerProcess, WorkerSocket, WorkerSpawnOptions } from "./types.ts";
+import type { ConnectOptions, FetchHandler, HttpAddress, NativeHttpServer, RuntimeAdapter, RuntimeListener, RuntimeListenOptions, WorkerExit, WorkerProcess, WorkerSocket, WorkerSpawnOptions } from "./types.ts";
 import { inheritedSocket, lineSplitter, listenAndKeepDuplicate } from "./workers.ts";
 
 // The slice of the Deno namespace this file uses (no Deno type package is installed).
@@ -229,9 +229,10 @@ function denoTarget(address: SocketAddress): { hostname: string; port: number; t
   throw new TypeError("unreachable: fd addresses are handled before");
 }
 
-async function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: ListenOptions): Promise<Listener> {
+async function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: RuntimeListenOptions): Promise<RuntimeListener> {
   // Deno.listen cannot adopt a file descriptor (denoland/deno#14006); Deno's node:net can.
-  if (address.transport === "fd") return (await import("./node.ts")).nodeRuntime.listen(address, accept, options);
+  // Deno.listenTls cannot ask for a client certificate, nor change its own: Deno's node:tls can.
+  if (address.transport === "fd" || options?.tls !== undefined) return (await import("./node.ts")).nodeRuntime.listen(address, accept, options);
   const unixPath = address.transport === "unix" ? address.path : undefined;
   return listenWith(address, options, probe, () => {
     const listener = Deno.listen(denoTarget(address));
@@ -267,8 +268,10 @@ async function listen(address: SocketAddress, accept: (connection: Connection) =
   });
 }
 
-async function connect(address: SocketAddress, handlers: ConnectionHandlers): Promise<Connection> {
+async function connect(address: SocketAddress, handlers: ConnectionHandlers, options?: ConnectOptions): Promise<Connection> {
   if (address.transport === "fd") throw cannotConnectToFd0(address.fd);
+  // One TLS implementation on every runtime (see node.ts): the same checks, errors and options.
+  if (options?.tls !== undefined) return (await import("./node.ts")).nodeRuntime.connect(address, handlers, options);
   let conn: DenoConn;
   try {
     conn = await Deno.connect(denoTarget(address));

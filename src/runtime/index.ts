@@ -17,7 +17,7 @@
  * @module
  */
 import { FCGI_LISTENSOCK_FILENO, type SocketAddress } from "../socket.ts";
-import type { Runtime, RuntimeAdapter } from "./types.ts";
+import type { ConnectOptions, Runtime, RuntimeAdapter } from "./types.ts";
 
 /** The adapters by name. */
 export type RuntimeName = Runtime["name"];
@@ -84,6 +84,15 @@ export async function adapterFor(name: RuntimeName): Promise<RuntimeAdapter> {
     default:
       throw new TypeError(`unknown runtime ${JSON.stringify(name)}: expected "node", "deno" or "bun"`);
   }
+}
+
+/** `runtime` with `options` given to every `connect()` (a Client's TLS settings, say). */
+export function connectingWith(runtime: Runtime, options: ConnectOptions): Runtime {
+  return {
+    name: runtime.name,
+    listen: (address, accept, listenOptions) => runtime.listen(address, accept, listenOptions),
+    connect: (address, handlers) => runtime.connect(address, handlers, options),
+  };
 }
 
 /** The listening socket a web server or spawn-fcgi hands the application. */

@@ -5,12 +5,18 @@
  * Behaviour: TCP_NODELAY on; a connection whose peer ends is ended too (no half-open connections);
  * multi-chunk writes are corked into one `writev`; chunks handed to `onData` are fresh `Uint8Array`
  * views of the Buffers Node read into (plain views, so `slice()` copies as usual).
+ *
+ * TLS (`node:tls`, loaded only when asked for) is this file's on all three runtimes: Deno's and
+ * Bun's `node:tls` verify client certificates and replace a server's certificate in place
+ * (`setSecureContext`), which `Deno.listenTls` (no client certificates) and `Bun.listen` (its
+ * `reload()` keeps the old certificate) do not.
  * @module
  */
 import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAddress } from "../socket.ts";
+import type { Connection, ConnectionHandlers, SocketAddress } from "../socket.ts";
 import { AdapterConnection, adoptUnixPath, asError, cannotConnectToFd0, claimUnixPath, handOver, listenWith, NO_HANDLERS, probeUnix, socketError } from "./common.ts";
-import type { FetchHandler, HttpAddress, NativeHttpServer, RuntimeAdapter, WorkerSocket } from "./types.ts";
+import type { TLSSocket } from "node:tls";
+import type { ConnectOptions, FetchHandler, HttpAddress, NativeHttpServer, RuntimeAdapter, RuntimeListener, RuntimeListenOptions, TlsClientOptions, TlsServerOptions, WorkerSocket } from "./types.ts";
 import { inheritedSocket, numericHost, spawnWithChildProcess } from "./workers.ts";
 
 class NodeConnection extends AdapterConnection {
@@ -86,18 +92,21 @@ function probe(path: string): Promise<boolean> {
   );
 }
 
-function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: ListenOptions): Promise<Listener> {
+async function listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: RuntimeListenOptions): Promise<RuntimeListener> {
   // The socket path for Unix listeners, undefined for TCP (an inherited fd may be either: decided once listening).
   let unixPath: string | undefined = address.transport === "unix" ? address.path : undefined;
-  return listenWith(address, options, probe, async () => {
-    const server: Server = createServer({ allowHalfOpen: false }, (socket) => {
-      // A TCP peer whose address is already unknown is gone; never let it pass as a Unix peer ("").
-      if (unixPath === undefined && socket.remoteAddress === undefined) {
-        socket.destroy();
-        return;
-      }
-      handOver(new NodeConnection(socket, unixPath), accept);
-    });
+  const tls = options?.tls === undefined ? undefined : await tlsServer(options.tls, options);
+  const onSocket = (socket: Socket): void => {
+    // A TCP peer whose address is already unknown is gone; never let it pass as a Unix peer ("").
+    if (unixPath === undefined && socket.remoteAddress === undefined) {
+      socket.destroy();
+      return;
+    }
+    if (tls && !tls.admits(socket as TLSSocket)) return;
+    handOver(new NodeConnection(socket, unixPath), accept);
+  };
+  const listener = await listenWith(address, options, probe, async () => {
+    const server: Server = tls ? tls.create(onSocket) : createServer({ allowHalfOpen: false }, onSocket);
     try {
       await new Promise<void>((resolve, reject) => {
         server.once("error", reject);
@@ -132,24 +141,130 @@ function listen(address: SocketAddress, accept: (connection: Connection) => Conn
       },
     };
   });
+  if (tls === undefined) return listener;
+  return Object.assign(listener, { reloadTls: (next: TlsServerOptions) => tls.reload(next) });
 }
 
-function connect(address: SocketAddress, handlers: ConnectionHandlers): Promise<Connection> {
-  if (address.transport === "fd") return Promise.reject(cannotConnectToFd0(address.fd));
+/** PEM as the text node:tls takes. */
+function pem(value: string | Uint8Array): string {
+  return typeof value === "string" ? value : new TextDecoder().decode(value);
+}
+
+/**
+ * The certificate, key and client CA as a secure context takes them, checked now: Deno's node:tls
+ * takes any text and fails each handshake later, so a bad file would start a server nobody can
+ * reach. Each part is parsed, and the key must be the certificate's.
+ */
+function secureContextOptions(crypto: typeof import("node:crypto"), tls: TlsServerOptions): { cert: string; key: string; ca?: string } {
+  if (tls === null || typeof tls !== "object") throw new TypeError("tls: expected { cert, key, clientCa? }");
+  for (const name of ["cert", "key", "clientCa"] as const) {
+    const value = tls[name];
+    if (value === undefined && name === "clientCa") continue;
+    if (typeof value !== "string" && !(value instanceof Uint8Array)) throw new TypeError(`tls: ${name} must be PEM text (a string or bytes)`);
+  }
+  const context = { cert: pem(tls.cert), key: pem(tls.key), ...(tls.clientCa === undefined ? {} : { ca: pem(tls.clientCa) }) };
+  const parse = <T>(what: string, read: () => T): T => {
+    try {
+      return read();
+    } catch (error) {
+      throw new TypeError(`tls: the certificate, key or client CA cannot be used: the ${what} is not valid PEM (${asError(error).message})`, { cause: error });
+    }
+  };
+  const certificate = parse("certificate", () => new crypto.X509Certificate(context.cert));
+  const key = parse("private key", () => crypto.createPrivateKey(context.key));
+  if (context.ca !== undefined) parse("client CA", () => new crypto.X509Certificate(context.ca!));
+  if (!certificate.checkPrivateKey(key)) throw new TypeError("tls: the certificate, key or client CA cannot be used: the private key is not the certificate's");
+  return context;
+}
+
+/** The TLS side of one listening socket: its server, who gets in, and reloading its certificate. */
+async function tlsServer(tls: TlsServerOptions, options: RuntimeListenOptions): Promise<{
+  create(onSocket: (socket: Socket) => void): Server;
+  admits(socket: TLSSocket): boolean;
+  reload(next: TlsServerOptions): void;
+}> {
+  const tlsModule = await import("node:tls");
+  const crypto = await import("node:crypto");
+  const context = secureContextOptions(crypto, tls);
+  const mutual = context.ca !== undefined;
+  const failed = (peer: string | undefined, error: Error): void => options.onTlsError?.(peer ?? "", error);
+  let server: import("node:tls").Server | undefined;
+  return {
+    create(onSocket) {
+      server = tlsModule.createServer({
+        ...context,
+        requestCert: mutual,
+        rejectUnauthorized: mutual,
+        handshakeTimeout: options.handshakeTimeout ?? 10_000,
+        allowHalfOpen: false,
+      }, onSocket);
+      // The peer's address, taken when the TCP connection comes: once node:tls has closed a
+      // refused socket it no longer knows it, and Deno's TLSSocket never does. The "connection"
+      // event gives the TCP socket under the TLSSocket (Node, Deno) or the TLSSocket (Bun).
+      const peers = new WeakMap<object, string>();
+      server.on("connection", (socket: Socket) => {
+        if (socket.remoteAddress !== undefined) peers.set(socket, socket.remoteAddress);
+      });
+      // No certificate, a wrong CA, an expired one, plaintext, a handshake timeout: that connection
+      // is closed (node:tls leaves a timed-out one open). Node refuses a certificate by closing the
+      // socket, which it then reports as "socket hang up": the reason is in authorizationError.
+      server.on("tlsClientError", (error: Error, socket: TLSSocket & { _parent?: object | null }) => {
+        const peer = peers.get(socket._parent ?? socket) ?? peers.get(socket) ?? socket.remoteAddress;
+        const refused = socket.authorizationError;
+        socket.destroy();
+        failed(peer, refused ? new Error(`client certificate not accepted: ${String(refused)}`, { cause: error }) : error);
+      });
+      return server;
+    },
+    admits(socket) {
+      // node:tls refused these already (rejectUnauthorized); checked again because a refusal that
+      // slipped through would let in a web server nobody vouched for.
+      if (!mutual || socket.authorized) return true;
+      failed(socket.remoteAddress, new Error(`client certificate not accepted: ${String(socket.authorizationError ?? "none given")}`));
+      socket.destroy();
+      return false;
+    },
+    reload(next) {
+      const replacement = secureContextOptions(crypto, next);
+      // Whether a client certificate is asked for was fixed when the server started.
+      if ((replacement.ca !== undefined) !== mutual) throw new TypeError(`tls: a reload cannot ${mutual ? "remove" : "add"} the client CA; restart the server for that`);
+      server?.setSecureContext(replacement);
+    },
+  };
+}
+
+async function connect(address: SocketAddress, handlers: ConnectionHandlers, options?: ConnectOptions): Promise<Connection> {
+  if (address.transport === "fd") throw cannotConnectToFd0(address.fd);
+  const target = address.transport === "tcp" ? { host: address.hostname, port: address.port, allowHalfOpen: false } : { path: address.path, allowHalfOpen: false };
+  const tls = options?.tls;
+  const tlsConnect = tls === undefined ? undefined : (await import("node:tls")).connect;
   return new Promise((resolve, reject) => {
-    const socket = address.transport === "tcp" ? netConnect({ host: address.hostname, port: address.port, allowHalfOpen: false }) : netConnect({ path: address.path, allowHalfOpen: false });
+    const socket = tlsConnect ? tlsConnect({ ...target, ...clientTls(tls!) }) : netConnect(target);
     const failed = (error: Error) => {
       socket.destroy();
       reject(socketError("connect", address, error));
     };
     socket.once("error", failed);
-    socket.once("connect", () => {
+    // Over TLS, connected means the handshake is done and the server's certificate checked.
+    socket.once(tlsConnect ? "secureConnect" : "connect", () => {
       socket.off("error", failed);
       const connection = new NodeConnection(socket, address.transport === "unix" ? address.path : undefined);
       connection.attach(handlers);
       resolve(connection);
     });
   });
+}
+
+/** The node:tls connect options of `tls`. */
+function clientTls(tls: TlsClientOptions): { ca?: string; cert?: string; key?: string; servername?: string; rejectUnauthorized: boolean } {
+  if ((tls.cert === undefined) !== (tls.key === undefined)) throw new TypeError("tls: a client certificate needs its key, and a key its certificate");
+  return {
+    ...(tls.ca === undefined ? {} : { ca: pem(tls.ca) }),
+    ...(tls.cert === undefined ? {} : { cert: pem(tls.cert) }),
+    ...(tls.key === undefined ? {} : { key: pem(tls.key) }),
+    ...(tls.servername === undefined ? {} : { servername: tls.servername }),
+    rejectUnauthorized: tls.rejectUnauthorized ?? true,
+  };
 }
 
 /** Serves a fetch handler on a `node:http` server (loaded on first use: FastCGI servers never need it). */

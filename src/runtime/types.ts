@@ -16,10 +16,71 @@ import type { Connection, ConnectionHandlers, Listener, ListenOptions, SocketAdd
 export interface Runtime {
   /** "node", "deno" or "bun". */
   readonly name: "node" | "deno" | "bun";
-  /** Listen; `accept` is called for each new connection and returns that connection's handlers. */
-  listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: ListenOptions): Promise<Listener>;
-  /** Connect; resolves once connected. */
-  connect(address: SocketAddress, handlers: ConnectionHandlers): Promise<Connection>;
+  /**
+   * Listen; `accept` is called for each new connection and returns that connection's handlers.
+   * With `options.tls`, only connections whose TLS handshake succeeded (and, with a client CA,
+   * whose certificate that CA signed) reach `accept`, and the Listener has `reloadTls`: a runtime
+   * that cannot do what `tls` asks must reject, never listen without it.
+   */
+  listen(address: SocketAddress, accept: (connection: Connection) => ConnectionHandlers, options?: RuntimeListenOptions): Promise<RuntimeListener>;
+  /** Connect; resolves once connected (with `options.tls`, once the TLS handshake is done). */
+  connect(address: SocketAddress, handlers: ConnectionHandlers, options?: ConnectOptions): Promise<Connection>;
+}
+
+/** PEM text, as a string or its bytes. */
+export type Pem = string | Uint8Array;
+
+/** TLS for a listening socket. */
+export interface TlsServerOptions {
+  /** The server's certificate chain (PEM). */
+  readonly cert: Pem;
+  /** The server's private key (PEM). */
+  readonly key: Pem;
+  /**
+   * The CA (PEM, one or more certificates) that must have signed a client's certificate: with it,
+   * a peer without a valid certificate from this CA is refused during the handshake (mutual TLS).
+   */
+  readonly clientCa?: Pem;
+}
+
+/** TLS for an outgoing connection. */
+export interface TlsClientOptions {
+  /** The CA (PEM) to trust for the server's certificate, in place of the runtime's default roots. */
+  readonly ca?: Pem;
+  /** This side's certificate chain (PEM), for a server that asks for one (mutual TLS). */
+  readonly cert?: Pem;
+  /** The private key (PEM) of `cert`. */
+  readonly key?: Pem;
+  /** The name sent as SNI and checked against the server's certificate (default: the address's host). */
+  readonly servername?: string;
+  /** Check the server's certificate (default true). False accepts any certificate: testing only. */
+  readonly rejectUnauthorized?: boolean;
+}
+
+/** Options of {@link Runtime.listen}. */
+export interface RuntimeListenOptions extends ListenOptions {
+  /** Serve TLS on this socket. */
+  tls?: TlsServerOptions;
+  /** Milliseconds a TLS handshake may take before the connection is closed (default 10 000). */
+  handshakeTimeout?: number;
+  /** Called for each connection closed because its TLS handshake failed (with the peer's address, "" if unknown). */
+  onTlsError?(peer: string, error: Error): void;
+}
+
+/** A listening socket, as {@link Runtime.listen} opens it. */
+export interface RuntimeListener extends Listener {
+  /**
+   * Present when it serves TLS: new handshakes use this certificate, key and client CA from now on;
+   * open connections keep theirs. Throws (and changes nothing) when they cannot be used, or when a
+   * client CA would be added or removed (that needs a restart).
+   */
+  reloadTls?(tls: TlsServerOptions): void;
+}
+
+/** Options of {@link Runtime.connect}. */
+export interface ConnectOptions {
+  /** Connect over TLS. */
+  tls?: TlsClientOptions;
 }
 
 /** What the handler learns about the connection, in the shape `Deno.serve` gives it. */
