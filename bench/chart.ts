@@ -28,6 +28,8 @@ const CHARTS: Chart[] = [
   { file: "workers-hello.svg", heading: "## Process manager", column: "hello req/s", title: "hello behind nginx on 2 cores, req/s (more is better)" },
   { file: "express-hello.svg", heading: "## Express (node:http apps)", column: "hello req/s", title: "Express hello: fcgi/node and node-fastcgi behind nginx, plain node:http, req/s" },
   { file: "proxy-hello.svg", heading: "## Proxy", column: "hello req/s", title: "PHP hello through an HTTP front, req/s (more is better)" },
+  { file: "proxy-3-backends-hello.svg", heading: "### Proxy over three backends (issue 11)", column: "hello req/s", title: "PHP hello through an HTTP front over three PHP-FPM pools, req/s (more is better)" },
+  { file: "tls-hello.svg", heading: "## TLS behind HAProxy (issue 11)", column: "req/s", title: "hello behind HAProxy: plain, TLS, mutual TLS, req/s (more is better)" },
   { file: "client.svg", heading: "## Client", column: "fcgi `fetch(url)` req/s", title: "Client against PHP-FPM, req/s (more is better)" },
   { file: "access-log-hello.svg", heading: "## Access log", column: "hello req/s", title: "hello behind nginx with and without --access-log, req/s" },
   { file: "access-log-line.svg", heading: "### Access log: one line alone", column: "`AccessLog.write` µs/line", title: "one access log line: format, gather, write, µs (less is better)" },

@@ -127,15 +127,15 @@ async function main(): Promise<void> {
     }
     console.log(`load after: ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);
     console.log(`\nmedians of ${RUNS} rounds, ${SECONDS} s each; wrk -t1 -c${CONNECTIONS} → HAProxy → fcgi serve (hello) over TCP\n`);
-    console.log("| runtime | mode | req/s | vs plain | app CPU µs/req | HAProxy CPU µs/req |");
-    console.log("|---|---|---:|---:|---:|---:|");
+    console.log("| app | req/s | vs plain | app CPU µs/req | HAProxy CPU µs/req |");
+    console.log("|---|---:|---:|---:|---:|");
     for (const runtime of RUNTIMES) {
       const plain = median(samples.get(`${runtime} plain`)!.map((s) => s.rps));
       for (const mode of MODES) {
         const list = samples.get(`${runtime} ${mode}`)!;
         const rps = median(list.map((s) => s.rps));
         const failed = list.filter((s) => s.errors.length > 0).length;
-        console.log(`| ${runtime} | ${mode} | ${rps.toFixed(0)} | ${plain ? (rps / plain).toFixed(2) : "–"}× | ${median(list.map((s) => s.appCpu)).toFixed(0)} | ${median(list.map((s) => s.frontCpu)).toFixed(0)} |` +
+        console.log(`| ${runtime} ${mode} | ${rps.toFixed(0)} | ${plain ? (rps / plain).toFixed(2) : "–"}× | ${median(list.map((s) => s.appCpu)).toFixed(0)} | ${median(list.map((s) => s.frontCpu)).toFixed(0)} |` +
           (failed ? ` ${failed} of ${RUNS} rounds had errors (above)` : ""));
       }
     }
