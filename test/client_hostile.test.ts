@@ -4,6 +4,7 @@ import { afterEach, describe, it } from "./_support/test.ts";
 import assert from "node:assert/strict";
 import { Client, type ClientOptions } from "../src/client/client.ts";
 import { FastCGIError } from "../src/errors.ts";
+import { ResponseBody } from "../src/client/response_body.ts";
 import { startFakeApp, type FakeApp, type FakeAppHooks } from "./_support/fake_fcgi_app.ts";
 import { within } from "./_support/poll.ts";
 
@@ -58,5 +59,49 @@ describe("Client against hostile backends (fuzzer findings)", () => {
     answer!();
     assert.equal(await (await held).text(), "held");
     await within(closed, 3000, "client.close()");
+  });
+
+});
+
+describe("ResponseBody and maxResponseBuffer (fuzzer seed 1022)", () => {
+  const enc = new TextEncoder();
+  function body(maxResponseBuffer: number) {
+    const failures: unknown[] = [];
+    const owner = { multiplexed: true, flowChanged: () => {}, giveUp: (error: unknown) => void failures.push(error) };
+    return { failures, body: new ResponseBody(owner, 1, 65536, maxResponseBuffer) };
+  }
+  /** One socket read: the head, then `records` pieces of 4 KiB, pushed in one turn as the socket does. */
+  function read(b: ResponseBody, records: number, head = false): void {
+    if (head) b.push(enc.encode("Content-Type: text/plain\r\n\r\n"));
+    for (let i = 0; i < records; i++) b.push(new Uint8Array(4096).fill(0x62));
+  }
+  const turn = () => new Promise((resolve) => setTimeout(resolve, 0));
+
+  it("bytes that came in the same read as the head are not held against a reader that has not had the Response yet", async () => {
+    // The head and 132 KiB of body in one read: queued at once when the Response went out, and a
+    // maxResponseBuffer of 64 KiB failed a reader that read everything as soon as it could.
+    const { body: b, failures } = body(64 * 1024);
+    read(b, 33, true);
+    const response = b.respond("GET", false)!;
+    b.deliverEarly();
+    const reader = response.body!.getReader();
+    let got = 0;
+    for (let r = await reader.read(); !r.done; r = got >= 33 * 4096 ? { done: true, value: undefined } : await reader.read()) got += r.value.length;
+    assert.equal(got, 33 * 4096);
+    assert.deepEqual(failures, []);
+  });
+
+  it("a reader that does not read fails once more than maxResponseBuffer waited while more came, below the high-water mark too", async () => {
+    const { body: b, failures } = body(64 * 1024);
+    read(b, 1, true);
+    b.respond("GET", false);
+    b.deliverEarly();
+    await turn();
+    read(b, 20); // 84 KiB now wait, unread
+    assert.deepEqual(failures, []);
+    await turn();
+    read(b, 1);
+    assert.equal(failures.length, 1);
+    assert.ok(isError("LIMIT_EXCEEDED", "maxResponseBuffer")(failures[0]));
   });
 });

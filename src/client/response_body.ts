@@ -34,6 +34,12 @@ export class ResponseBody {
   #controller: ReadableStreamDefaultController<Uint8Array> | null = null;
   /** Body bytes that came after the head within the same turn, before the Response was made. */
   #early: Uint8Array[] | null = null;
+  /**
+   * Bytes the consumer left unread from earlier turns, taken at the first enqueue of a turn (-1
+   * until then). Only those count against maxResponseBuffer: a socket read queues many records in
+   * one turn, before the consumer can take any of them.
+   */
+  #waiting = -1;
 
   constructor(owner: BodyOwner, requestId: number, maxHeaderBytes: number, maxResponseBuffer: number) {
     this.#owner = owner;
@@ -140,13 +146,15 @@ export class ResponseBody {
   #enqueue(data: Uint8Array): void {
     const controller = this.#controller;
     if (controller === null) return; // a body-less status, or a cancelled body
+    if (this.#waiting < 0) {
+      this.#waiting = BODY_HIGH_WATER_MARK - (controller.desiredSize ?? BODY_HIGH_WATER_MARK);
+      queueMicrotask(() => (this.#waiting = -1));
+    }
+    // Only a multiplexed socket keeps reading for a consumer that does not (a lone one pauses instead).
+    if (this.#waiting > this.#maxResponseBuffer && this.#owner.multiplexed) return this.#overflow();
     controller.enqueue(data);
     const desired = controller.desiredSize ?? 1;
-    if (desired > 0 || this.full) {
-      // Only a multiplexed socket keeps reading for a full consumer (a lone one pauses instead).
-      if (this.full && this.#owner.multiplexed && BODY_HIGH_WATER_MARK - desired > this.#maxResponseBuffer) this.#overflow();
-      return;
-    }
+    if (desired > 0 || this.full) return;
     this.full = true;
     this.#owner.flowChanged(false);
   }
