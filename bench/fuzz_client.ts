@@ -13,34 +13,17 @@
 // for a leak. A failed case prints its seed and the command that replays it; the run goes on (up to
 // 5 failed cases per runtime); the exit status is 1 if any case failed.
 import process from "node:process";
-import { execFileSync, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { repoRoot, runtimeName } from "../test/_support/env.ts";
 import { RSS_MARGIN_MIB, describeClientCase, fuzzClient } from "../test/_support/fuzz_client.ts";
+import { fuzzArgs, runtimeBin, runtimeVersion } from "./_fuzz_cli.ts";
 
 /** Old space of the fuzzing process on Node and Deno, in MiB (Bun's JavaScriptCore has no such flag). */
 const HEAP_LIMIT_MIB = 256;
 
-const args = process.argv.slice(2);
-function option(name: string, fallback: string): string {
-  const i = args.findIndex((a) => a === `--${name}`);
-  return i < 0 ? fallback : (args[i + 1] ?? fallback);
-}
-function number(name: string, fallback: number): number {
-  const value = Number(option(name, String(fallback)));
-  if (Number.isNaN(value)) {
-    console.error(`--${name} needs a number`);
-    process.exit(2);
-  }
-  return value;
-}
-
-const runtimes = option("runtimes", option("runtime", "node,deno,bun")).split(",").filter(Boolean);
-const seconds = number("seconds", 60);
-const firstSeed = number("seed", Date.now() % 0x7fff_0000);
-const maxCases = number("cases", Infinity);
-const verbose = args.includes("--verbose");
+const { runtimes, seconds, firstSeed, maxCases, verbose, args } = fuzzArgs();
 const worker = args.includes("--worker");
 
 for (const runtime of runtimes) {
@@ -50,20 +33,13 @@ for (const runtime of runtimes) {
   }
 }
 
-const bin = (name: string) => join(repoRoot, "node_modules", ".bin", name);
-
-function version(runtime: string): string {
-  if (runtime === "node") return `node ${process.versions.node}`;
-  return execFileSync(bin(runtime), ["--version"], { encoding: "utf8" }).split("\n")[0]!.trim().replace(/^(\d)/, `${runtime} $1`);
-}
-
 /** This script in the runtime asked for (the running file on Node: the dist/ copy on Node < 22.18). */
 function command(runtime: string, rest: string[]): [string, string[]] {
   const heap = `--max-old-space-size=${HEAP_LIMIT_MIB}`;
   if (runtime === "node") return [process.execPath, ["--expose-gc", heap, fileURLToPath(import.meta.url), ...rest]];
   const source = join(repoRoot, "bench", "fuzz_client.ts");
-  if (runtime === "deno") return [bin("deno"), ["run", "-A", `--v8-flags=--expose-gc,${heap}`, source, ...rest]];
-  return [bin("bun"), [source, ...rest]];
+  if (runtime === "deno") return [runtimeBin("deno"), ["run", "-A", `--v8-flags=--expose-gc,${heap}`, source, ...rest]];
+  return [runtimeBin("bun"), [source, ...rest]];
 }
 
 if (worker) {
@@ -88,7 +64,7 @@ if (worker) {
   process.exit(report.failures.length > 0 ? 1 : 0);
 }
 
-console.log(`fuzz:client: ${runtimes.map(version).join(", ")}; ${seconds} s per runtime, one after another, from seed ${firstSeed}${maxCases < Infinity ? `, at most ${maxCases} cases` : ""}`);
+console.log(`fuzz:client: ${runtimes.map(runtimeVersion).join(", ")}; ${seconds} s per runtime, one after another, from seed ${firstSeed}${maxCases < Infinity ? `, at most ${maxCases} cases` : ""}`);
 console.log(`checks: only FastCGIErrors, a watchdog on every request, no other request's marker, a fresh request and close() after each case, RSS within baseline + ${RSS_MARGIN_MIB} MiB`);
 let failed = false;
 for (const runtime of runtimes) {

@@ -35,11 +35,12 @@ export class ResponseBody {
   /** Body bytes that came after the head within the same turn, before the Response was made. */
   #early: Uint8Array[] | null = null;
   /**
-   * Bytes the consumer left unread from earlier turns, taken at the first enqueue of a turn (-1
-   * until then). Only those count against maxResponseBuffer: a socket read queues many records in
-   * one turn, before the consumer can take any of them.
+   * Body bytes of this turn (one socket read's records), handed to the stream as one chunk at its
+   * end: a reader takes one chunk per turn, so a chunk per record would let a socket whose reads
+   * resolve as microtasks (Deno) outpace a reader that never stops reading.
    */
-  #waiting = -1;
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
 
   constructor(owner: BodyOwner, requestId: number, maxHeaderBytes: number, maxResponseBuffer: number) {
     this.#owner = owner;
@@ -124,6 +125,7 @@ export class ResponseBody {
 
   /** The body is complete: the stream ends. */
   close(): void {
+    this.#flush();
     if (this.#controller !== null) {
       this.#controller.close();
       this.#controller = null;
@@ -144,17 +146,27 @@ export class ResponseBody {
   }
 
   #enqueue(data: Uint8Array): void {
+    if (this.#controller === null) return; // a body-less status, or a cancelled body
+    if (this.#pending.length === 0) queueMicrotask(() => this.#flush());
+    this.#pending.push(data);
+    this.#pendingBytes += data.length;
+  }
+
+  /** Hands this turn's bytes to the stream, unless the consumer left too much unread from earlier turns. */
+  #flush(): void {
+    const pending = this.#pending;
     const controller = this.#controller;
-    if (controller === null) return; // a body-less status, or a cancelled body
-    if (this.#waiting < 0) {
-      this.#waiting = BODY_HIGH_WATER_MARK - (controller.desiredSize ?? BODY_HIGH_WATER_MARK);
-      queueMicrotask(() => (this.#waiting = -1));
-    }
-    // Only a multiplexed socket keeps reading for a consumer that does not (a lone one pauses instead).
-    if (this.#waiting > this.#maxResponseBuffer && this.#owner.multiplexed) return this.#overflow();
-    controller.enqueue(data);
-    const desired = controller.desiredSize ?? 1;
-    if (desired > 0 || this.full) return;
+    if (pending.length === 0) return;
+    const size = this.#pendingBytes;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (controller === null) return;
+    // Only bytes that waited while more came count: the ones of this turn had no reader yet. Only a
+    // multiplexed socket keeps reading for a consumer that does not (a lone one pauses instead).
+    const waiting = BODY_HIGH_WATER_MARK - (controller.desiredSize ?? BODY_HIGH_WATER_MARK);
+    if (waiting > this.#maxResponseBuffer && this.#owner.multiplexed) return this.#overflow();
+    controller.enqueue(pending.length === 1 ? pending[0]! : concatBytes(pending, size));
+    if ((controller.desiredSize ?? 1) > 0 || this.full) return;
     this.full = true;
     this.#owner.flowChanged(false);
   }
