@@ -12,40 +12,21 @@
 // command that replays it, the server is restarted, and the run goes on (up to 5 failures per
 // runtime); the exit status is 1 if any case failed.
 import process from "node:process";
-import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoRoot, sourcePath } from "../test/_support/env.ts";
 import { FUZZ_APP, FUZZ_SERVE_FLAGS, HEALTH_TIMEOUT_MS, HEAP_LIMIT_MIB, RSS_MARGIN_MIB, describeServerCase, fuzzServer, type FuzzReport } from "../test/_support/fuzz_server.ts";
 import { freePort } from "../test/interop/_servers.ts";
+import { fuzzArgs, runtimeBin, runtimeVersion } from "./_fuzz_cli.ts";
 
-const args = process.argv.slice(2);
-function option(name: string, fallback: string): string {
-  const i = args.findIndex((a) => a === `--${name}`);
-  return i < 0 ? fallback : (args[i + 1] ?? fallback);
-}
-function number(name: string, fallback: number): number {
-  const value = Number(option(name, String(fallback)));
-  if (!Number.isFinite(value) && value !== Infinity) {
-    console.error(`--${name} needs a number`);
-    process.exit(2);
-  }
-  return value;
-}
+const { runtimes, seconds, firstSeed, maxCases, verbose } = fuzzArgs();
 
-const runtimes = option("runtimes", option("runtime", "node,deno,bun")).split(",").filter(Boolean);
-const seconds = number("seconds", 60);
-const firstSeed = number("seed", Date.now() % 0x7fff_0000);
-const maxCases = number("cases", Infinity);
-const verbose = args.includes("--verbose");
-
-const bin = (name: string) => join(repoRoot, "node_modules", ".bin", name);
 // Node runs the CLI as this script runs (the dist/ copy on Node < 22.18); Deno and Bun from source.
 const commands: Record<string, (app: string, port: number) => [string, string[]]> = {
   node: (app, port) => [process.execPath, [sourcePath("src/cli.ts"), "serve", app, "--listen", `127.0.0.1:${port}`, ...FUZZ_SERVE_FLAGS]],
-  deno: (app, port) => [bin("deno"), ["run", "-A", join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", `127.0.0.1:${port}`, ...FUZZ_SERVE_FLAGS]],
-  bun: (app, port) => [bin("bun"), [join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", `127.0.0.1:${port}`, ...FUZZ_SERVE_FLAGS]],
+  deno: (app, port) => [runtimeBin("deno"), ["run", "-A", join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", `127.0.0.1:${port}`, ...FUZZ_SERVE_FLAGS]],
+  bun: (app, port) => [runtimeBin("bun"), [join(repoRoot, "src", "cli.ts"), "serve", app, "--listen", `127.0.0.1:${port}`, ...FUZZ_SERVE_FLAGS]],
 };
 for (const runtime of runtimes) {
   if (!commands[runtime]) {
@@ -54,17 +35,12 @@ for (const runtime of runtimes) {
   }
 }
 
-function version(runtime: string): string {
-  if (runtime === "node") return `node ${process.versions.node}`;
-  return execFileSync(bin(runtime), ["--version"], { encoding: "utf8" }).split("\n")[0]!.trim().replace(/^(\d)/, `${runtime} $1`);
-}
-
 const dir = mkdtempSync(join(tmpdir(), "fcgi-fuzz-server-"));
 const app = join(dir, "app.mjs");
 writeFileSync(app, FUZZ_APP);
 let failed = false;
 try {
-  console.log(`fuzz:server: ${runtimes.map(version).join(", ")}; ${seconds} s per runtime from seed ${firstSeed}${maxCases < Infinity ? `, at most ${maxCases} cases` : ""}`);
+  console.log(`fuzz:server: ${runtimes.map(runtimeVersion).join(", ")}; ${seconds} s per runtime from seed ${firstSeed}${maxCases < Infinity ? `, at most ${maxCases} cases` : ""}`);
   console.log(`checks after every case: alive, /hello within ${HEALTH_TIMEOUT_MS} ms, RSS within baseline + ${RSS_MARGIN_MIB} MiB (old space ${HEAP_LIMIT_MIB} MiB on node and deno); serve flags ${FUZZ_SERVE_FLAGS.join(" ")}`);
   const started = Date.now();
   const deadline = started + seconds * 1000;

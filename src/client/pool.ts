@@ -334,8 +334,9 @@ export class Pool implements RequestHost, SocketOwner {
     if (reuse && this.health.down) this.owner?.recovered(this);
     if (!socket.closing && socket.live === 0) {
       const kept = reuse && this.#options.keepConn && socket.usable && !this.#closed && (socket.multiplex || !this.#starved(socket));
-      // A non-multiplexed socket with an abandoned request on it was closed by abandon() already.
-      if (!kept && socket.requests.size === 0) socket.close();
+      // A non-multiplexed socket with an abandoned request on it was closed by abandon() already;
+      // a closing pool does not wait for the END_REQUEST of requests given up on.
+      if (!kept && (socket.requests.size === 0 || this.#closed)) socket.close();
       else if (kept) this.#rest(socket);
     }
     this.#dispatch();
@@ -496,7 +497,8 @@ export class Pool implements RequestHost, SocketOwner {
       this.#idleTimer = undefined;
       const queued = this.#queue.drain();
       for (const request of queued) request.fail(closedError());
-      for (const socket of [...this.#sockets]) if (socket.live === 0 && socket.requests.size === 0) socket.close();
+      // Requests given up on (abandoned) are not waited for: a backend may never end them.
+      for (const socket of [...this.#sockets]) if (socket.live === 0) socket.close();
       this.#idle = [];
     }
     if (this.#isDrained()) return Promise.resolve();

@@ -34,6 +34,13 @@ export class ResponseBody {
   #controller: ReadableStreamDefaultController<Uint8Array> | null = null;
   /** Body bytes that came after the head within the same turn, before the Response was made. */
   #early: Uint8Array[] | null = null;
+  /**
+   * Body bytes of this turn (one socket read's records), handed to the stream as one chunk at its
+   * end: a reader takes one chunk per turn, so a chunk per record would let a socket whose reads
+   * resolve as microtasks (Deno) outpace a reader that never stops reading.
+   */
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
 
   constructor(owner: BodyOwner, requestId: number, maxHeaderBytes: number, maxResponseBuffer: number) {
     this.#owner = owner;
@@ -118,6 +125,7 @@ export class ResponseBody {
 
   /** The body is complete: the stream ends. */
   close(): void {
+    this.#flush();
     if (this.#controller !== null) {
       this.#controller.close();
       this.#controller = null;
@@ -138,15 +146,27 @@ export class ResponseBody {
   }
 
   #enqueue(data: Uint8Array): void {
+    if (this.#controller === null) return; // a body-less status, or a cancelled body
+    if (this.#pending.length === 0) queueMicrotask(() => this.#flush());
+    this.#pending.push(data);
+    this.#pendingBytes += data.length;
+  }
+
+  /** Hands this turn's bytes to the stream, unless the consumer left too much unread from earlier turns. */
+  #flush(): void {
+    const pending = this.#pending;
     const controller = this.#controller;
-    if (controller === null) return; // a body-less status, or a cancelled body
-    controller.enqueue(data);
-    const desired = controller.desiredSize ?? 1;
-    if (desired > 0 || this.full) {
-      // Only a multiplexed socket keeps reading for a full consumer (a lone one pauses instead).
-      if (this.full && this.#owner.multiplexed && BODY_HIGH_WATER_MARK - desired > this.#maxResponseBuffer) this.#overflow();
-      return;
-    }
+    if (pending.length === 0) return;
+    const size = this.#pendingBytes;
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    if (controller === null) return;
+    // Only bytes that waited while more came count: the ones of this turn had no reader yet. Only a
+    // multiplexed socket keeps reading for a consumer that does not (a lone one pauses instead).
+    const waiting = BODY_HIGH_WATER_MARK - (controller.desiredSize ?? BODY_HIGH_WATER_MARK);
+    if (waiting > this.#maxResponseBuffer && this.#owner.multiplexed) return this.#overflow();
+    controller.enqueue(pending.length === 1 ? pending[0]! : concatBytes(pending, size));
+    if ((controller.desiredSize ?? 1) > 0 || this.full) return;
     this.full = true;
     this.#owner.flowChanged(false);
   }
