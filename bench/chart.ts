@@ -36,6 +36,7 @@ const CHARTS: Chart[] = [
   { file: "issue12-download.svg", heading: "### Issue 12: 1 MiB downloads after freeing written bodies on Bun", column: "1 MiB download req/s", title: "1 MiB downloads behind nginx, req/s (more is better)" },
   { file: "idle-connections.svg", heading: "## Idle connections", column: "growth", title: "RSS growth with 10 000 idle kept connections, MiB (less is better)" },
   { file: "fuzz-server-cases.svg", heading: "## Live server fuzzing", column: "cases", title: "live server fuzzing: cases in 10 minutes, all passed (more is better)" },
+  { file: "fuzz-client-cases.svg", heading: "### Client fuzzer: the 10 minutes after the fixes", column: "cases", title: "client fuzzer: cases in 200 s per runtime after the fixes, all passed (more is better)" },
   { file: "issue13-hello.svg", heading: "### Issue 13 check: hello and uploads before and after", column: "hello req/s", title: "hello behind nginx before and after #13, req/s" },
   { file: "structure-hello.svg", heading: "### Issue 7 check: hello behind nginx", column: "hello req/s", title: "before and after the restructuring, req/s" },
 ];
