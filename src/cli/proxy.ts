@@ -59,8 +59,8 @@ Options:
                            container): SCRIPT_FILENAME and DOCUMENT_ROOT use this path.
   -p, --param K=V          a param sent with every request; it overrides the one the
                            gateway builds (HTTPS=on, SERVER_NAME, ...). Repeatable.
-  --max-connections N      FastCGI connections at most (default 8; lowered to the
-                           backend's FCGI_MAX_CONNS when it tells one).
+  --max-connections N      FastCGI connections at most, per backend (default 8; lowered
+                           to the backend's FCGI_MAX_CONNS when it tells one).
   --timeout MS             connect timeout, and the longest the backend may stay silent
                            (default 10000 to connect, 60000 for the response).
   --no-keep-conn           one FastCGI connection per request (no FCGI_KEEP_CONN).
