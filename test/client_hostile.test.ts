@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { Client, type ClientOptions } from "../src/client/client.ts";
 import { FastCGIError } from "../src/errors.ts";
 import { ResponseBody } from "../src/client/response_body.ts";
-import { startFakeApp, type FakeApp, type FakeAppHooks } from "./_support/fake_fcgi_app.ts";
+import { startFakeApp, type FakeApp, type FakeAppHooks, type FakeConnection } from "./_support/fake_fcgi_app.ts";
 import { within } from "./_support/poll.ts";
 
 const OK = "Content-Type: text/plain\r\n\r\n";
@@ -118,5 +118,48 @@ describe("ResponseBody and maxResponseBuffer (fuzzer seed 1022)", () => {
     read(b, 30);
     assert.equal((await reader.read()).value!.length, 30 * 4096);
     assert.deepEqual(failures, []);
+  });
+  it("a request given up on after CANT_MPX_CONN turned multiplexing off does not cut the others on its connection", async () => {
+    // Flaky seed 1123: the backend said FCGI_MPXS_CONNS=1, then refused a request with
+    // CANT_MPX_CONN while two others ran on the same connection; aborting one of those closed the
+    // connection under the other.
+    const held = new Map<string, () => void>();
+    const carriers = new Map<string, FakeConnection>();
+    let keptArrivals = 0;
+    const { client } = await setup({
+      onGetValues: () => [["FCGI_MPXS_CONNS", "1"], ["FCGI_MAX_CONNS", "1"], ["FCGI_MAX_REQS", "10"]],
+      onStdinEnd: (r) => {
+        const uri = r.params.REQUEST_URI!;
+        if (uri === "/refused") return r.connection.end(r.requestId, 0, 1 /* CANT_MPX_CONN */);
+        if (uri === "/kept") {
+          keptArrivals++;
+          // As PHP-FPM and fcgi serve do: the web server's EOF ends the connection and what runs on it.
+          r.connection.socket.once("end", () => r.connection.destroy());
+        }
+        carriers.set(uri, r.connection);
+        held.set(uri, () => r.connection.respond(r.requestId, OK + uri));
+      },
+      onAbort: () => {},
+    }, { maxConnections: 1 }, true);
+    const aborter = new AbortController();
+    const kept = client.fetch("http://x/kept");
+    const aborted = client.fetch(new Request("http://x/aborted", { signal: aborter.signal }));
+    await within((async () => { while (held.size < 2) await new Promise((resolve) => setTimeout(resolve, 5)); })(), 3000, "both requests at the backend");
+    const first = carriers.get("/kept")!;
+    assert.equal(carriers.get("/aborted"), first, "both on one multiplexed connection");
+    // The refusal: the Client stops multiplexing (its one retry of /refused waits for a connection
+    // of its own, and is refused again: how it ends does not matter here).
+    const refused = client.fetch("http://x/refused").then((r) => r.status, (e: unknown) => e);
+    await within((async () => { while ((await client.limits()).multiplex) await new Promise((resolve) => setTimeout(resolve, 5)); })(), 3000, "multiplexing turned off");
+    aborter.abort();
+    await assert.rejects(aborted);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.equal(first.closed, false, "the connection still carries /kept");
+    held.get("/kept")!();
+    assert.equal(await (await kept).text(), "/kept");
+    assert.equal(keptArrivals, 1, "/kept was answered where it began");
+    // The abandoned request's id stays reserved there: once /kept is done, the connection closes.
+    await within((async () => { while (!first.closed) await new Promise((resolve) => setTimeout(resolve, 5)); })(), 3000, "the connection to close once /kept is done");
+    await within(refused, 5000, "the refused request to end");
   });
 });

@@ -73,6 +73,8 @@ export class BackendSocket implements ConnectionHandlers {
   #drainWaiters: Array<() => void> = [];
   #paused = false;
   #graceTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Close once no request runs here any more (one was given up on, the rest must not be). */
+  #closeWhenDone = false;
 
   constructor(owner: SocketOwner, multiplex: boolean) {
     this.#owner = owner;
@@ -142,6 +144,7 @@ export class BackendSocket implements ConnectionHandlers {
         case "end": {
           const request = this.#take(e.requestId);
           if (request) request.onEnd(e.appStatus, e.protocolStatus);
+          if (this.#closeWhenDone && this.live === 0) this.close();
           break;
         }
         case "lost": {
@@ -203,8 +206,11 @@ export class BackendSocket implements ConnectionHandlers {
     this.live--;
     this.core.abort(requestId);
     this.flush();
-    if (!this.multiplex) this.close();
-    else this.updateFlow();
+    if (this.multiplex) this.updateFlow();
+    // A CANT_MPX_CONN may have turned multiplexing off under requests still running here:
+    // they finish first, then the connection closes.
+    else if (this.live === 0) this.close();
+    else this.#closeWhenDone = true;
   }
 
   /**
