@@ -57,7 +57,7 @@ const CONNECTIONS = Number(option("connections", "32"));
 const ONLY = option("only", "").split(",").filter(Boolean);
 const BACKENDS = Number(option("backends", "1"));
 const WORKERS = 8;
-/** PHP-FPM workers per pool: the 8 shared out, at least 2 each. */
+/** PHP-FPM workers per pool: the 8 shared out (all 8 in one pool), at least 2 each. */
 const POOL_WORKERS = Math.max(2, Math.ceil(WORKERS / BACKENDS));
 const PROFILE = option("profile", ""); // a folder: fcgi-node runs with --cpu-prof into it
 
@@ -200,7 +200,7 @@ async function main(): Promise<void> {
   mkdirSync(root);
   writeFileSync(join(root, "hello.php"), `<?php echo "Hello, World!";`);
   writeFileSync(join(root, "index.php"), `<?php echo "Hello from index.php: ", $_SERVER["REQUEST_URI"];`);
-  const pools = await Promise.all(Array.from({ length: BACKENDS }, () => startPhpFpm({ listen: "unix", root, maxChildren: BACKENDS > 1 ? POOL_WORKERS : WORKERS })));
+  const pools = await Promise.all(Array.from({ length: BACKENDS }, () => startPhpFpm({ listen: "unix", root, maxChildren: POOL_WORKERS })));
   const sockets = pools.map((fpm) => (fpm.address as { path: string }).path);
   try {
     // The Node proxy runs from a private build, so a concurrent `npm test` rebuilding dist/

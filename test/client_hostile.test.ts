@@ -6,7 +6,7 @@ import { Client, type ClientOptions } from "../src/client/client.ts";
 import { FastCGIError } from "../src/errors.ts";
 import { ResponseBody } from "../src/client/response_body.ts";
 import { startFakeApp, type FakeApp, type FakeAppHooks, type FakeConnection } from "./_support/fake_fcgi_app.ts";
-import { within } from "./_support/poll.ts";
+import { waitFor, within } from "./_support/poll.ts";
 
 const OK = "Content-Type: text/plain\r\n\r\n";
 
@@ -144,7 +144,7 @@ describe("ResponseBody and maxResponseBuffer (fuzzer seed 1022)", () => {
     const aborter = new AbortController();
     const kept = client.fetch("http://x/kept");
     const aborted = client.fetch(new Request("http://x/aborted", { signal: aborter.signal }));
-    await within((async () => { while (held.size < 2) await new Promise((resolve) => setTimeout(resolve, 5)); })(), 3000, "both requests at the backend");
+    await waitFor(() => held.size === 2, 3000, "both requests at the backend");
     const first = carriers.get("/kept")!;
     assert.equal(carriers.get("/aborted"), first, "both on one multiplexed connection");
     // The refusal: the Client stops multiplexing (its one retry of /refused waits for a connection
@@ -159,7 +159,7 @@ describe("ResponseBody and maxResponseBuffer (fuzzer seed 1022)", () => {
     assert.equal(await (await kept).text(), "/kept");
     assert.equal(keptArrivals, 1, "/kept was answered where it began");
     // The abandoned request's id stays reserved there: once /kept is done, the connection closes.
-    await within((async () => { while (!first.closed) await new Promise((resolve) => setTimeout(resolve, 5)); })(), 3000, "the connection to close once /kept is done");
+    await waitFor(() => first.closed, 3000, "the connection to close once /kept is done");
     await within(refused, 5000, "the refused request to end");
   });
 });
