@@ -1,8 +1,8 @@
-// A large byte body is the Response's own copy, and fcgi hands it to the connection's freeWritten
-// (Bun's adapter detaches it: its collector is slow to give large buffers back) as soon as the
-// socket has written it. Freed too early, the bytes a socket still holds would be gone: these tests
-// drive a connection whose "kernel" takes nothing until told, whose freeWritten detaches the
-// buffer where the engine can (so a read of freed bytes shows), and check what reaches the peer.
+// A large byte body is the Response's own copy, made into a store of the body pool; fcgi gives the
+// store back to the pool (or, for bytes the pool does not keep, to the connection's freeWritten:
+// Bun's adapter detaches them) as soon as the socket has written it. Given back too early, the
+// bytes a socket still holds would be overwritten by the next response, or gone: these tests drive
+// a connection whose "kernel" takes nothing until told, and check what reaches the peer.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { serve } from "../src/app/serve.ts";
@@ -106,10 +106,10 @@ async function serveOnHeldConnection(fetch: (request: Request) => Response | Pro
   return { connection, close: () => server.close() };
 }
 
-/** Sends requests 1..count for /n on one connection, keeping it open. */
-function sendRequests(connection: HeldConnection, count: number): void {
+/** Sends requests first..last for /n on one connection, keeping it open. */
+function sendRequests(connection: HeldConnection, first: number, last = first): void {
   const parts: Uint8Array[] = [];
-  for (let id = 1; id <= count; id++) {
+  for (let id = first; id <= last; id++) {
     parts.push(record(RecordType.BEGIN_REQUEST, id, Uint8Array.of(0, Role.RESPONDER, 1, 0, 0, 0, 0, 0)));
     parts.push(stream(RecordType.PARAMS, id, pairs(Object.entries(httpParams(`/${id}`)))));
     parts.push(record(RecordType.PARAMS, id), record(RecordType.STDIN, id));
@@ -133,50 +133,72 @@ async function settle(): Promise<void> {
   for (let i = 0; i < 5; i++) await new Promise((resolve) => setTimeout(resolve, 1));
 }
 
-test("bytes still held by the socket are never freed; once written they are, and every peer got its own bytes", { timeout: 10_000 }, async () => {
-  const count = 6;
-  const { connection, close } = await serveOnHeldConnection((request) => {
-    const n = Number(new URL(request.url).pathname.slice(1));
-    const source = pattern(n);
-    const response = new Response(source);
-    // The Response copied them: what the handler does to its array afterwards must not show.
-    source.fill(0);
-    return response;
-  });
+/** A handler answering /n with pattern(n), changing its own array after the Response copied it. */
+function patternHandler(request: Request): Response {
+  const n = Number(new URL(request.url).pathname.slice(1));
+  const source = pattern(n);
+  const response = new Response(source);
+  // The Response copied them: what the handler does to its array afterwards must not show.
+  source.fill(0);
+  return response;
+}
+
+/** The distinct stores behind the body chunks written from index `from` on. */
+function storesOf(chunks: readonly Uint8Array[], from = 0): Set<ArrayBufferLike> {
+  return new Set(chunks.slice(from).map((chunk) => chunk.buffer));
+}
+
+test("bytes still held by the socket are never reused; once written their stores serve later responses, and every peer got its own bytes", { timeout: 10_000 }, async () => {
+  const { connection, close } = await serveOnHeldConnection(patternHandler);
   try {
-    sendRequests(connection, count);
+    sendRequests(connection, 1, 6);
     await settle();
     const bodyChunks = connection.bodyChunks;
-    assert.ok(bodyChunks.length >= count, `the bodies went out uncopied (${bodyChunks.length} chunks over their own buffers)`);
-    assert.equal(connection.freed.length, 0, "a buffer the socket still held was handed to freeWritten");
+    assert.equal(storesOf(bodyChunks).size, 6, `the bodies went out uncopied, each from a store of its own (${bodyChunks.length} chunks)`);
+    // More responses while the kernel still holds the first six: none may take a held store.
+    sendRequests(connection, 7, 12);
+    await settle();
+    assert.equal(storesOf(bodyChunks).size, 12, "a response was copied into a store the socket still held");
     for (const chunk of bodyChunks) assert.ok(chunk.byteLength > 0, "a body chunk the socket still held was freed");
+    assert.equal(connection.freed.length, 0, "a pooled store went to freeWritten");
 
     connection.take();
     await settle();
-    const { stdout, ended } = answers(connection.received);
-    assert.equal(ended.size, count);
-    for (let n = 1; n <= count; n++) {
-      const body = parseCgi(stdout.get(n)!).body;
-      assert.deepEqual(body, pattern(n), `request ${n} got another body's bytes, or freed ones`);
-    }
-    const freed = new Set(connection.freed);
-    for (const chunk of bodyChunks) assert.ok(freed.has(chunk.buffer), "a written body was not handed to freeWritten");
-    assert.equal(connection.freed.length, count, "each body is freed once");
+    let { stdout, ended } = answers(connection.received);
+    assert.equal(ended.size, 12);
+    for (let n = 1; n <= 12; n++) assert.deepEqual(parseCgi(stdout.get(n)!).body, pattern(n), `request ${n} got another body's bytes, or freed ones`);
+
+    // Written now: the next responses reuse those stores, one each, and still send their own bytes.
+    const written = storesOf(bodyChunks);
+    const before = bodyChunks.length;
+    sendRequests(connection, 13, 18);
+    await settle();
+    const reused = storesOf(bodyChunks, before);
+    assert.equal(reused.size, 6);
+    for (const store of reused) assert.ok(written.has(store), "a written body's store was not reused");
+    connection.take();
+    await settle();
+    ({ stdout, ended } = answers(connection.received));
+    assert.equal(ended.size, 18);
+    for (let n = 13; n <= 18; n++) assert.deepEqual(parseCgi(stdout.get(n)!).body, pattern(n), `request ${n} got another body's bytes`);
   } finally {
     await close();
   }
 });
 
-test("a body the kernel takes at once is freed right after the write", { timeout: 10_000 }, async () => {
-  const { connection, close } = await serveOnHeldConnection(() => new Response(pattern(1)));
+test("bytes the pool does not keep (a long text) go to freeWritten once written, not before", { timeout: 10_000 }, async () => {
+  const text = "fcgi ".repeat(BODY / 4);
+  const { connection, close } = await serveOnHeldConnection(() => new Response(text));
   try {
-    connection.takesAtOnce = true;
     sendRequests(connection, 1);
     await settle();
     const bodyChunks = connection.bodyChunks;
     assert.ok(bodyChunks.length > 0);
+    assert.equal(connection.freed.length, 0, "bytes the socket still held went to freeWritten");
+    connection.take();
+    await settle();
     for (const chunk of bodyChunks) assert.ok(connection.freed.includes(chunk.buffer), "a written body was not handed to freeWritten");
-    assert.deepEqual(parseCgi(answers(connection.received).stdout.get(1)!).body, pattern(1));
+    assert.equal(new TextDecoder().decode(parseCgi(answers(connection.received).stdout.get(1)!).body), text);
   } finally {
     await close();
   }
@@ -188,7 +210,7 @@ test("a Response whose bytes were sent cannot be sent again: the second request 
   const { connection, close } = await serveOnHeldConnection(() => shared, false);
   try {
     connection.takesAtOnce = true;
-    sendRequests(connection, 2);
+    sendRequests(connection, 1, 2);
     await settle();
     const { stdout, ended } = answers(connection.received);
     assert.equal(ended.size, 2);

@@ -16,6 +16,7 @@
  * @module
  */
 import { concatBytes } from "../bytes.ts";
+import { bodyPool } from "./body_pool.ts";
 import { FastCGIError } from "../errors.ts";
 import { AppConnection, type AppEvent } from "../protocol/app_connection.ts";
 import { ProtocolStatus, ROLE_BY_NAME } from "../protocol/constants.ts";
@@ -90,7 +91,7 @@ export class AppSocket implements TaskHost {
   /** Over maxUnsentBytes: input waits until the peer drains the output (the "drain" deadline). */
   #outputFull = false;
   #drainWaiters: (() => void)[] = [];
-  /** Buffers to free once the socket has written everything handed to it (see Connection.freeWritten). */
+  /** Buffers to give back (to the body pool, or Connection.freeWritten) once the socket has written everything handed to it. */
   #toFree: ArrayBufferLike[] = [];
   #processing = false;
   #flushQueued = false;
@@ -213,7 +214,7 @@ export class AppSocket implements TaskHost {
   }
 
   freeWhenWritten(data: Uint8Array): void {
-    if (!this.#closed && this.#connection?.freeWritten) this.#toFree.push(data.buffer);
+    if (!this.#closed) this.#toFree.push(data.buffer);
   }
 
   endRequest(task: RequestTask, appStatus: number): void {
@@ -404,7 +405,7 @@ export class AppSocket implements TaskHost {
   #freeWritten(): void {
     const connection = this.#connection;
     if (this.#toFree.length === 0 || this.#closed || !connection || connection.bufferedAmount !== 0) return;
-    for (const buffer of this.#toFree) connection.freeWritten?.(buffer);
+    for (const buffer of this.#toFree) if (!bodyPool.give(buffer)) connection.freeWritten?.(buffer);
     this.#toFree = [];
   }
 

@@ -6,6 +6,7 @@
  * @module
  */
 import { NativeResponse } from "../native.ts";
+import { bodyPool } from "./body_pool.ts";
 import { FastCGIGlobalRequest, LightRequest } from "./request.ts";
 
 export { NativeResponse };
@@ -56,11 +57,11 @@ export class LightResponse {
       this.#body = body;
     } else if (body instanceof Uint8Array) {
       // Response copies its source bytes; so do we, or a later change to them would show.
-      this.#body = (body as Uint8Array).slice();
+      this.#body = bodyPool.copy(body);
     } else if (body instanceof ArrayBuffer) {
-      this.#body = new Uint8Array(body.slice(0));
+      this.#body = bodyPool.copy(new Uint8Array(body));
     } else if (ArrayBuffer.isView(body)) {
-      this.#body = new Uint8Array(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength) as ArrayBuffer);
+      this.#body = bodyPool.copy(new Uint8Array(body.buffer, body.byteOffset, body.byteLength));
     } else if (body instanceof ReadableStream) {
       this.#body = body as ReadableStream<Uint8Array>;
     } else {

@@ -7,6 +7,7 @@
 import { formatAddress, parseAddress, parseAllowList, type AllowList } from "../address.ts";
 import { detectAdapter, getRuntime, inheritedSockets } from "../runtime/index.ts";
 import type { Runtime, RuntimeAdapter, RuntimeListener, RuntimeListenOptions, TlsServerOptions } from "../runtime/types.ts";
+import { bodyPool } from "./body_pool.ts";
 import type { Connection, ConnectionHandlers, SocketAddress } from "../socket.ts";
 import { AppSocket, type ConnectionServer } from "./connection.ts";
 import { resolveOptions, ServerLog, type ResolvedOptions } from "./options.ts";
@@ -352,6 +353,7 @@ class AppServer implements Server, ConnectionServer {
       if (timed && socket.activeRequests > 0) socket.expireRequests(clock);
     }
     if (this.options.slowRequest !== Infinity) this.#logSlow(clock, late);
+    bodyPool.trim(now);
   }
 
   #logSlow(now: number, late: number): void {
