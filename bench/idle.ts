@@ -146,6 +146,8 @@ async function main(): Promise<void> {
     const keep = ["--max-connections", String(CONNECTIONS + 100), "--idle-timeout", "60m"];
     const all: Contender[] = [
       ...(["node", "deno", "bun"] as const).map((r) => ({ name: `fcgi-${r}`, start: (s: string) => serveCommand(r, join(dir, "dist"), app, s, keep) })),
+      // Deno's node:net sockets, beside its own (Deno.listen): they hold less per connection.
+      { name: "fcgi-deno-node-net", start: (s: string) => serveCommand("deno", join(dir, "dist"), app, s, [...keep, "--runtime", "node"]) },
       { name: "go", start: (s: string) => [join(dir, "go-fcgi"), ["-listen", `unix:${s}`]] },
     ];
     const contenders = ONLY.length ? all.filter((c) => ONLY.includes(c.name)) : all;
