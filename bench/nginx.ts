@@ -80,6 +80,8 @@ interface Sample {
   /** The app process's CPU time (user + system) per hello request, µs: steadier than req/s on a shared machine. */
   helloCpuUs: number;
   download: number;
+  /** The app's CPU time per 1 MiB download, µs (as helloCpuUs). */
+  downloadCpuUs: number;
   /** Upload throughput in MiB/s. */
   upload: number;
   /** Peak RSS growth during the upload load, MiB. */
@@ -111,7 +113,7 @@ async function measure(contestant: Contestant, dir: string, nginxBinary: string,
     const base = nginx.urls[0];
 
     const errors: string[] = [];
-    const sample: Sample = { hello: 0, helloCpuUs: NaN, download: 0, upload: 0, uploadRss: NaN, errors };
+    const sample: Sample = { hello: 0, helloCpuUs: NaN, download: 0, downloadCpuUs: NaN, upload: 0, uploadRss: NaN, errors };
     try {
       await checkRoutes(base);
       await wrk(`${base}/hello`, HELLO_CONNECTIONS, 1); // warm-up (JIT, connection pool)
@@ -122,8 +124,10 @@ async function measure(contestant: Contestant, dir: string, nginxBinary: string,
       errors.push(...hello.errors);
       if (LOADS.has("download")) {
         await wrk(`${base}/download`, DOWNLOAD_CONNECTIONS, 1);
+        const downloadCpuBefore = cpuSeconds(app.pid);
         const download = await wrk(`${base}/download`, DOWNLOAD_CONNECTIONS, SECONDS);
         sample.download = download.requestsPerSecond;
+        sample.downloadCpuUs = ((cpuSeconds(app.pid) - downloadCpuBefore) * 1e6) / download.requests;
         errors.push(...download.errors);
       }
       if (!LOADS.has("upload")) return sample;
@@ -195,7 +199,7 @@ async function main(): Promise<void> {
         samples.get(contestant.name)!.push(sample);
         console.log(
           `round ${round} ${contestant.name.padEnd(13)} hello ${sample.hello.toFixed(0)} req/s (${sample.helloCpuUs.toFixed(1)} µs CPU each)` +
-            (LOADS.has("download") ? `, download ${sample.download.toFixed(0)} req/s` : "") +
+            (LOADS.has("download") ? `, download ${sample.download.toFixed(0)} req/s (${sample.downloadCpuUs.toFixed(0)} µs CPU each)` : "") +
             (LOADS.has("upload") ? `, upload ${sample.upload.toFixed(0)} MiB/s, upload RSS +${sample.uploadRss.toFixed(1)} MiB` : "") +
             (sample.errors.length ? `\n  ERRORS: ${sample.errors.join("\n  ")}` : ""),
         );
@@ -207,6 +211,7 @@ async function main(): Promise<void> {
       hello: median(list.map((s) => s.hello)),
       helloCpuUs: median(list.map((s) => s.helloCpuUs)),
       download: median(list.map((s) => s.download)),
+      downloadCpuUs: median(list.map((s) => s.downloadCpuUs)),
       upload: median(list.map((s) => s.upload)),
       uploadRss: median(list.map((s) => s.uploadRss)),
       uploadRssMax: Math.max(...list.map((s) => s.uploadRss)),
@@ -221,7 +226,13 @@ async function main(): Promise<void> {
       ["hello req/s", (m) => m.hello.toFixed(0)],
       ["vs Go", (m) => ratio(m.hello, go?.hello)],
       ["hello CPU µs/req", (m) => m.helloCpuUs.toFixed(1)],
-      ...(LOADS.has("download") ? [["1 MiB download req/s", (m: Median) => m.download.toFixed(0)], ["vs Go", (m: Median) => ratio(m.download, go?.download)]] as [string, (m: Median) => string][] : []),
+      ...(LOADS.has("download")
+        ? [
+          ["1 MiB download req/s", (m: Median) => m.download.toFixed(0)],
+          ["vs Go", (m: Median) => ratio(m.download, go?.download)],
+          ["download CPU µs/req", (m: Median) => m.downloadCpuUs.toFixed(0)],
+        ] as [string, (m: Median) => string][]
+        : []),
       ...(LOADS.has("upload")
         ? [
           ["64 MiB upload MiB/s", (m: Median) => m.upload.toFixed(0)],
