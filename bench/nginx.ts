@@ -84,6 +84,8 @@ interface Sample {
   downloadCpuUs: number;
   /** Upload throughput in MiB/s. */
   upload: number;
+  /** The app's CPU time per MiB uploaded, µs. */
+  uploadCpuUs: number;
   /** Peak RSS growth during the upload load, MiB. */
   uploadRss: number;
   errors: string[];
@@ -113,7 +115,7 @@ async function measure(contestant: Contestant, dir: string, nginxBinary: string,
     const base = nginx.urls[0];
 
     const errors: string[] = [];
-    const sample: Sample = { hello: 0, helloCpuUs: NaN, download: 0, downloadCpuUs: NaN, upload: 0, uploadRss: NaN, errors };
+    const sample: Sample = { hello: 0, helloCpuUs: NaN, download: 0, downloadCpuUs: NaN, upload: 0, uploadCpuUs: NaN, uploadRss: NaN, errors };
     try {
       await checkRoutes(base);
       await wrk(`${base}/hello`, HELLO_CONNECTIONS, 1); // warm-up (JIT, connection pool)
@@ -133,8 +135,10 @@ async function measure(contestant: Contestant, dir: string, nginxBinary: string,
       if (!LOADS.has("upload")) return sample;
       const rssBefore = procStatus(app.pid, "VmRSS");
       writeFileSync(`/proc/${app.pid}/clear_refs`, "5"); // resets VmHWM to the current RSS
+      const uploadCpuBefore = cpuSeconds(app.pid);
       const upload = await wrk(`${base}/upload`, UPLOAD_CONNECTIONS, SECONDS, { script: uploadScript });
       sample.upload = (upload.requestsPerSecond * UPLOAD_BYTES) / MiB;
+      sample.uploadCpuUs = ((cpuSeconds(app.pid) - uploadCpuBefore) * 1e6) / ((upload.requests * UPLOAD_BYTES) / MiB);
       sample.uploadRss = Math.max(0, procStatus(app.pid, "VmHWM") - rssBefore) / 1024;
       errors.push(...upload.errors);
     } catch (error) {
@@ -200,7 +204,7 @@ async function main(): Promise<void> {
         console.log(
           `round ${round} ${contestant.name.padEnd(13)} hello ${sample.hello.toFixed(0)} req/s (${sample.helloCpuUs.toFixed(1)} µs CPU each)` +
             (LOADS.has("download") ? `, download ${sample.download.toFixed(0)} req/s (${sample.downloadCpuUs.toFixed(0)} µs CPU each)` : "") +
-            (LOADS.has("upload") ? `, upload ${sample.upload.toFixed(0)} MiB/s, upload RSS +${sample.uploadRss.toFixed(1)} MiB` : "") +
+            (LOADS.has("upload") ? `, upload ${sample.upload.toFixed(0)} MiB/s (${sample.uploadCpuUs.toFixed(0)} µs CPU per MiB), upload RSS +${sample.uploadRss.toFixed(1)} MiB` : "") +
             (sample.errors.length ? `\n  ERRORS: ${sample.errors.join("\n  ")}` : ""),
         );
       }
@@ -213,6 +217,7 @@ async function main(): Promise<void> {
       download: median(list.map((s) => s.download)),
       downloadCpuUs: median(list.map((s) => s.downloadCpuUs)),
       upload: median(list.map((s) => s.upload)),
+      uploadCpuUs: median(list.map((s) => s.uploadCpuUs)),
       uploadRss: median(list.map((s) => s.uploadRss)),
       uploadRssMax: Math.max(...list.map((s) => s.uploadRss)),
       failedRuns: list.filter((s) => s.errors.length > 0).length,
@@ -237,6 +242,7 @@ async function main(): Promise<void> {
         ? [
           ["64 MiB upload MiB/s", (m: Median) => m.upload.toFixed(0)],
           ["vs Go", (m: Median) => ratio(m.upload, go?.upload)],
+          ["upload CPU µs/MiB", (m: Median) => m.uploadCpuUs.toFixed(0)],
           ["upload peak RSS growth (median / worst)", (m: Median) => `${m.uploadRss.toFixed(1)} / ${m.uploadRssMax.toFixed(1)} MiB`],
         ] as [string, (m: Median) => string][]
         : []),
