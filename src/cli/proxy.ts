@@ -55,6 +55,8 @@ Options:
   --static                 serve files under DIR that are not scripts directly, as nginx
                            does with try_files (default: every request goes to the backend).
   --no-try-files           no front controller: a path that is no script is answered 404.
+  --lookup-cache MS        how long a path's lookup under DIR (real path, file or not)
+                           is reused (default 1000; 0: every request looks afresh).
   --backend-root DIR       DIR as the backend sees it, when it differs (PHP-FPM in a
                            container): SCRIPT_FILENAME and DOCUMENT_ROOT use this path.
   -p, --param K=V          a param sent with every request; it overrides the one the
@@ -164,6 +166,11 @@ function parse(args: string[]): ProxyArgs {
       case "--no-try-files":
         options.tryFiles = false;
         return true;
+      case "--lookup-cache": {
+        const text = take();
+        options.lookupCache = text === "0" ? 0 : positiveArg(flag, text);
+        return true;
+      }
       case "--backend-root": {
         const dir = take();
         if (!dir.startsWith("/")) throw new UsageError(`--backend-root: '${dir}' must be an absolute path`);
