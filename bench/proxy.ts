@@ -25,12 +25,13 @@
  * front's CPU time per request (from /proc, the front's processes only).
  *
  * ```sh
- * node scripts/run-ts.mjs bench/proxy.ts [--runs 5] [--seconds 5] [--connections 32] [--backends 1] [--only nginx,caddy,haproxy,fcgi-node]
+ * node scripts/run-ts.mjs bench/proxy.ts [--runs 5] [--seconds 5] [--warmup 1] [--connections 32] [--backends 1] [--only nginx,caddy,haproxy,fcgi-node]
+ *   [--loads hello] [--baseline /tmp/base] [--profile DIR] [--perf DIR]
  * ```
  * Needs nginx, wrk and php-fpm; caddy and haproxy join when installed. Linux only (reads /proc).
  * @module
  */
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
@@ -53,23 +54,55 @@ import {
 
 const RUNS = Number(option("runs", "5"));
 const SECONDS = Number(option("seconds", "5"));
+/** Seconds of wrk before each measured run (JIT, connection pools); a busy machine needs more. */
+const WARMUP = Number(option("warmup", "1"));
 const CONNECTIONS = Number(option("connections", "32"));
 const ONLY = option("only", "").split(",").filter(Boolean);
 const BACKENDS = Number(option("backends", "1"));
 const WORKERS = 8;
 /** PHP-FPM workers per pool: the 8 shared out (all 8 in one pool), at least 2 each. */
 const POOL_WORKERS = Math.max(2, Math.ceil(WORKERS / BACKENDS));
-const PROFILE = option("profile", ""); // a folder: fcgi-node runs with --cpu-prof into it
+/**
+ * A folder for profiles of the measured runs: fcgi-node and fcgi-deno run with --inspect and
+ * bench/_cdp_profile.ts (run by Deno) takes a V8 CPU profile over each measured wrk run; fcgi-bun
+ * runs with --cpu-prof (its whole life: start-up and warm-up too, a small share).
+ */
+const PROFILE = option("profile", "");
+/**
+ * A checkout of another commit (`git worktree add /tmp/base HEAD~1`): its fcgi proxy runs too, as
+ * fcgi-node-base, fcgi-deno-base and fcgi-bun-base, for a before/after in the same run.
+ */
+const BASELINE = option("baseline", "");
+/**
+ * `--workers N`: nginx with `worker_processes N`, fcgi proxy with `--workers N` (N processes on
+ * the port with SO_REUSEPORT; Node 22.12 or later, see --node). Default 1: one process each.
+ */
+const FRONT_WORKERS = Number(option("workers", "1"));
+/**
+ * Kept FastCGI connections per front worker: each holds a PHP-FPM worker while open, so N front
+ * workers keeping 8 each would leave all but one waiting in PHP-FPM's backlog (nginx answered
+ * nothing in 5 s so). The 8 are shared out: nginx's `keepalive`, fcgi proxy's --max-connections.
+ */
+const KEPT_PER_FRONT_WORKER = Math.ceil(WORKERS / FRONT_WORKERS);
+/** The node binary fcgi-node runs on (default: node on PATH). */
+const NODE = option("node", "");
+/** A folder for `perf record -g` of each fcgi front over each measured wrk run (native code, kernel and JIT). */
+const PERF = option("perf", "");
 
-const LOADS = [
+const ALL_LOADS = [
   { name: "hello", path: "/hello.php", expect: "Hello, World!" },
   { name: "front controller", path: "/route/7?x=1", expect: "Hello from index.php: /route/7?x=1" },
 ] as const;
+/** `--loads hello`: only the loads named (comma-separated; default both). */
+const WANTED_LOADS = option("loads", "").split(",").filter(Boolean);
+const LOADS = WANTED_LOADS.length ? ALL_LOADS.filter((l) => WANTED_LOADS.includes(l.name)) : ALL_LOADS;
 
 /** A front under test: starts on `port`, talking to the PHP-FPM pools at `sockets` with `root` as the document root. */
 interface Front {
   name: string;
   start(port: number, sockets: string[], root: string, dir: string): Promise<Service>;
+  /** With --profile: the inspector's HOST:PORT, when the front runs with --inspect. */
+  inspector?: string;
 }
 
 interface Sample {
@@ -78,6 +111,18 @@ interface Sample {
   /** The front's CPU time per request in microseconds, per load. */
   cpu: number[];
   errors: string[];
+}
+
+/** The pids whose parent is `pid` (nginx's workers, fcgi proxy's). */
+function childrenOf(pid: number): number[] {
+  return readdirSync("/proc").filter((entry) => /^\d+$/.test(entry)).filter((entry) => {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid;
+    } catch {
+      return false;
+    }
+  }).map(Number);
 }
 
 /** CPU time (user + system, clock ticks) of `pid` and its children: nginx's master and worker, Deno's or Bun's whole process. */
@@ -107,7 +152,7 @@ function nginxSite(port: number, sockets: string[], root: string, keepalive: boo
   return `
   upstream php {
     ${sockets.map((socket) => `server unix:${socket};`).join("\n    ")}
-    ${keepalive ? `keepalive ${WORKERS};` : ""}
+    ${keepalive ? `keepalive ${KEPT_PER_FRONT_WORKER};` : ""}
   }
   server {
     listen 127.0.0.1:${port};
@@ -164,6 +209,26 @@ fcgi-app php
 `;
 }
 
+/** The syscalls `--perf` counts one by one (their sum beside all of them). */
+const SYSCALLS = ["read", "readv", "recvfrom", "recvmsg", "write", "writev", "sendto", "sendmsg", "epoll_wait", "epoll_pwait", "epoll_pwait2", "epoll_ctl", "futex", "getpeername", "madvise", "readlink", "newfstatat", "statx", "accept4", "close"];
+let profiles = 0;
+/** Starts the profilers asked for on `pid` for the next SECONDS; settles when they have written their files. */
+async function profile(front: Front, pid: number, load: string): Promise<void> {
+  const name = `${front.name}-${load.replace(/ /g, "-")}-${++profiles}`;
+  const waits: Promise<unknown>[] = [];
+  const run = (command: string, args: string[]) =>
+    new Promise<void>((resolve) => spawn(command, args, { stdio: ["ignore", "ignore", "inherit"] }).once("close", () => resolve()));
+  const pids = [pid, ...childrenOf(pid)].join(",");
+  if (PERF) {
+    waits.push(run("perf", ["record", "-g", "-F", "999", "-p", pids, "-o", join(PERF, `${name}.perf.data`), "--", "sleep", String(SECONDS)]));
+    // Syscalls by kind, to divide by the requests wrk counted (printed after the run).
+    const events = ["raw_syscalls:sys_enter", ...SYSCALLS.map((call) => `syscalls:sys_enter_${call}`), "context-switches"];
+    waits.push(run("perf", ["stat", "-x", ",", "-e", events.join(","), "-p", pids, "-o", join(PERF, `${name}.stat`), "--", "sleep", String(SECONDS)]));
+  }
+  if (PROFILE && front.inspector) waits.push(run(join(repoRoot, "node_modules", ".bin", "deno"), ["run", "-A", join(repoRoot, "bench", "_cdp_profile.ts"), front.inspector, String(SECONDS * 1000), join(PROFILE, `${name}.cpuprofile`)]));
+  await Promise.all(waits);
+}
+
 async function measure(front: Front, sockets: string[], root: string, dir: string): Promise<Sample> {
   const port = await freePort();
   const sample: Sample = { rps: [], cpu: [], errors: [] };
@@ -175,10 +240,13 @@ async function measure(front: Front, sockets: string[], root: string, dir: strin
       if (check.status !== 200 || check.text !== load.expect) throw new Error(`${front.name} ${load.path} answered ${check.status} ${JSON.stringify(check.text.slice(0, 300))}`);
     }
     for (const load of LOADS) {
-      await wrk(base + load.path, CONNECTIONS, 1, { timeout: "10s" }); // warm-up: JIT, connection pools
+      await wrk(base + load.path, CONNECTIONS, WARMUP, { timeout: "10s" }); // warm-up: JIT, connection pools
+      const profiled = PERF || (PROFILE && front.name.startsWith("fcgi-")) ? profile(front, service.pid, load.name) : undefined;
       const before = cpuTicks(service.pid);
       const result = await wrk(base + load.path, CONNECTIONS, SECONDS, { timeout: "10s" });
       const ticks = cpuTicks(service.pid) - before;
+      await profiled;
+      if (PERF) console.log(`${front.name} ${load.name}: ${result.requests} requests measured (perf stat files: ${PERF})`);
       sample.rps.push(result.requestsPerSecond);
       sample.cpu.push(((ticks / TICKS_PER_SECOND) * 1e6) / Math.max(1, result.requests));
       sample.errors.push(...result.errors);
@@ -208,12 +276,23 @@ async function main(): Promise<void> {
     console.log("building: tsc → temp");
     spawnSync(process.execPath, [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", join(repoRoot, "tsconfig.json"), "--outDir", join(dir, "dist")], { stdio: "ignore" });
     if (!existsSync(join(dir, "dist", "src", "cli.js"))) throw new Error("tsc did not emit src/cli.js");
-    const node = findBinary("node") ?? process.execPath;
+    if (BASELINE) {
+      spawnSync(process.execPath, [join(repoRoot, "node_modules", "typescript", "bin", "tsc"), "-p", join(BASELINE, "tsconfig.json"), "--outDir", join(dir, "dist-base")], { stdio: "ignore" });
+      if (!existsSync(join(dir, "dist-base", "src", "cli.js"))) throw new Error("tsc did not emit the baseline's src/cli.js");
+    }
+    const node = NODE || (findBinary("node") ?? process.execPath);
     const deno = join(repoRoot, "node_modules", ".bin", "deno");
     const bun = join(repoRoot, "node_modules", ".bin", "bun");
-    const proxy = (name: string, command: string, prefix: string[]): Front => ({
+    const inspectPort = PROFILE ? await freePort() : 0;
+    const workersArgs = FRONT_WORKERS > 1 ? ["--workers", String(FRONT_WORKERS), "--max-connections", String(Math.ceil(POOL_WORKERS / FRONT_WORKERS))] : [];
+    const proxy = (name: string, command: string, prefix: string[], inspect = false): Front => ({
       name,
-      start: (port, sockets, root) => startProcess(name, command, [...prefix, "proxy", "--listen", `127.0.0.1:${port}`, ...sockets.flatMap((socket) => ["--upstream", `unix:${socket}`]), "--root", root], () => canConnect(`127.0.0.1:${port}`)),
+      ...(inspect && PROFILE ? { inspector: `127.0.0.1:${inspectPort}` } : {}),
+      start: (port, sockets, root, dir) =>
+        startProcess(name, command, [...prefix, "proxy", "--listen", `127.0.0.1:${port}`, ...sockets.flatMap((socket) => ["--upstream", `unix:${socket}`]), "--root", root, ...workersArgs],
+          // Ready once every worker listens (a lone connect could reach the first one only).
+          async (output) => FRONT_WORKERS === 1 ? canConnect(`127.0.0.1:${port}`) : / workers listening/.test(output),
+          { cwd: dir }), // V8's perf and profile files land there, not in the checkout
     });
     // Each web server front runs in a folder of its own (nginx's temp files, Caddy's HOME and storage).
     const own = (dir: string, name: string): string => {
@@ -223,7 +302,7 @@ async function main(): Promise<void> {
     };
     const nginx = (name: string, keepalive: boolean): Front => ({
       name,
-      start: (port, sockets, root, dir) => startNginx(nginxBinary, own(dir, name), nginxSite(port, sockets, root, keepalive), [port]),
+      start: (port, sockets, root, dir) => startNginx(nginxBinary, own(dir, name), nginxSite(port, sockets, root, keepalive), [port], 512, FRONT_WORKERS),
     });
     // The other web servers' PHP fronts, when installed.
     const caddyBinary = findBinary("caddy");
@@ -232,14 +311,23 @@ async function main(): Promise<void> {
     const haproxy: Front = { name: "haproxy", start: (port, sockets, root, dir) => startHaproxy(haproxyBinary!, own(dir, "haproxy"), haproxySite(port, sockets, root), port) };
     const missing = [caddyBinary ? "" : "caddy", haproxyBinary ? "" : "haproxy"].filter(Boolean);
     if (missing.length) console.log(`not installed, left out: ${missing.join(", ")}`);
-    const nodeFlags = PROFILE ? ["--cpu-prof", "--cpu-prof-dir", PROFILE] : [];
+    // JIT frames named in perf's report: V8's and JSC's perf maps (/tmp/perf-PID.map).
+    const inspect = PROFILE ? [`--inspect=127.0.0.1:${inspectPort}`] : [];
+    const nodeFlags = [...inspect, ...(PERF ? ["--perf-basic-prof"] : [])];
+    const denoFlags = [...inspect, ...(PERF ? ["--v8-flags=--perf-basic-prof"] : [])];
+    const bunFlags = PROFILE ? ["--cpu-prof", "--cpu-prof-dir", PROFILE] : [];
     const all: Front[] = [
       nginx("nginx", false),
       nginx("nginx-keepalive", true),
       ...[caddy, haproxy].filter((f) => !missing.includes(f.name)),
-      proxy("fcgi-node", node, [...nodeFlags, join(dir, "dist", "src", "cli.js")]),
-      proxy("fcgi-deno", deno, ["run", "-A", join(repoRoot, "src", "cli.ts")]),
-      proxy("fcgi-bun", bun, [join(repoRoot, "src", "cli.ts")]),
+      proxy("fcgi-node", node, [...nodeFlags, join(dir, "dist", "src", "cli.js")], true),
+      proxy("fcgi-deno", deno, ["run", "-A", ...denoFlags, join(repoRoot, "src", "cli.ts")], true),
+      proxy("fcgi-bun", bun, [...bunFlags, join(repoRoot, "src", "cli.ts")]),
+      ...(BASELINE ? [
+        proxy("fcgi-node-base", node, [join(dir, "dist-base", "src", "cli.js")]),
+        proxy("fcgi-deno-base", deno, ["run", "-A", join(BASELINE, "src", "cli.ts")]),
+        proxy("fcgi-bun-base", bun, [join(BASELINE, "src", "cli.ts")]),
+      ] : []),
     ];
     const fronts = ONLY.length ? all.filter((f) => ONLY.includes(f.name)) : all;
 
@@ -270,7 +358,8 @@ async function main(): Promise<void> {
     const best = LOADS.map((_, i) => Math.max(...["nginx", "nginx-keepalive"].map((n) => medians.get(n)?.rps[i] ?? 0)));
     const ratio = (value: number, i: number) => (best[i] ? `${(value / best[i]!).toFixed(2)}×` : "–");
     const fpmSetup = BACKENDS > 1 ? `${BACKENDS} PHP-FPM pools, pm = static, ${POOL_WORKERS} workers each, Unix sockets` : `PHP-FPM pm = static, ${WORKERS} workers, Unix socket`;
-    console.log(`\nmedians of ${RUNS} rounds, ${SECONDS} s each; wrk -t1 -c${CONNECTIONS}; ${fpmSetup}\n`);
+    const fronts1 = FRONT_WORKERS > 1 ? `; every front ${FRONT_WORKERS} worker processes (nginx worker_processes, fcgi proxy --workers)` : "";
+    console.log(`\nmedians of ${RUNS} rounds, ${SECONDS} s each; wrk -t1 -c${CONNECTIONS}; ${fpmSetup}${fronts1}\n`);
     console.log(`| front | ${LOADS.map((l) => `${l.name} req/s | vs nginx | front CPU µs/req`).join(" | ")} |`);
     console.log(`|---|${LOADS.map(() => "---:|---:|---:").join("|")}|`);
     for (const [name, m] of medians) {

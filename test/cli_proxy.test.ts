@@ -1,17 +1,19 @@
 // `fcgi proxy`, spawned as users run it on this runtime, in front of a real PHP-FPM and of our own
 // `fcgi serve`: requests through it, --static, path safety through the CLI, --help, bad arguments,
-// and a graceful stop on SIGTERM.
+// a graceful stop on SIGTERM, and --workers (several processes on one port).
 import { after, describe, it, setup } from "./_support/test.ts";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { get } from "node:http";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { formatAddress } from "../src/address.ts";
-import { sourcePath, startCli, type RunningCli } from "./_support/env.ts";
+import { nodeHasReusePort } from "../src/runtime/node.ts";
+import { runtimeName, sourcePath, startCli, type RunningCli } from "./_support/env.ts";
 import { phpFpmSkip, startPhpFpm, type PhpFpm } from "./_support/phpfpm.ts";
 
-import { canConnect, fetchWithin, startApp, startCountingRelay, type Service } from "./interop/_servers.ts";
+import { canConnect, fetchWithin, freePort, startApp, startCountingRelay, type Service } from "./interop/_servers.ts";
 import { waitFor, within } from "./_support/poll.ts";
 
 type Running = RunningCli;
@@ -240,6 +242,45 @@ describe("fcgi proxy in front of PHP-FPM", { skip: phpFpmSkip() }, () => {
   });
 });
 
+/** The inodes of the sockets `pid` holds open (from /proc/PID/fd). */
+function socketInodes(pid: number): Set<string> {
+  const inodes = new Set<string>();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) inodes.add(m[1]!);
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return inodes;
+}
+
+/** The inodes of the TCP sockets connected to local port `port` (from /proc/net/tcp). */
+function inodesConnectedTo(port: number): Set<string> {
+  const inodes = new Set<string>();
+  for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
+    const fields = line.trim().split(/\s+/);
+    if (fields.length > 9 && Number.parseInt(fields[2]!.split(":")[1]!, 16) === port) inodes.add(fields[9]!);
+  }
+  return inodes;
+}
+
+/** GET `url` on a connection of its own (no keep-alive), so that each request is a new connection for the kernel to place. */
+function getOnce(url: string): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (d) => (text += d));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+    }).on("error", reject);
+  });
+}
+
+// SO_REUSEPORT: Linux; Node's listen() takes it from 22.12 (Node 20 refuses --workers, tested below).
+const workersSkip = process.platform !== "linux" ? "SO_REUSEPORT spreading is Linux's" : runtimeName === "node" && !nodeHasReusePort(process.versions.node) ? `Node ${process.versions.node} has no reusePort` : false;
+
 describe("fcgi proxy in front of fcgi serve", () => {
   let dir = "";
   let app: Service | undefined;
@@ -282,13 +323,42 @@ describe("fcgi proxy in front of fcgi serve", () => {
       await relay.close();
     }
   });
+
+  it("--workers 2: two processes share the port, connections reach both, each with FastCGI connections of its own; SIGTERM stops all", { skip: workersSkip }, async () => {
+    ready();
+    // A relay before the app, on TCP, so /proc/net/tcp shows whose FastCGI connections reach it.
+    const relay = await startCountingRelay(socket);
+    const port = await freePort();
+    const proxy = start(["proxy", "--workers", "2", "--listen", `127.0.0.1:${port}`, "--upstream", `127.0.0.1:${relay.port}`, "--root", dir]);
+    try {
+      await waitFor(() => /2 workers listening/.test(proxy.stderr()) || proxy.child.exitCode !== null, 30_000, "fcgi proxy --workers 2 to listen");
+      const pids = [...proxy.stderr().matchAll(/\[(\d+)\] fcgi: listening on /g)].map((m) => Number(m[1]));
+      assert.equal(new Set(pids).size, 2, proxy.stderr());
+      assert.ok(!pids.includes(proxy.child.pid!), "the workers are processes of their own");
+      // 40 connections, one request each: the kernel hashes each to one worker's socket.
+      for (let i = 0; i < 40; i++) {
+        const answer = await getOnce(`http://127.0.0.1:${port}/?n=${i}`);
+        assert.equal(answer.status, 200);
+        assert.equal(answer.text, "hello from fcgi, stranger\n");
+      }
+      // Each worker that served a request keeps its FastCGI connection to the relay (FCGI_KEEP_CONN).
+      const toRelay = inodesConnectedTo(relay.port);
+      const serving = pids.filter((pid) => [...socketInodes(pid)].some((inode) => toRelay.has(inode)));
+      assert.deepEqual(serving, pids, `workers with a FastCGI connection: ${serving.join(", ")} of ${pids.join(", ")}`);
+    } finally {
+      assert.equal(await stop(proxy), 0, proxy.stderr());
+      await relay.close();
+    }
+    for (const pid of [...proxy.stderr().matchAll(/\[(\d+)\] fcgi: stopped/g)].map((m) => m[1])) assert.ok(!existsSync(`/proc/${pid}`), `worker ${pid} is gone`);
+    assert.equal([...proxy.stderr().matchAll(/\] fcgi: stopped/g)].length, 2, proxy.stderr());
+  });
 });
 
 describe("fcgi proxy arguments", () => {
   it("--help describes every option", async () => {
     const run = await runCli(["proxy", "--help"]);
     assert.equal(run.code, 0);
-    for (const flag of ["--listen", "--upstream", "--root", "--index", "--script-extension", "--static", "--no-try-files", "--backend-root", "--param", "--max-connections", "--timeout", "--no-keep-conn", "--raw-target", "--balance", "--backoff", "--max-backoff", "--health-check", "weight="]) {
+    for (const flag of ["--listen", "--upstream", "--root", "--index", "--script-extension", "--static", "--no-try-files", "--backend-root", "--param", "--max-connections", "--timeout", "--no-keep-conn", "--raw-target", "--balance", "--backoff", "--max-backoff", "--health-check", "weight=", "--workers", "--reuse-port", "--lookup-cache"]) {
       assert.ok(run.stdout.includes(flag), `--help mentions ${flag}`);
     }
   });
@@ -316,6 +386,9 @@ describe("fcgi proxy arguments", () => {
         [["--upstream", "127.0.0.1:9000", "--root", dir, "--balance", "random"], /--balance: 'random' is not least or round-robin/],
         [["--upstream", "127.0.0.1:9000", "--root", dir, "--backoff", "0"], /--backoff: '0' is not a positive whole number/],
         [["--upstream", "127.0.0.1:9000", "--root", dir, "--health-check", "often"], /--health-check: 'often'/],
+        [["--upstream", "127.0.0.1:9000", "--root", dir, "--workers", "0"], /--workers: '0' is not a positive whole number/],
+        [["--upstream", "127.0.0.1:9000", "--root", dir, "--workers", "2", "--listen", "127.0.0.1:0"], /--workers needs a --listen port other than 0/],
+        [["--upstream", "127.0.0.1:9000", "--root", dir, "--lookup-cache", "soon"], /--lookup-cache: 'soon'/],
       ];
       for (const [args, message] of cases) {
         const run = await runCli(["proxy", ...args]);
@@ -323,6 +396,17 @@ describe("fcgi proxy arguments", () => {
         assert.match(run.stderr, message, args.join(" "));
         assert.match(run.stderr, /fcgi proxy --help/);
       }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("--workers on a runtime without SO_REUSEPORT (Node before 22.12) is a clear error and exit status 1", { skip: runtimeName === "node" && !nodeHasReusePort(process.versions.node) ? false : "this runtime has reusePort" }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "fcgi-proxy-args-"));
+    try {
+      const run = await runCli(["proxy", "--workers", "2", "--listen", `127.0.0.1:${await freePort()}`, "--upstream", "127.0.0.1:9", "--root", dir]);
+      assert.equal(run.code, 1, run.stderr);
+      assert.match(run.stderr, /SO_REUSEPORT needs Node 22\.12 or later/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

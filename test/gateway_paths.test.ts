@@ -394,4 +394,25 @@ describe("gateway path safety: nothing leaves the document root", () => {
     assert.equal(safeSegments("/a%2fb"), null);
     assert.equal(safeSegments("/a%2Fb"), null);
   });
+
+  it("a lookup is reused for lookupCache ms, then made afresh; 0 looks every request up", async () => {
+    ready();
+    const cached = gateway({ upstream: php.client, documentRoot: root, lookupCache: 300 });
+    const fresh = gateway({ upstream: php.client, documentRoot: root, lookupCache: 0 });
+    const file = join(root, "brief.php");
+    const script = (handler: Gateway) => get(handler, "/brief.php").then((r) => r.reached.map((p) => p.SCRIPT_FILENAME));
+    writeFileSync(file, "<?php");
+    const started = Date.now();
+    try {
+      assert.deepEqual(await script(cached), [file]);
+      assert.deepEqual(await script(fresh), [file]);
+    } finally {
+      rmSync(file);
+    }
+    // Removed: the uncached gateway sees it at once; the cached one within its 300 ms.
+    assert.equal((await get(fresh, "/brief.php")).status, 404);
+    if (Date.now() - started < 250) assert.deepEqual(await script(cached), [file]);
+    await new Promise((resolve) => setTimeout(resolve, 350));
+    assert.equal((await get(cached, "/brief.php")).status, 404);
+  });
 });

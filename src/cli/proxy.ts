@@ -6,12 +6,14 @@
  */
 import { statSync } from "node:fs";
 import { isIP } from "node:net";
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { formatAddress, parseAddress } from "../address.ts";
 import type { Command } from "./command.ts";
 import type { BackendAddress, ClientOptions } from "../client/client.ts";
 import { gateway, type Gateway, type GatewayOptions } from "../client/gateway.ts";
 import { listenHttp } from "../runtime/http.ts";
+import { runProxyWorkers } from "./proxy_workers.ts";
 import { stopOnSignals } from "./signals.ts";
 import { addressArg, CLIENT_TLS, clientTlsArgs, clientTlsHelp, eachArg, paramArg, type TlsFiles, tlsFlag, timeoutArg, UsageError, usageFailure } from "./args.ts";
 
@@ -55,6 +57,8 @@ Options:
   --static                 serve files under DIR that are not scripts directly, as nginx
                            does with try_files (default: every request goes to the backend).
   --no-try-files           no front controller: a path that is no script is answered 404.
+  --lookup-cache MS        how long a path's lookup under DIR (real path, file or not)
+                           is reused (default 1000; 0: every request looks afresh).
   --backend-root DIR       DIR as the backend sees it, when it differs (PHP-FPM in a
                            container): SCRIPT_FILENAME and DOCUMENT_ROOT use this path.
   -p, --param K=V          a param sent with every request; it overrides the one the
@@ -64,6 +68,12 @@ Options:
   --timeout MS             connect timeout, and the longest the backend may stay silent
                            (default 10000 to connect, 60000 for the response).
   --no-keep-conn           one FastCGI connection per request (no FCGI_KEEP_CONN).
+  --workers N              run N proxy processes on the one --listen port (N or auto: one
+                           per CPU), as nginx's worker_processes: each is this command with
+                           --reuse-port, the kernel spreads connections among them, and
+                           one that dies is started again. Linux; Node 22.12 or later.
+  --reuse-port             listen with SO_REUSEPORT, so that other processes may serve the
+                           same port (what --workers uses; Linux; Node 22.12 or later).
   --raw-target             REQUEST_URI and QUERY_STRING exactly as the client sent them.
                            Node and Deno always do so; on Bun this serves HTTP through
                            node:http, about 0.6x as fast, where Bun.serve percent-encodes
@@ -91,6 +101,8 @@ interface ProxyArgs {
   port: number;
   options: GatewayOptions;
   rawTarget: boolean;
+  reusePort: boolean;
+  workers: number | undefined;
 }
 
 function positiveArg(flag: string, text: string): number {
@@ -115,6 +127,8 @@ function parse(args: string[]): ProxyArgs {
   const upstreams: BackendAddress[] = [];
   let root: string | undefined;
   let rawTarget = false;
+  let reusePort = false;
+  let workers: number | undefined;
   const options: Partial<GatewayOptions> = {};
   const client: Omit<ClientOptions, "address"> = {};
   const params: Record<string, string> = {};
@@ -164,6 +178,11 @@ function parse(args: string[]): ProxyArgs {
       case "--no-try-files":
         options.tryFiles = false;
         return true;
+      case "--lookup-cache": {
+        const text = take();
+        options.lookupCache = text === "0" ? 0 : positiveArg(flag, text);
+        return true;
+      }
       case "--backend-root": {
         const dir = take();
         if (!dir.startsWith("/")) throw new UsageError(`--backend-root: '${dir}' must be an absolute path`);
@@ -191,6 +210,14 @@ function parse(args: string[]): ProxyArgs {
       case "--raw-target":
         rawTarget = true;
         return true;
+      case "--reuse-port":
+        reusePort = true;
+        return true;
+      case "--workers": {
+        const text = take();
+        workers = text === "auto" ? availableParallelism() : positiveArg(flag, text);
+        return true;
+      }
       default:
         return false;
     }
@@ -200,6 +227,7 @@ function parse(args: string[]): ProxyArgs {
   if (upstreams.length === 0) throw new UsageError("--upstream is missing (the FastCGI backend's address)");
   if (root === undefined) throw new UsageError("--root is missing (the document root)");
   const { hostname, port } = listenArg(listen);
+  if (workers !== undefined && port === 0) throw new UsageError("--workers needs a --listen port other than 0 (every worker listens on the same one)");
   // $server_addr is the address a request came in on: a specific --listen address is it. A
   // wildcard leaves the gateway's 127.0.0.1 (the runtimes' HTTP servers do not tell the local address).
   if (isIP(hostname) !== 0 && hostname !== "0.0.0.0" && hostname !== "::") params.SERVER_ADDR ??= hostname;
@@ -211,6 +239,8 @@ function parse(args: string[]): ProxyArgs {
     hostname,
     port,
     rawTarget,
+    reusePort,
+    workers,
     options: { ...options, upstream: upstreams.length === 1 ? upstreams[0]! : upstreams, documentRoot: directoryArg("--root", root) },
   };
 }
@@ -241,6 +271,7 @@ async function run(args: string[]): Promise<number> {
   } catch (error) {
     return usageFailure("proxy", error);
   }
+  if (parsed.workers !== undefined) return await runProxyWorkers(parsed.workers, args);
   const handler: Gateway = gateway(parsed.options);
   const upstream = handler.client.addresses.map(formatAddress).join(", ");
 
@@ -248,7 +279,7 @@ async function run(args: string[]): Promise<number> {
   try {
     let server;
     try {
-      server = await listenHttp(handler, { hostname: parsed.hostname, port: parsed.port, signal: stopping.signal, rawTarget: parsed.rawTarget });
+      server = await listenHttp(handler, { hostname: parsed.hostname, port: parsed.port, signal: stopping.signal, rawTarget: parsed.rawTarget, reusePort: parsed.reusePort });
     } catch (error) {
       const code = (error as { code?: unknown }).code;
       const why = code === "EADDRINUSE" ? "the address is in use" : code === "EACCES" ? "permission denied" : error instanceof Error ? error.message : String(error);

@@ -33,6 +33,12 @@ export interface GatewayOptions {
   scriptExtension?: string;
   /** The document root as the backend sees it, when it differs (PHP-FPM in a container). Default: documentRoot. */
   backendRoot?: string;
+  /**
+   * How long (ms) a path's lookup under the root (real path, file or directory) is reused
+   * (default 1000; 0 looks every request up afresh). A file made, removed or re-linked is seen
+   * within this time, as with nginx's open_file_cache_valid.
+   */
+  lookupCache?: number;
   /** Params sent with every request; they override the ones built from the request. */
   params?: Record<string, string>;
   /** Options of the Client the gateway makes when `upstream` is an address. */
@@ -71,6 +77,16 @@ const CONTENT_TYPES: Record<string, string> = {
   pdf: "application/pdf", wasm: "application/wasm", map: "application/json", mp4: "video/mp4",
   webm: "video/webm", mp3: "audio/mpeg", ogg: "audio/ogg", zip: "application/zip",
 };
+
+/** What a lookup under the root found. */
+interface Lookup {
+  real: string;
+  isFile: boolean;
+  isDirectory: boolean;
+}
+
+/** Paths whose lookups are kept at most (see GatewayOptions.lookupCache). */
+const MAX_LOOKUPS = 1000;
 
 /** Bytes per read of a static file. */
 const STATIC_CHUNK = 64 * 1024;
@@ -169,18 +185,38 @@ export function gateway(options: GatewayOptions): Gateway {
   // promise versions go through libuv's thread pool and cost more than the rest of a request
   // (measured: 25 % of the proxy's CPU time). The root's real path is looked up once.
   let realRoot: string | undefined;
+  // Even so, realpath (a readlink per path segment) and stat were 6-15 % of the proxy's CPU time
+  // under load (bench/PROXY_PROFILE.md): a lookup is reused for lookupCache ms, as nginx's
+  // open_file_cache_valid does. The map is emptied wholesale when it expires or fills, so a
+  // stream of made-up paths cannot grow it.
+  const lookupTtl = options.lookupCache ?? 1000;
+  const lookups = new Map<string, Lookup | null>();
+  let lookupsSince = 0;
 
-  /** Stat of a path under the root whose real path (symlinks resolved) is under the root too, or null. */
-  function statInside(relative: string): { real: string; isFile: boolean; isDirectory: boolean; size: number; modified: Date } | null {
+  /** A path under the root whose real path (symlinks resolved) is under the root too, or null. */
+  function statInside(relative: string): Lookup | null {
+    if (lookupTtl > 0) {
+      const now = Date.now();
+      if (now - lookupsSince >= lookupTtl || lookups.size >= MAX_LOOKUPS) {
+        lookups.clear();
+        lookupsSince = now;
+      }
+      const known = lookups.get(relative);
+      if (known !== undefined) return known;
+    }
+    let found: Lookup | null = null;
     try {
       realRoot ??= realpathSync.native(root);
       const real = realpathSync.native(root + relative);
-      if (real !== realRoot && !real.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep)) return null;
-      const s = statSync(real);
-      return { real, isFile: s.isFile(), isDirectory: s.isDirectory(), size: s.size, modified: s.mtime };
+      if (real === realRoot || real.startsWith(realRoot.endsWith(sep) ? realRoot : realRoot + sep)) {
+        const s = statSync(real);
+        found = { real, isFile: s.isFile(), isDirectory: s.isDirectory() };
+      }
     } catch {
-      return null;
+      // no such file, or not readable: null
     }
+    if (lookupTtl > 0) lookups.set(relative, found);
+    return found;
   }
 
   function script(scriptName: string, pathInfo: string | undefined): Route {
@@ -210,7 +246,14 @@ export function gateway(options: GatewayOptions): Gateway {
       const indexed = statInside(path + index);
       if (indexed?.isFile) return { kind: "script", scriptName: path + index, pathInfo: undefined };
     } else if (found?.isFile && staticFiles) {
-      return { kind: "static", file: found.real, size: found.size, modified: found.modified };
+      // Size and date from a fresh stat: a file rewritten since the lookup is sent as it is now.
+      let s;
+      try {
+        s = statSync(found.real);
+      } catch {
+        return answer(404, "Not Found");
+      }
+      return { kind: "static", file: found.real, size: s.size, modified: s.mtime };
     }
     if (!tryFiles) return answer(found?.isDirectory ? 403 : 404, found?.isDirectory ? "Forbidden" : "Not Found");
     return script("/" + index, undefined);

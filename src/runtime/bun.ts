@@ -53,7 +53,7 @@ interface BunHttpServer {
 declare const Bun: {
   listen(options: BunTarget & { socket: BunSocketHandlers; allowHalfOpen?: boolean }): BunListener;
   connect(options: BunTarget & { socket: BunSocketHandlers; allowHalfOpen?: boolean }): Promise<BunSocket>;
-  serve(options: { hostname: string; port: number; fetch: (request: Request, server: BunHttpServer) => Response | Promise<Response> }): BunHttpServer;
+  serve(options: { hostname: string; port: number; reusePort?: boolean; fetch: (request: Request, server: BunHttpServer) => Response | Promise<Response> }): BunHttpServer;
   readonly env: Record<string, string | undefined>;
 };
 
@@ -333,6 +333,7 @@ async function serveHttp(handler: FetchHandler, address: HttpAddress): Promise<N
   const server = Bun.serve({
     hostname: address.hostname,
     port: address.port,
+    reusePort: address.reusePort ?? false,
     fetch: (request, bun) => {
       const peer = bun.requestIP(request);
       return handler(request, { remoteAddr: { hostname: peer?.address ?? "", port: peer?.port ?? 0 } });

@@ -38,7 +38,7 @@ declare const Deno: {
   listen(options: { hostname: string; port: number; transport?: "tcp" } | { transport: "unix"; path: string }): DenoListener;
   connect(options: { hostname: string; port: number; transport?: "tcp" } | { transport: "unix"; path: string }): Promise<DenoConn>;
   serve(
-    options: { hostname: string; port: number; onListen?: (addr: { port: number }) => void },
+    options: { hostname: string; port: number; reusePort?: boolean; onListen?: (addr: { port: number }) => void },
     handler: FetchHandler,
   ): { addr: { port: number }; finished: Promise<void>; shutdown(): Promise<void> };
   env: { get(name: string): string | undefined; delete(name: string): void };
@@ -285,7 +285,7 @@ async function connect(address: SocketAddress, handlers: ConnectionHandlers, opt
 
 /** Serves a fetch handler with `Deno.serve`. */
 function serveHttp(handler: FetchHandler, address: HttpAddress): Promise<NativeHttpServer> {
-  const server = Deno.serve({ hostname: address.hostname, port: address.port, onListen() {} }, handler);
+  const server = Deno.serve({ hostname: address.hostname, port: address.port, reusePort: address.reusePort ?? false, onListen() {} }, handler);
   return Promise.resolve({
     port: server.addr.port,
     shutdown: () => server.shutdown(),
@@ -454,5 +454,6 @@ function spawnWorker(options: WorkerSpawnOptions): WorkerProcess {
 }
 
 function commandFor(path: string): string[] {
-  return [denoProcess().execPath(), "run", "-A", path];
+  // --unstable-net: Deno.serve's reusePort (fcgi proxy --workers) is unstable in Deno 2.
+  return [denoProcess().execPath(), "run", "-A", "--unstable-net", path];
 }

@@ -24,6 +24,11 @@ export interface HttpListenOptions {
    * through Bun's node:http instead, about 0.6× as fast.
    */
   rawTarget?: boolean;
+  /**
+   * Listen with SO_REUSEPORT (Linux; Node 22.12 or later), so that several processes serve the
+   * same port: `fcgi proxy --workers`. Default false.
+   */
+  reusePort?: boolean;
 }
 
 /** A running HTTP server. */
@@ -53,7 +58,7 @@ export interface HttpServer {
  */
 export async function listenHttp(handler: FetchHandler, options: HttpListenOptions): Promise<HttpServer> {
   const closeTimeout = options.closeTimeout ?? 10_000;
-  const server = await (await detectAdapter()).serveHttp(handler, { hostname: options.hostname, port: options.port, rawTarget: options.rawTarget });
+  const server = await (await detectAdapter()).serveHttp(handler, { hostname: options.hostname, port: options.port, rawTarget: options.rawTarget, reusePort: options.reusePort });
   let closing: Promise<void> | undefined;
   let finish!: () => void;
   const finished = new Promise<void>((resolve) => (finish = resolve));

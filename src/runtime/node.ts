@@ -267,8 +267,18 @@ function clientTls(tls: TlsClientOptions): { ca?: string; cert?: string; key?: s
   };
 }
 
+/** Whether node:net's listen() takes `reusePort`: Node 22.12+ on the 22 line, 23.1+ after it. */
+export function nodeHasReusePort(version: string): boolean {
+  const [major = 0, minor = 0] = version.split(".").map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+}
+
 /** Serves a fetch handler on a `node:http` server (loaded on first use: FastCGI servers never need it). */
 async function serveHttp(handler: FetchHandler, address: HttpAddress): Promise<NativeHttpServer> {
+  // Older Node ignores reusePort: a second process would fail with EADDRINUSE, not share the port.
+  if (address.reusePort && !nodeHasReusePort(process.versions.node)) {
+    throw new Error(`SO_REUSEPORT needs Node 22.12 or later (this is ${process.versions.node})`);
+  }
   const { serveNodeHttp } = await import("./node_http_server.ts");
   return serveNodeHttp(handler, address);
 }

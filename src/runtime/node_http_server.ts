@@ -9,11 +9,12 @@ import { toNodeHandler } from "./node_http.ts";
 import type { FetchHandler, NativeHttpServer } from "./types.ts";
 
 /** Serves `handler` on a new `node:http` server at `hostname:port`; resolves once listening. */
-export async function serveNodeHttp(handler: FetchHandler, address: { hostname: string; port: number }): Promise<NativeHttpServer> {
+export async function serveNodeHttp(handler: FetchHandler, address: { hostname: string; port: number; reusePort?: boolean }): Promise<NativeHttpServer> {
   const server = createServer(toNodeHandler(handler));
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(address.port, address.hostname, () => {
+    // reusePort: Node 22.12 / 23.1 and later, and Bun (older Node ignores it: the caller checks).
+    server.listen({ port: address.port, host: address.hostname, ...(address.reusePort ? { reusePort: true } : {}) }, () => {
       server.off("error", reject);
       resolve();
     });

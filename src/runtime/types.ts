@@ -117,6 +117,11 @@ export interface HttpAddress {
    * `request.url`): on Bun this serves through node:http instead of Bun.serve, at a cost.
    */
   rawTarget?: boolean;
+  /**
+   * Listen with SO_REUSEPORT, so that several processes serve the same port and the kernel
+   * spreads connections among them (Linux; on Node, 22.12 or later).
+   */
+  reusePort?: boolean;
 }
 
 /** A runtime adapter this package ships: the sockets, plus what else the layers above need from the runtime. */

@@ -129,7 +129,8 @@ export async function startProcess(
   name: string,
   command: string,
   args: readonly string[],
-  ready: () => Promise<boolean>,
+  /** Whether it is up; given its output so far. */
+  ready: (output: string) => Promise<boolean>,
   options: { cwd?: string; env?: Record<string, string>; extraLog?: string[]; timeoutMs?: number } = {},
 ): Promise<Service> {
   const child: ChildProcess = spawn(command, args, {
@@ -186,7 +187,7 @@ export async function startProcess(
   try {
     await waitFor(`${name} to accept connections`, async () => {
       if (exited) throw new Error(`${name} ${exited}:\n${logs()}`);
-      return await ready();
+      return await ready(output);
     }, options.timeoutMs);
   } catch (error) {
     await service.stop();
@@ -240,7 +241,7 @@ export function renderExample(file: string, replacements: ReadonlyArray<readonly
  * there so snippets can `include fastcgi_params;` as users do. `workerConnections` counts client and
  * upstream connections together (a load of N clients needs about 2N).
  */
-export async function startNginx(binary: string, dir: string, http: string, ports: readonly number[], workerConnections: number = 512): Promise<WebServer> {
+export async function startNginx(binary: string, dir: string, http: string, ports: readonly number[], workerConnections: number = 512, workerProcesses: number = 1): Promise<WebServer> {
   const params = ["/etc/nginx/fastcgi_params", "/usr/local/nginx/conf/fastcgi_params", "/usr/local/etc/nginx/fastcgi_params"]
     .find((p) => existsSync(p));
   if (!params) throw new Error("nginx's fastcgi_params file was not found");
@@ -251,7 +252,7 @@ export async function startNginx(binary: string, dir: string, http: string, port
 daemon off;
 master_process on;
 user root;
-worker_processes 1;
+worker_processes ${workerProcesses};
 pid ${dir}/nginx.pid;
 error_log ${errorLog} warn;
 events { worker_connections ${workerConnections}; }
