@@ -269,7 +269,7 @@ test("FCGI_WEB_SERVER_ADDRS in the environment is the allow-list when the option
   }
 });
 
-test("graceful close: the in-flight request finishes, new connections are refused, idle kept connections close at once", async () => {
+test("graceful close: the in-flight request finishes, new connections are refused, a connection that brings no request closes after the grace", async () => {
   const gate = deferred();
   const started = deferred();
   const fetch: Handler = async () => {
@@ -284,8 +284,11 @@ test("graceful close: the in-flight request finishes, new connections are refuse
   try {
     busy.send(1, { params: httpParams("/") });
     await within(started.promise, 2000, "the handler");
+    const closeBegan = Date.now();
     const closing = server.close();
-    await idle.waitClosed(2000);
+    // A connection with no request yet gets a second to bring one (nginx may be sending it).
+    await idle.waitClosed(3000);
+    assert.ok(Date.now() - closeBegan >= 900, `the idle connection closed after ${Date.now() - closeBegan} ms`);
     await assert.rejects(within(new Promise((resolve, reject) => {
       const socket = connect({ port, host: "127.0.0.1" }, () => {
         socket.once("close", () => reject(new Error("closed by the server after connecting")));
@@ -301,6 +304,67 @@ test("graceful close: the in-flight request finishes, new connections are refuse
   } finally {
     busy.destroy();
     idle.destroy();
+  }
+});
+
+// A web server may have sent a request on a connection the instant the close begins: its first one
+// on a connection it has just opened (nginx cannot retry that one: a 502), or its next one on a
+// kept connection (nginx retries a GET there, never a POST). Each is served, then the connection
+// closes right after the answer, which the web server reads together with the close.
+test("graceful close: a connection accepted before the close whose first request was not read yet is served it, then closed", async () => {
+  const server = await serve({ listen: "127.0.0.1:0", logger: null, fetch: hello });
+  const port = (server.addresses[0] as { port: number }).port;
+  const client = await RecordClient.connect(port);
+  try {
+    await waitFor(() => server.connections === 1, 2000, "the connection accepted");
+    const closing = server.close();
+    client.send(1, { params: httpParams("/"), keepConn: true });
+    const result = await client.response(1);
+    assert.equal(result.protocolStatus, ProtocolStatus.REQUEST_COMPLETE);
+    assert.equal(parseCgi(result.stdout).text, "hello");
+    await client.waitClosed(500);
+    await within(closing, 3000, "close()");
+  } finally {
+    client.destroy();
+  }
+});
+
+test("graceful close: an idle kept connection is served the request sent on it as the close begins, then closed right after the answer", async () => {
+  const server = await serve({ listen: "127.0.0.1:0", logger: null, fetch: (request) => new Response(`${request.method} ${new URL(request.url).pathname}`) });
+  const port = (server.addresses[0] as { port: number }).port;
+  const client = await RecordClient.connect(port);
+  try {
+    client.send(1, { params: httpParams("/first"), keepConn: true });
+    assert.equal(parseCgi((await client.response(1)).stdout).text, "GET /first");
+    const closing = server.close();
+    client.send(2, { params: httpParams("/form", { REQUEST_METHOD: "POST", CONTENT_LENGTH: "1" }), stdin: "x", keepConn: true });
+    const result = await client.response(2);
+    assert.equal(result.protocolStatus, ProtocolStatus.REQUEST_COMPLETE);
+    assert.equal(parseCgi(result.stdout).text, "POST /form");
+    await client.waitClosed(500);
+    await within(closing, 3000, "close()");
+  } finally {
+    client.destroy();
+  }
+});
+
+test("graceful close: a request whose PARAMS are still arriving when the close begins is served", async () => {
+  const server = await serve({ listen: "127.0.0.1:0", logger: null, fetch: (request) => new Response(new URL(request.url).pathname) });
+  const port = (server.addresses[0] as { port: number }).port;
+  const client = await RecordClient.connect(port);
+  try {
+    client.begin(1, Role.RESPONDER, true);
+    await waitFor(() => server.activeRequests === 1, 2000, "BEGIN_REQUEST admitted");
+    const closing = server.close();
+    client.params(1, httpParams("/halfway"));
+    client.stdinEnd(1);
+    const result = await client.response(1);
+    assert.equal(result.protocolStatus, ProtocolStatus.REQUEST_COMPLETE);
+    assert.equal(parseCgi(result.stdout).text, "/halfway");
+    await client.waitClosed(500);
+    await within(closing, 3000, "close()");
+  } finally {
+    client.destroy();
   }
 });
 

@@ -31,11 +31,11 @@ import type { Params } from "../codec/pairs.ts";
 export interface ConnectionServer {
   readonly options: ResolvedOptions;
   readonly log: ServerLog;
-  /** No new requests: connections close once idle. */
+  /** No new requests: connections close once idle (see AppSocket.closeWhenIdle). */
   readonly closing: boolean;
   /**
    * Counts a request in; false when FCGI_MAX_REQS are running, or when the server is closing,
-   * unless `late`: the first request of a connection accepted while closing, which is served.
+   * unless `late`: the one request a connection may still bring while the server closes, which is served.
    */
   admit(late?: boolean): boolean;
   /** Counts a request out. */
@@ -61,13 +61,16 @@ function refusalNote(limit: string | undefined, param: string | undefined): stri
 }
 
 /** Why a connection has a deadline, if it has one. */
-type Deadline = "params" | "idle" | "drain" | "closing" | null;
+type Deadline = "params" | "idle" | "drain" | "closing" | "late" | null;
 
 /** How long a closing connection may wait for the peer to close its side before it is cut. */
 const CLOSING_GRACE = 5000;
 /** Waiting output up to this size is merged into one block (see #flush). */
 const MERGE_MAX = 64 * 1024;
-/** How long a connection accepted while the server closes may take to send its request. */
+/**
+ * While the server closes, how long a connection with no request running may take to bring one
+ * more (see closeWhenIdle): one accepted meanwhile, or one open and idle when the close began.
+ */
 const LATE_GRACE = 1000;
 
 /** The application side of one socket. */
@@ -95,7 +98,7 @@ export class AppSocket implements TaskHost {
   #toFree: ArrayBufferLike[] = [];
   #processing = false;
   #flushQueued = false;
-  /** Accepted while the server was closing: its first request is still served. */
+  /** The server is closing and this connection's next request is still served (see closeWhenIdle). */
   #lateAdmission = false;
 
   constructor(server: ConnectionServer, connection: Connection) {
@@ -130,13 +133,10 @@ export class AppSocket implements TaskHost {
       refusalOutput,
     });
     this.#setDeadline("params");
-    if (server.closing) {
-      this.#lateAdmission = true;
-      this.deadline = Math.min(this.deadline, Date.now() + LATE_GRACE);
-    }
+    if (server.closing) this.#allowLateRequest();
   }
 
-  /** True once, for the first request of a connection accepted while the server was closing. */
+  /** True once, for the one request a connection may still bring while the server closes. */
   #takeLateAdmission(): boolean {
     const late = this.#lateAdmission;
     this.#lateAdmission = false;
@@ -157,9 +157,26 @@ export class AppSocket implements TaskHost {
     return this.#tasks.size;
   }
 
-  /** Closes once idle (graceful server close): at once if no request runs. */
+  /**
+   * The server closes gracefully. A connection with requests running (or one still in its PARAMS)
+   * closes once they are answered (#flush). One without is not closed at once: the web server may
+   * have just sent a request on it (the first on a connection it has just opened, or the next on a
+   * kept one) that this process has not read yet, and a connection closed under a request is a 502
+   * that nginx cannot retry on a new connection, nor for a POST. So it gets LATE_GRACE to bring one
+   * more request, which is served, and closes right after the answer; one that brings nothing
+   * closes after the grace.
+   */
   closeWhenIdle(): void {
-    if (this.#tasks.size === 0) this.#end();
+    if (this.#closed || this.#ending || this.#tasks.size > 0 || this.#core.activeRequests > 0) return;
+    // Output the peer does not read: it is not about to send a request.
+    if (this.deadlineKind === "drain") this.#end();
+    else this.#allowLateRequest();
+  }
+
+  #allowLateRequest(): void {
+    this.#lateAdmission = true;
+    this.deadlineKind = "late";
+    this.deadline = Math.min(this.deadline || Infinity, Date.now() + LATE_GRACE);
   }
 
   /** Closes now: running requests are aborted. */
@@ -179,6 +196,9 @@ export class AppSocket implements TaskHost {
       this.destroy("paramsTimeout");
     } else if (this.deadlineKind === "closing") {
       this.destroy("the peer did not close its side");
+    } else if (this.deadlineKind === "late") {
+      // The server is closing and no request came: an ordinary end, nothing to warn about.
+      this.#end();
     } else if (this.deadlineKind === "drain") {
       this.#server.refuse("sendTimeout");
       const unsent = this.#connection?.bufferedAmount ?? 0;
@@ -283,8 +303,8 @@ export class AppSocket implements TaskHost {
 
   #onData(chunk: Uint8Array): void {
     if (this.#closed || this.#ending) return;
-    // The first bytes after an idle spell start a request: its PARAMS now have a deadline.
-    if (this.deadlineKind === "idle") this.#setDeadline("params");
+    // The first bytes after an idle spell (or a late one's) start a request: its PARAMS now have a deadline.
+    if (this.deadlineKind === "idle" || this.deadlineKind === "late") this.#setDeadline("params");
     this.#processing = true;
     try {
       this.#core.receive(chunk);
@@ -394,7 +414,8 @@ export class AppSocket implements TaskHost {
       this.updateFlow();
     }
     if (this.#core.closeWanted) this.#end();
-    else if (this.#server.closing && this.#tasks.size === 0) this.#end();
+    // Closing: done once nothing runs, nothing is in its PARAMS, and no late request is still expected.
+    else if (this.#server.closing && this.#tasks.size === 0 && this.#core.activeRequests === 0 && !this.#lateAdmission) this.#end();
   }
 
   /**

@@ -36,6 +36,9 @@ const NO_CACHE = { expires: "Thu, 01 Jan 1970 00:00:00 GMT", "cache-control": "n
 
 const IGNORE: ConnectionHandlers = { onData() {}, onDrain() {}, onClose() {} };
 
+/** The sweeper's period while the server closes. */
+const CLOSING_SWEEP_MS = 50;
+
 /**
  * Runs FastCGI handlers: `fetch` for the Responder role, `authorize` for the Authorizer,
  * `filter` for the Filter. Resolves once listening.
@@ -267,7 +270,7 @@ class AppServer implements Server, ConnectionServer {
     const peer = connection.remoteAddress;
     // A connection accepted while closing (the listener's close is not instant, and a pool's
     // workers share one queue) is served, not reset: the web server already sent it a request,
-    // and a reset would be a 502. It closes after that request (see AppSocket).
+    // and a reset would be a 502. It closes after that request (see AppSocket.closeWhenIdle).
     if (this.#allow && peer !== "" && !this.#allow.allows(peer)) {
       this.#stats.refuse("allow");
       this.log.warn("allow", `refused a connection from ${peer}: not in the allowed web server addresses`);
@@ -321,6 +324,14 @@ class AppServer implements Server, ConnectionServer {
       this.log.error("listener", `closing the listener on ${formatAddress(l.address)}: ${error instanceof Error ? error.message : String(error)}`);
     })));
     for (const socket of [...this.#sockets]) socket.closeWhenIdle();
+    // Idle connections now have a grace of a second (see closeWhenIdle): sweep often enough that
+    // it ends on time, not up to a sweep period (1 s with the default limits) later.
+    if (this.#sweeper !== undefined && this.#sweepPeriod > CLOSING_SWEEP_MS) {
+      clearInterval(this.#sweeper);
+      this.#sweepPeriod = CLOSING_SWEEP_MS;
+      this.#sweptAt = performance.now();
+      this.#sweeper = setInterval(() => this.#sweep(), CLOSING_SWEEP_MS);
+    }
     // Connections accepted until the listeners are closed are served too: wait for them as well.
     await listenersClosed;
     if (this.#sockets.size > 0) {

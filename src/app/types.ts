@@ -221,8 +221,10 @@ export interface Server extends AsyncDisposable {
   /** This server's status page as data (what `statusPath` shows), for one process without a manager. */
   status(): PoolStatus;
   /**
-   * Stops accepting, lets in-flight requests finish (up to `closeTimeout`), closes idle
-   * connections at once; resolves when everything is closed.
+   * Stops accepting, lets in-flight requests finish (up to `closeTimeout`); a connection with no
+   * request running is served the one request it may still bring within a second (the web server
+   * may have sent it already), and each connection closes after its last answer. Resolves when
+   * everything is closed.
    */
   close(): Promise<void>;
   /** Resolves once the server has closed. */

@@ -113,7 +113,7 @@ describe("fcgi serve --workers behind nginx", { skip: nginxBinary.skip }, () => 
     const afterPids = childPids(p.manager.pid);
     assert.equal(afterPids.length, p.workers);
     assert.ok(afterPids.every((pid) => !before.includes(pid)), `every worker replaced: ${before} → ${afterPids}`);
-    assert.deepEqual(result.failed, [], "no request failed during the reload");
+    assert.deepEqual(result.failed, [], `no request failed during the reload\n${p.manager.logs().slice(-3000)}\n${p.nginx.logs().slice(-3000)}`);
     assert.ok(result.bodies.has("v1") && result.bodies.has("v2"), `old then new code served: ${[...result.bodies]}`);
     const fresh = await fetchWithin(p.url);
     assert.match(fresh.text, /^v2 /);
