@@ -29,6 +29,7 @@ const CHARTS: Chart[] = [
   { file: "express-hello.svg", heading: "## Express (node:http apps)", column: "hello req/s", title: "Express hello: fcgi/node and node-fastcgi behind nginx, plain node:http, req/s" },
   { file: "proxy-hello.svg", heading: "## Proxy", column: "hello req/s", title: "PHP hello through an HTTP front, req/s (more is better)" },
   { file: "proxy-3-backends-hello.svg", heading: "### Proxy over three backends (issue 11)", column: "hello req/s", title: "PHP hello through an HTTP front over three PHP-FPM pools, req/s (more is better)" },
+  { file: "proxy-profile-cpu.svg", heading: "#### On the CPU (perf): the kernel alone costs the runtimes more than all of nginx", column: "CPU µs/req", title: "front CPU per PHP hello (perf), µs (less is better)" },
   { file: "tls-hello.svg", heading: "## TLS behind HAProxy (issue 11)", column: "req/s", title: "hello behind HAProxy: plain, TLS, mutual TLS, req/s (more is better)" },
   { file: "client.svg", heading: "## Client", column: "fcgi `fetch(url)` req/s", title: "Client against PHP-FPM, req/s (more is better)" },
   { file: "access-log-hello.svg", heading: "## Access log", column: "hello req/s", title: "hello behind nginx with and without --access-log, req/s" },
