@@ -173,6 +173,8 @@ async function main(): Promise<void> {
     const all: Contestant[] = [
       { name: "go", start: (s) => [join(dir, "go-fcgi"), ["-listen", `unix:${s}`]] },
       ...(["node", "deno", "bun"] as const).map((r) => ({ name: `fcgi-${r}`, start: (s: string) => serveCommand(r, join(dir, "dist"), app, s) })),
+      // Deno on its node:net sockets instead of Deno.listen (bench/idle.ts: they hold less per idle connection); only when --only names it.
+      ...(ONLY.includes("fcgi-deno-node-net") ? [{ name: "fcgi-deno-node-net", start: (s: string) => serveCommand("deno", join(dir, "dist"), app, s, ["--runtime", "node"]) }] : []),
       ...(ACCESS_LOG
         ? [
         ...(["node", "deno", "bun"] as const).map((r) => ({ name: `fcgi-${r}-log`, start: (s: string) => serveCommand(r, join(dir, "dist"), app, s, ["--access-log", `${s}.log`]) })),

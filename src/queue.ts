@@ -4,9 +4,12 @@
  * @module
  */
 
+/** The array of every empty queue: an idle connection's queues hold no array of their own. Frozen, so a push to it would throw. */
+const NONE: never[] = Object.freeze([]) as never[];
+
 /** A FIFO queue; the array is compacted when it empties or when most of it is consumed. */
 export class Queue<T> {
-  #items: (T | undefined)[] = [];
+  #items: (T | undefined)[] = NONE;
   #head = 0;
 
   /** How many items are waiting. */
@@ -16,12 +19,14 @@ export class Queue<T> {
 
   /** Adds an item at the tail. */
   push(item: T): void {
-    this.#items.push(item);
+    if (this.#items === NONE) this.#items = [item];
+    else this.#items.push(item);
   }
 
   /** Puts an item back at the head (it will be the next one shifted). */
   unshift(item: T): void {
     if (this.#head > 0) this.#items[--this.#head] = item;
+    else if (this.#items === NONE) this.#items = [item];
     else this.#items.unshift(item);
   }
 
@@ -37,7 +42,7 @@ export class Queue<T> {
     const item = items[this.#head];
     items[this.#head++] = undefined; // let it be collected now, not at the next compaction
     if (this.#head === items.length) {
-      this.#items = [];
+      this.#items = NONE;
       this.#head = 0;
     } else if (this.#head >= 1024 && this.#head * 2 > items.length) {
       this.#items = items.slice(this.#head);
@@ -55,7 +60,7 @@ export class Queue<T> {
 
   /** Drops every waiting item. */
   clear(): void {
-    this.#items = [];
+    this.#items = NONE;
     this.#head = 0;
   }
 

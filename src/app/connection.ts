@@ -18,7 +18,8 @@
 import { concatBytes } from "../bytes.ts";
 import { bodyPool } from "./body_pool.ts";
 import { FastCGIError } from "../errors.ts";
-import { AppConnection, type AppEvent } from "../protocol/app_connection.ts";
+import { IdMap } from "../id_map.ts";
+import { AppConnection, type AppConnectionOptions, type AppEvent } from "../protocol/app_connection.ts";
 import { ProtocolStatus, ROLE_BY_NAME } from "../protocol/constants.ts";
 import type { Connection, ConnectionHandlers } from "../socket.ts";
 import type { ResolvedOptions, ServerLog } from "./options.ts";
@@ -73,19 +74,49 @@ const MERGE_MAX = 64 * 1024;
  */
 const LATE_GRACE = 1000;
 
-/** The application side of one socket. */
-export class AppSocket implements TaskHost {
+/** What every connection of one server gives its core alike: made once per server, not per connection. */
+type SharedCoreOptions = Omit<AppConnectionOptions, "admit">;
+const sharedCoreOptions = new WeakMap<ConnectionServer, SharedCoreOptions>();
+
+function coreOptions(server: ConnectionServer): SharedCoreOptions {
+  let shared = sharedCoreOptions.get(server);
+  if (shared !== undefined) return shared;
+  const options = server.options;
+  shared = {
+    multiplex: options.multiplex,
+    roles: {
+      // The status and ping pages are answered in the responder role, with or without a fetch handler.
+      responder: options.handlers[ROLE_BY_NAME.responder] !== undefined || options.statusPath !== undefined || options.pingPath !== undefined,
+      authorizer: options.handlers[ROLE_BY_NAME.authorizer] !== undefined,
+      filter: options.handlers[ROLE_BY_NAME.filter] !== undefined,
+    },
+    release: () => server.release(),
+    values: { FCGI_MAX_CONNS: options.maxConnections, FCGI_MAX_REQS: options.maxRequests, FCGI_MPXS_CONNS: options.multiplex },
+    pairLimits: { maxTotalBytes: options.maxParamsBytes, maxValueLength: options.maxParamsBytes },
+    refusalOutput,
+  };
+  sharedCoreOptions.set(server, shared);
+  return shared;
+}
+
+/**
+ * The application side of one socket. It is also the socket's handlers (onData, onDrain, onClose):
+ * what an idle kept connection holds is counted in thousands, so no closures or objects beside it
+ * that a method or a getter can stand for.
+ */
+export class AppSocket implements TaskHost, ConnectionHandlers {
   readonly options: ResolvedOptions;
   readonly log: ServerLog;
-  readonly socket: SocketInfo;
-  readonly peer: string;
   /** When the current deadline expires (Date.now() ms), 0 for none. */
   deadline = 0;
   deadlineKind: Deadline = null;
 
   readonly #server: ConnectionServer;
   readonly #core: AppConnection;
-  readonly #tasks = new Map<number, RequestTask>();
+  readonly #tasks = new IdMap<RequestTask>();
+  /** The socket's addresses: the connection itself, which keeps them after it closed. */
+  readonly #endpoints: SocketInfo;
+  #socketInfo: SocketInfo | undefined;
   #connection: Connection | undefined;
   #closed = false;
   #ending = false;
@@ -93,7 +124,7 @@ export class AppSocket implements TaskHost {
   #writable = true;
   /** Over maxUnsentBytes: input waits until the peer drains the output (the "drain" deadline). */
   #outputFull = false;
-  #drainWaiters: (() => void)[] = [];
+  #drainWaiters: (() => void)[] | undefined;
   /** Buffers to give back (to the body pool, or Connection.freeWritten) once the socket has written everything handed to it. */
   #toFree: ArrayBufferLike[] = [];
   #processing = false;
@@ -106,31 +137,14 @@ export class AppSocket implements TaskHost {
     this.options = server.options;
     this.log = server.log;
     this.#connection = connection;
-    this.socket = {
-      remoteAddress: connection.remoteAddress,
-      remotePort: connection.remotePort,
-      localAddress: connection.localAddress,
-      localPort: connection.localPort,
-    };
-    this.peer = connection.remoteAddress ? `${connection.remoteAddress}:${connection.remotePort}` : "unix socket peer";
-    const options = server.options;
+    this.#endpoints = connection;
     this.#core = new AppConnection({
-      multiplex: options.multiplex,
-      roles: {
-        // The status and ping pages are answered in the responder role, with or without a fetch handler.
-        responder: options.handlers[ROLE_BY_NAME.responder] !== undefined || options.statusPath !== undefined || options.pingPath !== undefined,
-        authorizer: options.handlers[ROLE_BY_NAME.authorizer] !== undefined,
-        filter: options.handlers[ROLE_BY_NAME.filter] !== undefined,
-      },
+      ...coreOptions(server),
       // While the server closes, a connection with requests running takes the peer's next ones
       // too: a multiplexing web server (HAProxy's mpxs-conns) keeps sending on it until its health
       // check notices, and OVERLOADED there fails the client's request; the connection ends
       // once idle (or at closeTimeout).
       admit: () => server.admit(this.#takeLateAdmission() || (server.closing && this.#tasks.size > 0)),
-      release: () => server.release(),
-      values: { FCGI_MAX_CONNS: options.maxConnections, FCGI_MAX_REQS: options.maxRequests, FCGI_MPXS_CONNS: options.multiplex },
-      pairLimits: { maxTotalBytes: options.maxParamsBytes, maxValueLength: options.maxParamsBytes },
-      refusalOutput,
     });
     this.#setDeadline("params");
     if (server.closing) this.#allowLateRequest();
@@ -143,13 +157,26 @@ export class AppSocket implements TaskHost {
     return late;
   }
 
-  /** The handlers to give the runtime adapter. */
+  /** The socket's addresses (made when first asked for: most requests never ask). */
+  get socket(): SocketInfo {
+    const endpoints = this.#endpoints;
+    return (this.#socketInfo ??= {
+      remoteAddress: endpoints.remoteAddress,
+      remotePort: endpoints.remotePort,
+      localAddress: endpoints.localAddress,
+      localPort: endpoints.localPort,
+    });
+  }
+
+  /** The peer, for log lines. */
+  get peer(): string {
+    const endpoints = this.#endpoints;
+    return endpoints.remoteAddress ? `${endpoints.remoteAddress}:${endpoints.remotePort}` : "unix socket peer";
+  }
+
+  /** The handlers to give the runtime adapter: this connection itself. */
   handlers(): ConnectionHandlers {
-    return {
-      onData: (chunk) => this.#onData(chunk),
-      onDrain: () => this.#onDrain(),
-      onClose: (error) => this.#onClose(error),
-    };
+    return this;
   }
 
   /** Requests running on this connection. */
@@ -184,7 +211,7 @@ export class AppSocket implements TaskHost {
     if (this.#closed) return;
     this.#connection?.destroy(new FastCGIError("CONNECTION_CLOSED", reason));
     // Adapters report onClose; this makes sure the tasks are let go even if one does not.
-    this.#onClose();
+    this.onClose();
   }
 
   /** Called by the server's sweeper when the deadline has passed. */
@@ -259,7 +286,7 @@ export class AppSocket implements TaskHost {
 
   writable(): Promise<void> | undefined {
     if (this.#writable || this.#closed) return undefined;
-    const wait = new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+    const wait = new Promise<void>((resolve) => (this.#drainWaiters ??= []).push(resolve));
     this.updateFlow();
     return wait;
   }
@@ -275,7 +302,7 @@ export class AppSocket implements TaskHost {
     // Output waits for the peer: over maxUnsentBytes, or requests wait to write theirs (new ones
     // would only wait behind them, unless a request still needs its body: a web server may send
     // all of it before it reads). Input waits too, for sendTimeout at most.
-    const backedUp = this.#outputFull || (!this.#writable && this.#drainWaiters.length > 0 && !flowing);
+    const backedUp = this.#outputFull || (!this.#writable && this.#drainWaiters !== undefined && !flowing);
     if (backedUp && this.deadlineKind !== "drain" && !this.#ending) {
       this.deadlineKind = "drain";
       this.deadline = Date.now() + this.options.sendTimeout;
@@ -301,7 +328,8 @@ export class AppSocket implements TaskHost {
 
   // ---- socket events -------------------------------------------------------------------------
 
-  #onData(chunk: Uint8Array): void {
+  /** The runtime adapter's onData. */
+  onData(chunk: Uint8Array): void {
     if (this.#closed || this.#ending) return;
     // The first bytes after an idle spell (or a late one's) start a request: its PARAMS now have a deadline.
     if (this.deadlineKind === "idle" || this.deadlineKind === "late") this.#setDeadline("params");
@@ -316,17 +344,19 @@ export class AppSocket implements TaskHost {
     this.updateFlow();
   }
 
-  #onDrain(): void {
+  /** The runtime adapter's onDrain. */
+  onDrain(): void {
     this.#writable = true;
     this.#outputFull = false;
     this.#freeWritten();
     const waiters = this.#drainWaiters;
-    this.#drainWaiters = [];
-    for (const wake of waiters) wake();
+    this.#drainWaiters = undefined;
+    if (waiters !== undefined) for (const wake of waiters) wake();
     this.updateFlow();
   }
 
-  #onClose(error?: Error): void {
+  /** The runtime adapter's onClose. */
+  onClose(error?: Error): void {
     if (this.#closed) return;
     this.#closed = true;
     this.deadline = 0;
@@ -334,12 +364,12 @@ export class AppSocket implements TaskHost {
     this.#connection = undefined;
     if (this.#tasks.size > 0) {
       const reason = new FastCGIError("CONNECTION_CLOSED", error ? `the connection closed: ${error.message}` : "the connection closed", { cause: error });
-      for (const task of [...this.#tasks.values()]) task.abort(reason);
+      for (const task of this.#tasks.values()) task.abort(reason);
       this.#tasks.clear();
     }
     // Every request the core still holds (running, or still in PARAMS) is counted out.
     this.#core.dispose();
-    this.#onDrain();
+    this.onDrain();
     this.#server.closed(this);
   }
 
@@ -439,7 +469,7 @@ export class AppSocket implements TaskHost {
     // Anything still queued goes out first; end() flushes before closing.
     const output = this.#core.takeOutput();
     if (output.length > 0) this.#connection?.write(output);
-    for (const task of [...this.#tasks.values()]) {
+    for (const task of this.#tasks.values()) {
       task.abort(new FastCGIError("CONNECTION_CLOSED", "the connection is closing", { requestId: task.requestId }));
     }
     const rest = this.#core.takeOutput();

@@ -42,6 +42,7 @@ import { PairDecoder, type Params } from "../codec/pairs.ts";
 import { encodeEndRequest, encodeGetValuesResult, encodeStreamEnd, encodeUnknownType } from "../codec/encode.ts";
 import { PIECE_END, PIECE_START, PIECE_WHOLE, type PairLimits } from "../codec/types.ts";
 import { FastCGIError } from "../errors.ts";
+import { IdMap } from "../id_map.ts";
 import { Queue } from "../queue.ts";
 import { asFastCGIError, FixedBody, ManagementPairs, OutputQueue, RecordInput } from "./plumbing.ts";
 import {
@@ -201,14 +202,11 @@ interface ActiveRequest {
  * ```
  */
 export class AppConnection {
-  readonly #records: RecordInput = new RecordInput(
-    (type, requestId, content, flags) => this.#record(type, requestId, content, flags),
-    (error) => this.#fail(error),
-  );
-  readonly #requests: Map<number, ActiveRequest> = new Map();
+  readonly #records: RecordInput = new RecordInput((type, requestId, content, flags) => this.#record(type, requestId, content, flags));
+  readonly #requests: IdMap<ActiveRequest> = new IdMap();
   readonly #multiplex: boolean;
-  /** The role numbers this application plays. */
-  readonly #roles: ReadonlySet<number>;
+  /** The role numbers this application plays, as bits (1 << role): no Set per connection. */
+  readonly #roles: number;
   readonly #admit: (() => boolean) | undefined;
   readonly #release: (() => void) | undefined;
   readonly #values: AppConnectionOptions["values"];
@@ -229,14 +227,16 @@ export class AppConnection {
 
   // The record being received, for the discrete records that need their whole content.
   readonly #beginBody: FixedBody = new FixedBody();
-  readonly #query: ManagementPairs = new ManagementPairs();
+  /** Made at the first GET_VALUES: most connections never see one. */
+  #query: ManagementPairs | undefined;
 
   /** Creates the state of one freshly accepted connection. */
   constructor(options: AppConnectionOptions) {
     this.#multiplex = options.multiplex ?? true;
     const roles = options.roles;
-    const played = (Object.keys(ROLE_BY_NAME) as RoleName[]).filter((name) => roles === undefined || roles[name] === true);
-    this.#roles = new Set(played.map((name) => ROLE_BY_NAME[name]));
+    let played = 0;
+    for (const name of Object.keys(ROLE_BY_NAME) as RoleName[]) if (roles === undefined || roles[name] === true) played |= 1 << ROLE_BY_NAME[name];
+    this.#roles = played;
     this.#admit = options.admit;
     this.#release = options.release;
     this.#values = options.values;
@@ -251,7 +251,8 @@ export class AppConnection {
    */
   receive(chunk: Uint8Array): void {
     if (this.#failed || this.#peerClosed || this.closeWanted) return;
-    this.#records.receive(chunk);
+    const error = this.#records.receive(chunk);
+    if (error !== undefined) this.#fail(error);
   }
 
   /**
@@ -275,7 +276,7 @@ export class AppConnection {
   dispose(): void {
     if (this.#disposed) return;
     this.#disposed = true;
-    for (const request of [...this.#requests.values()]) this.#deactivate(request);
+    for (const request of this.#requests.values()) this.#deactivate(request);
     this.#events.clear();
     this.#output.take();
   }
@@ -383,7 +384,7 @@ export class AppConnection {
       if (flags & PIECE_END) this.#output.push(encodeUnknownType(type));
       return;
     }
-    const asked = this.#query.add(content, flags);
+    const asked = (this.#query ??= new ManagementPairs()).add(content, flags);
     if (asked === undefined) return;
     // A malformed query still gets an answer, an empty one, so the server does not wait for it.
     this.#output.push(encodeGetValuesResult(asked instanceof FastCGIError ? [] : this.#answer(asked)));
@@ -417,7 +418,8 @@ export class AppConnection {
 
   /** FCGI_BEGIN_REQUEST: acts once its 8-byte body is complete. */
   #beginRequest(requestId: number, content: Uint8Array, flags: number): void {
-    if (!this.#beginBody.add(content, flags)) return;
+    const body = this.#beginBody.add(content, flags);
+    if (body === undefined) return;
     if (!this.#beginBody.complete) {
       return this.#fail(new FastCGIError(
         "UNEXPECTED_RECORD",
@@ -430,10 +432,9 @@ export class AppConnection {
     // connection would kill every other request on it: so the duplicate is dropped.
     if (this.#requests.has(requestId)) return this.#records.ignore();
 
-    const body = this.#beginBody.bytes;
     const role = (body[0]! << 8) | body[1]!;
     const keepConn = (body[2]! & FCGI_KEEP_CONN) !== 0;
-    if (!this.#roles.has(role)) {
+    if (role > 30 || (this.#roles & (1 << role)) === 0) {
       return this.#refuse(requestId, keepConn, ProtocolStatus.UNKNOWN_ROLE, `role ${role} is not played`);
     }
     if (!this.#multiplex && this.#requests.size > 0) {
@@ -559,7 +560,7 @@ export class AppConnection {
 
   /** Connection-wide end: requests still in PARAMS are ended by the core, the others get `abort`. */
   #endAll(reason: string): void {
-    for (const request of [...this.#requests.values()]) {
+    for (const request of this.#requests.values()) {
       if (request.phase === RequestPhase.PARAMS) this.#reject(request, reason);
       else if (request.phase === RequestPhase.INPUT) this.#abort(request);
     }
@@ -568,7 +569,7 @@ export class AppConnection {
   #fail(error: FastCGIError): void {
     if (this.#failed) return;
     this.#failed = true;
-    this.#query.clear();
+    this.#query?.clear();
     this.#events.push({ type: "error", error });
     this.#endAll(`the connection failed before PARAMS ended: ${error.code}`);
   }

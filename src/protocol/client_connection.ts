@@ -141,10 +141,7 @@ const MAX_REQUEST_ID = 0xffff;
  * ```
  */
 export class ClientConnection {
-  readonly #records: RecordInput = new RecordInput(
-    (type, requestId, content, flags) => this.#record(type, requestId, content, flags),
-    (error) => this.#fail(error),
-  );
+  readonly #records: RecordInput = new RecordInput((type, requestId, content, flags) => this.#record(type, requestId, content, flags));
   readonly #requests: Map<number, ActiveRequest> = new Map();
   readonly #events: Queue<ClientEvent> = new Queue();
   /**
@@ -260,7 +257,8 @@ export class ClientConnection {
    */
   receive(chunk: Uint8Array): void {
     if (this.#failed || this.#peerClosed) return;
-    this.#records.receive(chunk);
+    const error = this.#records.receive(chunk);
+    if (error !== undefined) this.#fail(error);
   }
 
   /** The application closed the connection: every active request is `lost` (CONNECTION_CLOSED). */
@@ -355,7 +353,8 @@ export class ClientConnection {
   /** FCGI_END_REQUEST: acts once its 8-byte body is complete (§5.5). */
   #endRequest(requestId: number, content: Uint8Array, flags: number): void {
     if (!this.#requests.has(requestId)) return this.#records.ignore(flags);
-    if (!this.#endBody.add(content, flags)) return;
+    const b = this.#endBody.add(content, flags);
+    if (b === undefined) return;
     if (!this.#endBody.complete) {
       return this.#fail(new FastCGIError(
         "UNEXPECTED_RECORD",
@@ -363,7 +362,6 @@ export class ClientConnection {
         { requestId, recordType: RecordType.END_REQUEST },
       ));
     }
-    const b = this.#endBody.bytes;
     const appStatus = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0;
     this.#requests.delete(requestId);
     this.#retiring.add(requestId);

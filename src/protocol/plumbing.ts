@@ -9,7 +9,7 @@
 import { RecordDecoder } from "../codec/decoder.ts";
 import { encodeStream } from "../codec/encode.ts";
 import { PairDecoder, type Params } from "../codec/pairs.ts";
-import { PIECE_END, PIECE_START, type PairLimits, type RecordHandler } from "../codec/types.ts";
+import { PIECE_END, PIECE_START, PIECE_WHOLE, type PairLimits, type RecordHandler } from "../codec/types.ts";
 import { FastCGIError } from "../errors.ts";
 import { FCGI_MAX_CONTENT_LENGTH } from "./constants.ts";
 
@@ -17,22 +17,25 @@ import { FCGI_MAX_CONTENT_LENGTH } from "./constants.ts";
 export class RecordInput {
   readonly #decoder: RecordDecoder = new RecordDecoder();
   readonly #onRecord: RecordHandler;
-  readonly #onError: (error: FastCGIError) => void;
   #ignored = 0;
 
-  /** `onRecord` gets every record piece; `onError` the decoding error that ends the stream (a bad version byte). */
-  constructor(onRecord: RecordHandler, onError: (error: FastCGIError) => void) {
+  /** `onRecord` gets every record piece. */
+  constructor(onRecord: RecordHandler) {
     this.#onRecord = onRecord;
-    this.#onError = onError;
   }
 
-  /** Decodes one chunk; pieces and a decoding error go to the handlers. Any other error propagates. */
-  receive(chunk: Uint8Array): void {
+  /**
+   * Decodes one chunk; pieces go to the handler. Returns the decoding error that ends the stream
+   * (a bad version byte), if one came: one closure per connection less than an error callback.
+   * Any other error propagates.
+   */
+  receive(chunk: Uint8Array): FastCGIError | undefined {
     try {
       this.#decoder.decode(chunk, this.#onRecord);
     } catch (error) {
-      this.#onError(asFastCGIError(error));
+      return asFastCGIError(error);
     }
+    return undefined;
   }
 
   /** True between records: no header, content or padding bytes are outstanding. */
@@ -53,7 +56,8 @@ export class RecordInput {
 
 /** The encoded records a core has queued for the socket, in order, and their size. */
 export class OutputQueue {
-  #records: Uint8Array[] = [];
+  /** Made at the first record after a take(): an idle connection holds no array here. */
+  #records: Uint8Array[] | undefined;
   #bytes = 0;
 
   /** How many bytes {@link take} would return now. */
@@ -63,13 +67,13 @@ export class OutputQueue {
 
   /** Queues encoded records. */
   push(bytes: Uint8Array): void {
-    this.#records.push(bytes);
+    (this.#records ??= []).push(bytes);
     this.#bytes += bytes.length;
   }
 
   /** Queues `data` as records of stream `type` (split at 65535 bytes; `data` is not copied). */
   stream(type: number, requestId: number, data: Uint8Array): void {
-    const records = this.#records;
+    const records = (this.#records ??= []);
     const from = records.length;
     encodeStream(type, requestId, data, records);
     for (let i = from; i < records.length; i++) this.#bytes += records[i]!.length;
@@ -78,7 +82,8 @@ export class OutputQueue {
   /** The queued records, in order; empties the queue. */
   take(): Uint8Array[] {
     const records = this.#records;
-    this.#records = [];
+    if (records === undefined) return [];
+    this.#records = undefined;
     this.#bytes = 0;
     return records;
   }
@@ -89,24 +94,33 @@ const FIXED_BODY_LENGTH = 8;
 
 /**
  * The body of a record whose content must be read whole (BEGIN_REQUEST, END_REQUEST: 8 bytes),
- * gathered from the record's pieces. Bytes beyond the eighth are counted, not kept.
+ * gathered from the record's pieces. Bytes beyond the eighth are counted, not kept. A record that
+ * came whole (nearly always) is read from the chunk itself; only one in pieces is copied, into
+ * 8 bytes made the first time: an idle connection holds no buffer for this.
  */
 export class FixedBody {
-  /** The first 8 bytes of the record's content. */
-  readonly bytes: Uint8Array = new Uint8Array(FIXED_BODY_LENGTH);
+  #bytes: Uint8Array | undefined;
   /** The content's length so far. */
   length = 0;
 
-  /** Adds one piece; true when it was the record's last, so the body is all there is. */
-  add(content: Uint8Array, flags: number): boolean {
+  /**
+   * Adds one piece. At the record's last piece returns its content, of which the first 8 bytes
+   * count (read them at once: it may be a view of the chunk); before that, undefined.
+   */
+  add(content: Uint8Array, flags: number): Uint8Array | undefined {
+    if (flags === PIECE_WHOLE) {
+      this.length = content.length;
+      return content;
+    }
     if (flags & PIECE_START) this.length = 0;
     const room = FIXED_BODY_LENGTH - this.length;
-    if (room > 0) this.bytes.set(content.length > room ? content.subarray(0, room) : content, this.length);
+    const bytes = (this.#bytes ??= new Uint8Array(FIXED_BODY_LENGTH));
+    if (room > 0) bytes.set(content.length > room ? content.subarray(0, room) : content, this.length);
     this.length += content.length;
-    return (flags & PIECE_END) !== 0;
+    return (flags & PIECE_END) !== 0 ? bytes : undefined;
   }
 
-  /** Whether the record's content was exactly 8 bytes (ask once {@link add} returned true). */
+  /** Whether the record's content was exactly 8 bytes (ask once {@link add} returned the body). */
   get complete(): boolean {
     return this.length === FIXED_BODY_LENGTH;
   }

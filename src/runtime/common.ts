@@ -230,6 +230,8 @@ export function handOver(connection: AdapterConnection, accept: (connection: Con
 const SMALL_CHUNK = 16 * 1024;
 /** The most bytes one merged batch holds. */
 const BATCH = 64 * 1024;
+/** The chunk array of every empty queue: an idle connection's queue holds none of its own. Frozen, so a push to it would throw. */
+const NO_CHUNKS: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
 
 /**
  * The bytes accepted by `write()` and not yet taken by the kernel, in order. Small chunks (a record
@@ -239,7 +241,7 @@ const BATCH = 64 * 1024;
 export class WriteQueue {
   /** Bytes queued. */
   bytes = 0;
-  #chunks: Uint8Array[] = [];
+  #chunks: Uint8Array[] = NO_CHUNKS;
   #head = 0;
 
   /** True when nothing is queued. */
@@ -251,6 +253,7 @@ export class WriteQueue {
   push(chunks: readonly Uint8Array[]): void {
     for (const chunk of chunks) {
       if (chunk.byteLength === 0) continue;
+      if (this.#chunks === NO_CHUNKS) this.#chunks = [];
       this.#chunks.push(chunk);
       this.bytes += chunk.byteLength;
     }
@@ -288,7 +291,7 @@ export class WriteQueue {
     }
     this.#head++;
     if (this.#head === this.#chunks.length) {
-      this.#chunks = [];
+      this.#chunks = NO_CHUNKS;
       this.#head = 0;
     } else if (this.#head >= 1024) {
       this.#chunks = this.#chunks.slice(this.#head);
@@ -298,7 +301,7 @@ export class WriteQueue {
 
   /** Drops everything queued. */
   clear(): void {
-    this.#chunks = [];
+    this.#chunks = NO_CHUNKS;
     this.#head = 0;
     this.bytes = 0;
   }

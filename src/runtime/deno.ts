@@ -52,7 +52,7 @@ declare const Deno: {
  * A read that fills less than half of its buffer is copied out so the buffer is reused.
  */
 const MAX_READ_SIZE = 64 * 1024;
-const MIN_READ_SIZE = 2 * 1024;
+const MIN_READ_SIZE = 512;
 /** Queued bytes above which `write()` returns false. */
 const HIGH_WATER_MARK = 64 * 1024;
 
@@ -109,7 +109,7 @@ class DenoConnection extends AdapterConnection {
         return;
       }
       if (count === 0) continue;
-      let chunk: Uint8Array;
+      let chunk: Uint8Array | undefined;
       if (count >= size / 2) {
         chunk = buffer.subarray(0, count);
         buffer = undefined;
@@ -130,6 +130,9 @@ class DenoConnection extends AdapterConnection {
         this.#finish(asError(error));
         return;
       }
+      // The loop's frame outlives the iteration: without this, an idle connection's next read would
+      // keep the last chunk (and the buffer under it) alive while it waits.
+      chunk = undefined;
     }
   }
 

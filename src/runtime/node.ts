@@ -40,7 +40,8 @@ class NodeConnection extends AdapterConnection {
     socket.on("error", (error: Error) => {
       this.#error ??= error;
     });
-    socket.once("close", () => this.#handlers.onClose(this.#error));
+    // on, not once: "close" comes once anyway, and once() wraps the listener in three more objects per connection.
+    socket.on("close", () => this.#handlers.onClose(this.#error));
   }
 
   attach(handlers: ConnectionHandlers): void {
