@@ -25,6 +25,10 @@ interface Chart {
 
 const CHARTS: Chart[] = [
   { file: "app-hello.svg", heading: "## App server", column: "hello req/s", title: "hello behind nginx, req/s (more is better)" },
+  { file: "app-download.svg", heading: "## App server", column: "1 MiB download req/s", title: "1 MiB downloads behind nginx, req/s (more is better)" },
+  { file: "app-upload.svg", heading: "## App server", column: "64 MiB upload MiB/s", title: "64 MiB uploads behind nginx, MiB/s (more is better)" },
+  { file: "issue12-pool-download.svg", heading: "### Issue 12: 1 MiB downloads with the body pool", column: "1 MiB download req/s", title: "1 MiB downloads behind nginx, before and after the body pool, req/s" },
+  { file: "soak-bun-variants.svg", heading: "### Bun's swing: what it is, and what did not narrow it", column: "spread", title: "Bun's RSS spread in the soak, largest sample over smallest (less is better)" },
   { file: "workers-hello.svg", heading: "## Process manager", column: "hello req/s", title: "hello behind nginx on 2 cores, req/s (more is better)" },
   { file: "express-hello.svg", heading: "## Express (node:http apps)", column: "hello req/s", title: "Express hello: fcgi/node and node-fastcgi behind nginx, plain node:http, req/s" },
   { file: "proxy-hello.svg", heading: "## Proxy", column: "hello req/s", title: "PHP hello through an HTTP front, req/s (more is better)" },
