@@ -9,6 +9,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { detectAdapter } from "../runtime/index.ts";
+import { lineSplitter } from "../runtime/workers.ts";
 import { stopOnSignals } from "./signals.ts";
 
 /** A worker that exits after it said it listens is started again after this long. */
@@ -56,23 +57,18 @@ export async function runProxyWorkers(workers: number, args: readonly string[]):
       const child = spawn(program!, argv, { stdio: ["ignore", "inherit", "pipe"] });
       running.add(child);
       let listening = false;
-      let pending = "";
       // Each worker's lines pass through, marked with its pid; "listening" tells it is up.
-      child.stderr!.setEncoding("utf8");
-      child.stderr!.on("data", (text: string) => {
-        pending += text;
-        let end;
-        while ((end = pending.indexOf("\n")) >= 0) {
-          const line = pending.slice(0, end);
-          pending = pending.slice(end + 1);
-          console.error(`[${child.pid}] ${line}`);
-          if (!listening && line.startsWith("fcgi: listening on ")) {
-            listening = true;
-            ready();
-          }
+      const lines = lineSplitter((line) => {
+        console.error(`[${child.pid}] ${line}`);
+        if (!listening && line.startsWith("fcgi: listening on ")) {
+          listening = true;
+          ready();
         }
       });
+      child.stderr!.setEncoding("utf8");
+      child.stderr!.on("data", (text: string) => lines.push(text));
       child.once("close", (code, signal) => {
+        lines.end();
         running.delete(child);
         if (code !== 0) failed = true;
         if (stopping.signal.aborted || !listening) {

@@ -186,7 +186,7 @@ export function gateway(options: GatewayOptions): Gateway {
   // (measured: 25 % of the proxy's CPU time). The root's real path is looked up once.
   let realRoot: string | undefined;
   // Even so, realpath (a readlink per path segment) and stat were 6-15 % of the proxy's CPU time
-  // under load (bench/PROXY_PROFILE.md): a lookup is reused for lookupCache ms, as nginx's
+  // under load (bench/RESULTS.md, "Proxy: where the time goes"): a lookup is reused for lookupCache ms, as nginx's
   // open_file_cache_valid does. The map is emptied wholesale when it expires or fills, so a
   // stream of made-up paths cannot grow it.
   const lookupTtl = options.lookupCache ?? 1000;
