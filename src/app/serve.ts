@@ -247,9 +247,7 @@ class AppServer implements Server, ConnectionServer {
     // measured in seconds: a limit hit is noticed at most one period late.
     const { paramsTimeout, idleTimeout, sendTimeout, requestTimeout, slowRequest } = this.options;
     const period = Math.max(10, Math.min(1000, Math.min(paramsTimeout, idleTimeout, sendTimeout, requestTimeout, slowRequest) / 4));
-    this.#sweepPeriod = period;
-    this.#sweptAt = performance.now();
-    this.#sweeper = setInterval(() => this.#sweep(), period);
+    this.#sweepEvery(period);
     if (this.options.statusPath !== undefined) this.#stats.startSampling();
   }
 
@@ -326,12 +324,7 @@ class AppServer implements Server, ConnectionServer {
     for (const socket of [...this.#sockets]) socket.closeWhenIdle();
     // Idle connections now have a grace of a second (see closeWhenIdle): sweep often enough that
     // it ends on time, not up to a sweep period (1 s with the default limits) later.
-    if (this.#sweeper !== undefined && this.#sweepPeriod > CLOSING_SWEEP_MS) {
-      clearInterval(this.#sweeper);
-      this.#sweepPeriod = CLOSING_SWEEP_MS;
-      this.#sweptAt = performance.now();
-      this.#sweeper = setInterval(() => this.#sweep(), CLOSING_SWEEP_MS);
-    }
+    if (this.#sweeper !== undefined && this.#sweepPeriod > CLOSING_SWEEP_MS) this.#sweepEvery(CLOSING_SWEEP_MS);
     // Connections accepted until the listeners are closed are served too: wait for them as well.
     await listenersClosed;
     if (this.#sockets.size > 0) {
@@ -349,6 +342,14 @@ class AppServer implements Server, ConnectionServer {
     if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
     this.#stats.stop();
     this.#resolveFinished();
+  }
+
+  /** (Re)starts the sweeper with this period. */
+  #sweepEvery(period: number): void {
+    if (this.#sweeper !== undefined) clearInterval(this.#sweeper);
+    this.#sweepPeriod = period;
+    this.#sweptAt = performance.now();
+    this.#sweeper = setInterval(() => this.#sweep(), period);
   }
 
   #sweep(): void {
