@@ -82,7 +82,8 @@ export function procStatus(pid: number, field: "VmHWM" | "VmRSS"): number {
 /**
  * Starts the app (`command`, listening on the Unix socket `socket`), then nginx in `dir` with the
  * README snippet (examples/nginx.conf) pointed at it, keeping `keepalive` idle FastCGI connections.
- * Each service is pushed onto `services` as soon as it runs, for the caller's cleanup.
+ * Each service is pushed onto `services` as soon as it runs, for the caller's cleanup. `appEnv` is
+ * added to the app's environment only (not nginx's).
  */
 export async function startAppAndNginx(
   name: string,
@@ -93,8 +94,9 @@ export async function startAppAndNginx(
   keepalive: number,
   services: Service[],
   workerConnections?: number,
+  appEnv?: Record<string, string>,
 ): Promise<{ app: Service; nginx: WebServer }> {
-  const app = await startProcess(name, command, args, () => canConnect(socket));
+  const app = await startProcess(name, command, args, () => canConnect(socket), appEnv ? { env: appEnv } : {});
   services.push(app);
   const port = await freePort();
   const http = renderExample("nginx.conf", [

@@ -5,15 +5,17 @@
  * Per contender, on a Unix socket: the app starts and serves a warm-up request; its VmRSS is read;
  * then `--connections` connections (default 10 000) each send one /hello request with KEEP_CONN,
  * read the whole answer, and stay open. Once all are open (and 2 s later) VmRSS is read again, and
- * 20 fresh requests, each on a new connection, are timed; then the idle connections are checked
- * to be still open, and closed. Contenders: fcgi serve on Node, Deno and Bun (bench/_apps.ts'
+ * 20 fresh requests, each on a new connection, are timed; VmRSS is read a third time once the
+ * connections have been idle for `--idle-wait` seconds (default 45: the runtimes' collectors shrink
+ * what the fill grew only after some idleness, V8's memory reducer after about 30 s); then the
+ * idle connections are checked to be still open, and closed. Contenders: fcgi serve on Node, Deno and Bun (bench/_apps.ts'
  * app, with --max-connections and --idle-timeout raised so they may stay), and Go's
  * net/http/fcgi (bench/go). PHP-FPM cannot take part: each of its processes serves one connection
  * at a time, so it holds only as many idle connections as it has processes.
  *
  * ```sh
  * node scripts/run-ts.mjs bench/idle.ts                                   # all, 10 000 connections
- * node scripts/run-ts.mjs bench/idle.ts --connections 2000 --only fcgi-deno
+ * node scripts/run-ts.mjs bench/idle.ts --connections 2000 --only fcgi-deno --idle-wait 0
  * ```
  * Needs go on PATH for the go contender. Linux only (reads /proc). Loopback only.
  * @module
@@ -32,6 +34,7 @@ import { median, option, version } from "./_wrk.ts";
 
 const CONNECTIONS = Number(option("connections", "10000"));
 const ONLY = option("only", "").split(",").filter(Boolean);
+const IDLE_WAIT_S = Number(option("idle-wait", "45"));
 /** Connections opened at once while filling up (each sends its request and waits for the answer). */
 const BATCH = 100;
 const FRESH_REQUESTS = 20;
@@ -101,6 +104,8 @@ interface Result {
   held: number;
   before: number;
   after: number;
+  /** VmRSS once the connections have been idle for IDLE_WAIT_S (NaN with --idle-wait 0). */
+  afterIdle: number;
   freshMs: number;
   freshMaxMs: number;
   stillOpen: number;
@@ -128,8 +133,13 @@ async function measure(contender: Contender, dir: string): Promise<Result> {
       times.push(performance.now() - started);
       fresh.destroy();
     }
+    let afterIdle = NaN;
+    if (IDLE_WAIT_S > 0) {
+      await new Promise((resolve) => setTimeout(resolve, IDLE_WAIT_S * 1000));
+      afterIdle = procStatus(app.pid, "VmRSS") / 1024;
+    }
     const stillOpen = sockets.filter((s) => !s.destroyed && s.readyState === "open").length;
-    return { name: contender.name, held: sockets.length, before, after, freshMs: median(times), freshMaxMs: Math.max(...times), stillOpen };
+    return { name: contender.name, held: sockets.length, before, after, afterIdle, freshMs: median(times), freshMaxMs: Math.max(...times), stillOpen };
   } finally {
     for (const s of sockets) s.destroy();
     await app.stop();
@@ -164,14 +174,20 @@ async function main(): Promise<void> {
     for (const contender of contenders) {
       const result = await measure(contender, dir);
       results.push(result);
-      console.log(`  ${result.name}: RSS ${result.before.toFixed(1)} → ${result.after.toFixed(1)} MiB, fresh request ${result.freshMs.toFixed(2)} ms`);
+      console.log(`  ${result.name}: RSS ${result.before.toFixed(1)} → ${result.after.toFixed(1)} MiB` +
+        (IDLE_WAIT_S > 0 ? ` (${result.afterIdle.toFixed(1)} MiB after ${IDLE_WAIT_S} s idle)` : "") + `, fresh request ${result.freshMs.toFixed(2)} ms`);
     }
-    console.log(`\n| contender | connections held | still open after | RSS before | RSS with them open | growth | per connection | fresh request, median (max of ${FRESH_REQUESTS}) |`);
-    console.log("|---|---:|---:|---:|---:|---:|---:|---:|");
+    const idle = IDLE_WAIT_S > 0;
+    console.log(`\n| contender | connections held | still open after | RSS before | RSS with them open | growth | per connection |` +
+      (idle ? ` growth after ${IDLE_WAIT_S} s idle | per connection then |` : "") + ` fresh request, median (max of ${FRESH_REQUESTS}) |`);
+    console.log(`|---|---:|---:|---:|---:|---:|---:|${idle ? "---:|---:|" : ""}---:|`);
+    const perConnection = (growth: number, held: number) => `${(growth * 1024 / held).toFixed(1)} KiB`;
     for (const r of results) {
       const growth = r.after - r.before;
+      const idleGrowth = r.afterIdle - r.before;
       console.log(`| ${r.name} | ${r.held.toLocaleString("en-US")} | ${r.stillOpen.toLocaleString("en-US")} | ${r.before.toFixed(1)} MiB | ${r.after.toFixed(1)} MiB | ` +
-        `${growth.toFixed(1)} MiB | ${(growth * 1024 / r.held).toFixed(1)} KiB | ${r.freshMs.toFixed(2)} ms (${r.freshMaxMs.toFixed(2)}) |`);
+        `${growth.toFixed(1)} MiB | ${perConnection(growth, r.held)} |` + (idle ? ` ${idleGrowth.toFixed(1)} MiB | ${perConnection(idleGrowth, r.held)} |` : "") +
+        ` ${r.freshMs.toFixed(2)} ms (${r.freshMaxMs.toFixed(2)}) |`);
     }
     console.log(`\nversions: node ${version(node, ["--version"])}, ${version(deno, ["--version"]).split("\n")[0]}, bun ${version(bun, ["--version"])}` +
       (contenders.some((c) => c.name === "go") ? `, ${version("go", ["version"])}` : "") + `; load ${loadavg().map((l) => l.toFixed(2)).join(" ")}`);

@@ -9,11 +9,15 @@
  * apps interleaved within each round; medians are printed with ratios to Go.
  *
  * ```sh
- * node scripts/run-ts.mjs bench/nginx.ts [--runs 3] [--seconds 5] [--only fcgi-node,go] [--baseline DIR] [--access-log] [--loads hello]
+ * node scripts/run-ts.mjs bench/nginx.ts [--runs 3] [--seconds 5] [--only fcgi-node,go] [--baseline DIR] [--access-log] [--malloc-trim] [--loads hello]
  * ```
  * `--access-log` adds fcgi-node-log, fcgi-deno-log and fcgi-bun-log: the same app with
  * `--access-log FILE` (JSON lines), so the log's cost is read against the same runtime in the same
  * rounds. `--loads` picks among hello, download and upload (default: all three).
+ * `--malloc-trim` adds fcgi-node-trim, fcgi-deno-trim and fcgi-bun-trim: the same app with README
+ * "Memory on Linux"'s upload settings in its environment (MALLOC_TRIM_THRESHOLD_ at 128 MiB for
+ * glibc under Node and Deno, MIMALLOC_PURGE_DELAY=-1 for Bun's mimalloc), which keep the memory a
+ * collection frees instead of returning it to the kernel and faulting it back in for the next reads.
  * `--baseline DIR` adds base-node, base-deno and base-bun: fcgi from another checkout (say, `git
  * worktree add DIR <commit>` before a change), measured in the same rounds, so a change is judged
  * against its own past on the same load rather than against a figure from another day.
@@ -43,6 +47,13 @@ const SECONDS = Number(option("seconds", "5"));
 const ONLY = option("only", "").split(",").filter(Boolean);
 const BASELINE = option("baseline", "");
 const ACCESS_LOG = process.argv.includes("--access-log");
+const MALLOC_TRIM = process.argv.includes("--malloc-trim");
+/** What README "Memory on Linux" suggests for upload-heavy apps, per runtime's allocator. */
+const TRIM_ENV = {
+  node: { MALLOC_TRIM_THRESHOLD_: String(128 * MiB) },
+  deno: { MALLOC_TRIM_THRESHOLD_: String(128 * MiB) },
+  bun: { MIMALLOC_PURGE_DELAY: "-1" },
+};
 const LOADS = new Set(option("loads", "hello,download,upload").split(","));
 const HELLO_CONNECTIONS = 32;
 const DOWNLOAD_CONNECTIONS = 16;
@@ -73,6 +84,8 @@ interface Contestant {
   name: string;
   /** The command that starts the app on `socket`. */
   start(socket: string): [string, string[]];
+  /** Added to the app's environment. */
+  env?: Record<string, string>;
 }
 
 interface Sample {
@@ -111,7 +124,7 @@ async function measure(contestant: Contestant, dir: string, nginxBinary: string,
   const socket = join(dir, `${contestant.name}.sock`);
   const services: Service[] = [];
   try {
-    const { app, nginx } = await startAppAndNginx(contestant.name, contestant.start(socket), socket, dir, nginxBinary, HELLO_CONNECTIONS, services);
+    const { app, nginx } = await startAppAndNginx(contestant.name, contestant.start(socket), socket, dir, nginxBinary, HELLO_CONNECTIONS, services, undefined, contestant.env);
     const base = nginx.urls[0];
 
     const errors: string[] = [];
@@ -178,6 +191,11 @@ async function main(): Promise<void> {
       ...(ACCESS_LOG
         ? [
         ...(["node", "deno", "bun"] as const).map((r) => ({ name: `fcgi-${r}-log`, start: (s: string) => serveCommand(r, join(dir, "dist"), app, s, ["--access-log", `${s}.log`]) })),
+        ] satisfies Contestant[]
+        : []),
+      ...(MALLOC_TRIM
+        ? [
+        ...(["node", "deno", "bun"] as const).map((r) => ({ name: `fcgi-${r}-trim`, start: (s: string) => serveCommand(r, join(dir, "dist"), app, s), env: TRIM_ENV[r] })),
         ] satisfies Contestant[]
         : []),
       ...(BASELINE
