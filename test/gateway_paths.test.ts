@@ -415,4 +415,34 @@ describe("gateway path safety: nothing leaves the document root", () => {
     await new Promise((resolve) => setTimeout(resolve, 350));
     assert.equal((await get(cached, "/brief.php")).status, 404);
   });
+
+  it("a root reached through a symlink follows it when a deploy re-points it, within lookupCache", async () => {
+    ready();
+    // The usual deploy: documentRoot is .../current, a link swapped from one release to the next.
+    const site = join(dir, "site");
+    for (const release of ["1", "2"]) {
+      mkdirSync(join(site, "releases", release), { recursive: true });
+      writeFileSync(join(site, "releases", release, `only${release}.php`), "<?php");
+    }
+    const current = join(site, "current");
+    symlinkSync(join(site, "releases", "1"), current);
+    const fresh = gateway({ upstream: php.client, documentRoot: current, lookupCache: 0, tryFiles: false });
+    const cached = gateway({ upstream: php.client, documentRoot: current, lookupCache: 200, tryFiles: false });
+    const script = async (handler: Gateway, path: string) => {
+      const r = await get(handler, path);
+      return r.status === 404 ? 404 : r.reached.map((p) => p.SCRIPT_FILENAME);
+    };
+    assert.deepEqual(await script(fresh, "/only1.php"), [join(current, "only1.php")]);
+    assert.deepEqual(await script(cached, "/only1.php"), [join(current, "only1.php")]);
+    assert.equal(await script(fresh, "/only2.php"), 404);
+    rmSync(current);
+    symlinkSync(join(site, "releases", "2"), current);
+    const swapped = Date.now();
+    // The new release's scripts are found, under the new real root, and the old one's are gone.
+    assert.deepEqual(await script(fresh, "/only2.php"), [join(current, "only2.php")]);
+    assert.equal(await script(fresh, "/only1.php"), 404);
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, 250 - (Date.now() - swapped))));
+    assert.deepEqual(await script(cached, "/only2.php"), [join(current, "only2.php")]);
+    assert.equal(await script(cached, "/only1.php"), 404);
+  });
 });

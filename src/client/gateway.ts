@@ -183,24 +183,26 @@ export function gateway(options: GatewayOptions): Gateway {
   const onError = options.onError ?? ((error: unknown, request: Request) => console.error(`fcgi gateway: ${request.method} ${new URL(request.url).pathname}: ${error instanceof Error ? error.message : String(error)}`));
   // Looked up synchronously: realpath(3) and stat(2) of a cached path take microseconds, while the
   // promise versions go through libuv's thread pool and cost more than the rest of a request
-  // (measured: 25 % of the proxy's CPU time). The root's real path is looked up once.
-  let realRoot: string | undefined;
+  // (measured: 25 % of the proxy's CPU time).
   // Even so, realpath (a readlink per path segment) and stat were 6-15 % of the proxy's CPU time
   // under load (bench/RESULTS.md, "Proxy: where the time goes"): a lookup is reused for lookupCache ms, as nginx's
   // open_file_cache_valid does. The map is emptied wholesale when it expires or fills, so a
-  // stream of made-up paths cannot grow it.
+  // stream of made-up paths cannot grow it. The root's own real path expires with it: a deploy
+  // that re-points a symlinked root (`current` → the next release) is followed, not answered 404.
   const lookupTtl = options.lookupCache ?? 1000;
   const lookups = new Map<string, Lookup | null>();
   let lookupsSince = 0;
+  let realRoot: string | undefined;
 
   /** A path under the root whose real path (symlinks resolved) is under the root too, or null. */
   function statInside(relative: string): Lookup | null {
+    const now = Date.now();
+    if (now - lookupsSince >= lookupTtl || lookups.size >= MAX_LOOKUPS) {
+      lookups.clear();
+      lookupsSince = now;
+      realRoot = undefined;
+    }
     if (lookupTtl > 0) {
-      const now = Date.now();
-      if (now - lookupsSince >= lookupTtl || lookups.size >= MAX_LOOKUPS) {
-        lookups.clear();
-        lookupsSince = now;
-      }
       const known = lookups.get(relative);
       if (known !== undefined) return known;
     }
