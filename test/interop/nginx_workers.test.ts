@@ -21,6 +21,8 @@ export default {
     const url = new URL(request.url);
     if (url.pathname === "/spin") for (;;) {}
     if (url.pathname === "/slow") await new Promise((resolve) => setTimeout(resolve, 50));
+    // Memory the worker keeps, written so that it is resident: what --max-rss is for.
+    if (url.pathname === "/grow") globalThis.kept = new Uint8Array(Number(url.searchParams.get("mib")) * 1048576).fill(1);
     return new Response("${version} " + process.pid + "\\n");
   },
 };
@@ -160,6 +162,26 @@ describe("fcgi serve --workers behind nginx", { skip: nginxBinary.skip }, () => 
     assert.match(p.manager.logs(), /recycling worker \d \(pid \d+\): served \d+ requests \(limit (4[5-9]\d|5[0-4]\d|550)\)/);
     assert.ok(childPids(p.manager.pid).some((pid) => !before.includes(pid)), "new workers serve");
     assert.equal(childPids(p.manager.pid).length, 2);
+  });
+
+  it("--max-rss: a worker whose resident memory passes the limit is replaced after draining; one under it is left alone", { timeout: 60_000 }, async () => {
+    const p = await pool("unix", 1, ["--max-rss", "300M"]);
+    const [first] = childPids(p.manager.pid);
+    // Several heartbeats (250 ms each) under the limit: no recycling.
+    for (let i = 0; i < 4; i++) assert.equal((await fetchWithin(`${p.url}/x`)).status, 200);
+    await sleep(1000);
+    assert.doesNotMatch(p.manager.logs(), /recycling/);
+    assert.deepEqual(childPids(p.manager.pid), [first]);
+    const grown = await fetchWithin(`${p.url}/grow?mib=320`, {}, 10_000);
+    assert.equal(grown.status, 200);
+    const drained = new RegExp(`\\(pid ${first}\\) exited with status 0 after draining`);
+    await waitFor(() => drained.test(p.manager.logs()), 10_000, "the grown worker to be replaced");
+    assert.ok(!isRunning(first!));
+    assert.match(p.manager.logs(), new RegExp(`recycling worker \\d \\(pid ${first}\\): resident memory [0-9.]+ MiB is over 300\\.0 MiB`));
+    const after = await fetchWithin(`${p.url}/x`);
+    assert.equal(after.status, 200);
+    assert.notEqual(after.text.split(" ")[1]!.trim(), String(first), "a new worker answers");
+    assert.equal(childPids(p.manager.pid).length, 1);
   });
 
   it("--request-timeout 2s: a handler that spins forever gets a 502 within 3 s, the log names it, the pool gets its worker back", { timeout: 60_000 }, async () => {
