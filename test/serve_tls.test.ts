@@ -135,6 +135,44 @@ describe("serve() and the Client over TLS", { skip }, () => {
     }
   });
 
+  it("connections still in their handshake count towards maxConnections: one more is closed at once, with a log line", async () => {
+    ready();
+    const lines: string[] = [];
+    const { server, address } = await tlsServer({ mutual: true, maxConnections: 3, paramsTimeout: 20_000 }, lines);
+    const port = Number(address.split(":")[1]);
+    const silent: ReturnType<typeof netConnect>[] = [];
+    try {
+      // Three peers that connect and never say a word hold the three places...
+      for (let i = 0; i < 3; i++) {
+        const socket = netConnect({ host: "127.0.0.1", port });
+        socket.on("error", () => {});
+        await new Promise((resolve) => socket.once("connect", resolve));
+        silent.push(socket);
+      }
+      // ...so a fourth is closed long before the 20 s handshake timeout, and the log says why.
+      const started = Date.now();
+      await within(new Promise<void>((resolve) => {
+        const socket = netConnect({ host: "127.0.0.1", port });
+        socket.on("error", () => {});
+        socket.on("close", () => resolve());
+      }), 5000, "the fourth connection to be closed");
+      assert.ok(Date.now() - started < 5000);
+      await waitFor(() => lines.some((line) => /refused a TLS connection from 127\.0\.0\.1: 3 connections are open or in their handshake \(maxConnections\)/.test(line)), 2000, "the log line");
+      assert.ok(silent.every((socket) => !socket.destroyed), "the silent peers are still within their handshake time");
+      // Once they go, their places are free again.
+      for (const socket of silent) socket.destroy();
+      let answer: string | Error = "";
+      for (let i = 0; i < 20 && answer !== "200 hello /x"; i++) {
+        if (i > 0) await new Promise((resolve) => setTimeout(resolve, 100));
+        answer = await get(address, withCert(certs.clientCert));
+      }
+      assert.equal(answer, "200 hello /x");
+    } finally {
+      for (const socket of silent) socket.destroy();
+      await server.close();
+    }
+  });
+
   it("TLS and the allow-list combine: a good certificate from an address not allowed is refused", async () => {
     ready();
     const lines: string[] = [];

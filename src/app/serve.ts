@@ -71,7 +71,7 @@ export async function serveWith(options: ServeOptions, hooks: ServeHooks): Promi
   const server = new AppServer(resolved, log, allow, new ServerStats(host.pid(), options.accessLog), hooks);
   const listenOptions: RuntimeListenOptions = {
     ...(options.socketMode === undefined ? {} : { mode: options.socketMode }),
-    ...(options.tls === undefined ? {} : { tls: options.tls, handshakeTimeout: resolved.paramsTimeout, onTlsError: (peer, error) => server.refuseTls(peer, error) }),
+    ...(options.tls === undefined ? {} : { tls: options.tls, handshakeTimeout: resolved.paramsTimeout, maxTlsConnections: resolved.maxConnections, onTlsError: (peer, error) => server.refuseTls(peer, error) }),
   };
   try {
     for (const address of addresses) {

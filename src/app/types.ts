@@ -90,7 +90,7 @@ export interface Logger {
 export interface Limits {
   /** Largest PARAMS stream of one request, in bytes (default 1 MiB). */
   maxParamsBytes?: number;
-  /** Most simultaneous connections (FCGI_MAX_CONNS); more are closed at once (default 1024). */
+  /** Most simultaneous connections (FCGI_MAX_CONNS), over TLS those in their handshake too; more are closed at once (default 1024). */
   maxConnections?: number;
   /** Most simultaneous requests over all connections (FCGI_MAX_REQS); more get OVERLOADED (default 1024). */
   maxRequests?: number;

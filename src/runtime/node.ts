@@ -203,7 +203,20 @@ async function tlsServer(tls: TlsServerOptions, options: RuntimeListenOptions): 
       // refused socket it no longer knows it, and Deno's TLSSocket never does. The "connection"
       // event gives the TCP socket under the TLSSocket (Node, Deno) or the TLSSocket (Bun).
       const peers = new WeakMap<object, string>();
+      // A handshake is counted from its first byte: serve()'s maxConnections sees a connection only
+      // once its handshake is done, and peers that connect and never finish one would otherwise hold
+      // sockets without limit (each for up to handshakeTimeout).
+      const limit = options.maxTlsConnections ?? Infinity;
+      let open = 0;
       server.on("connection", (socket: Socket) => {
+        if (open >= limit) {
+          const peer = socket.remoteAddress;
+          socket.destroy();
+          failed(peer, new Error(`${limit} connections are open or in their handshake (maxConnections)`));
+          return;
+        }
+        open++;
+        socket.on("close", () => open--);
         if (socket.remoteAddress !== undefined) peers.set(socket, socket.remoteAddress);
       });
       // No certificate, a wrong CA, an expired one, plaintext, a handshake timeout: that connection

@@ -65,6 +65,11 @@ export interface RuntimeListenOptions extends ListenOptions {
   handshakeTimeout?: number;
   /** Called for each connection closed because its TLS handshake failed (with the peer's address, "" if unknown). */
   onTlsError?(peer: string, error: Error): void;
+  /**
+   * At most this many TCP connections open at once on a TLS socket, those still in their handshake
+   * included (default: no limit): one more is closed as it comes, and reported through onTlsError.
+   */
+  maxTlsConnections?: number;
 }
 
 /** A listening socket, as {@link Runtime.listen} opens it. */
