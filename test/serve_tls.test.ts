@@ -159,6 +159,7 @@ describe("serve() and the Client over TLS", { skip }, () => {
       assert.ok(Date.now() - started < 5000);
       await waitFor(() => lines.some((line) => /refused a TLS connection from 127\.0\.0\.1: 3 connections are open or in their handshake \(maxConnections\)/.test(line)), 2000, "the log line");
       assert.ok(silent.every((socket) => !socket.destroyed), "the silent peers are still within their handshake time");
+      assert.equal(server.status().refused["maxConnections"], 1, "counted as the limit that refused it");
       // Once they go, their places are free again.
       for (const socket of silent) socket.destroy();
       let answer: string | Error = "";

@@ -253,8 +253,10 @@ class AppServer implements Server, ConnectionServer {
 
   /** A connection whose TLS handshake failed: the runtime closed it; counted and logged here. */
   refuseTls(peer: string, error: Error): void {
-    this.#stats.refuse("tls");
-    this.log.warn("tls", `refused a TLS connection from ${peer || "a peer"}: ${error.message}`);
+    // Over the connection limit before its handshake ended: counted as the limit, not as TLS.
+    const reason = (error as { limit?: string }).limit === "maxConnections" ? "maxConnections" : "tls";
+    this.#stats.refuse(reason);
+    this.log.warn(reason, `refused a TLS connection from ${peer || "a peer"}: ${error.message}`);
   }
 
   reloadTls(tls: TlsServerOptions): void {

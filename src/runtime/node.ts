@@ -212,7 +212,7 @@ async function tlsServer(tls: TlsServerOptions, options: RuntimeListenOptions): 
         if (open >= limit) {
           const peer = socket.remoteAddress;
           socket.destroy();
-          failed(peer, new Error(`${limit} connections are open or in their handshake (maxConnections)`));
+          failed(peer, Object.assign(new Error(`${limit} connections are open or in their handshake (maxConnections)`), { limit: "maxConnections" }));
           return;
         }
         open++;

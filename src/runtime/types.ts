@@ -67,7 +67,8 @@ export interface RuntimeListenOptions extends ListenOptions {
   onTlsError?(peer: string, error: Error): void;
   /**
    * At most this many TCP connections open at once on a TLS socket, those still in their handshake
-   * included (default: no limit): one more is closed as it comes, and reported through onTlsError.
+   * included (default: no limit): one more is closed as it comes, and reported through onTlsError
+   * with an error whose `limit` is "maxConnections".
    */
   maxTlsConnections?: number;
 }
