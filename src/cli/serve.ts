@@ -60,7 +60,8 @@ TLS (see the README's "TLS" section for which runtime does what):
                              reload's new workers read them).
 
 Limits (each hit is logged):
-  --max-connections N        simultaneous connections, FCGI_MAX_CONNS (default ${DEFAULT_LIMITS.maxConnections}).
+  --max-connections N        simultaneous connections, FCGI_MAX_CONNS (default ${DEFAULT_LIMITS.maxConnections});
+                             over TLS, those still in their handshake count too.
   --max-requests N           simultaneous requests, FCGI_MAX_REQS; more get OVERLOADED
                              (default ${DEFAULT_LIMITS.maxRequests}).
   --max-params-bytes SIZE    PARAMS of one request (default 1M).
