@@ -5,6 +5,7 @@
  * @module
  */
 import { formatAddress, parseAddress, parseAllowList, type AllowList } from "../address.ts";
+import { FastCGIError } from "../errors.ts";
 import { detectAdapter, getRuntime, inheritedSockets } from "../runtime/index.ts";
 import type { Runtime, RuntimeAdapter, RuntimeListener, RuntimeListenOptions, TlsServerOptions } from "../runtime/types.ts";
 import { bodyPool } from "./body_pool.ts";
@@ -254,7 +255,7 @@ class AppServer implements Server, ConnectionServer {
   /** A connection whose TLS handshake failed: the runtime closed it; counted and logged here. */
   refuseTls(peer: string, error: Error): void {
     // Over the connection limit before its handshake ended: counted as the limit, not as TLS.
-    const reason = (error as { limit?: string }).limit === "maxConnections" ? "maxConnections" : "tls";
+    const reason = error instanceof FastCGIError && error.limit === "maxConnections" ? "maxConnections" : "tls";
     this.#stats.refuse(reason);
     this.log.warn(reason, `refused a TLS connection from ${peer || "a peer"}: ${error.message}`);
   }

@@ -13,6 +13,7 @@
  * @module
  */
 import { connect as netConnect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { FastCGIError } from "../errors.ts";
 import type { Connection, ConnectionHandlers, SocketAddress } from "../socket.ts";
 import { AdapterConnection, adoptUnixPath, asError, cannotConnectToFd0, claimUnixPath, handOver, listenWith, NO_HANDLERS, probeUnix, socketError } from "./common.ts";
 import type { TLSSocket } from "node:tls";
@@ -212,7 +213,7 @@ async function tlsServer(tls: TlsServerOptions, options: RuntimeListenOptions): 
         if (open >= limit) {
           const peer = socket.remoteAddress;
           socket.destroy();
-          failed(peer, Object.assign(new Error(`${limit} connections are open or in their handshake (maxConnections)`), { limit: "maxConnections" }));
+          failed(peer, new FastCGIError("LIMIT_EXCEEDED", `${limit} connections are open or in their handshake (maxConnections)`, { limit: "maxConnections" }));
           return;
         }
         open++;

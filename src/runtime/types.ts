@@ -68,7 +68,7 @@ export interface RuntimeListenOptions extends ListenOptions {
   /**
    * At most this many TCP connections open at once on a TLS socket, those still in their handshake
    * included (default: no limit): one more is closed as it comes, and reported through onTlsError
-   * with an error whose `limit` is "maxConnections".
+   * with a FastCGIError (LIMIT_EXCEEDED) whose `limit` is "maxConnections".
    */
   maxTlsConnections?: number;
 }
