@@ -194,10 +194,15 @@ export class AppSocket implements TaskHost, ConnectionHandlers {
    * closes after the grace.
    */
   closeWhenIdle(): void {
-    if (this.#closed || this.#ending || this.#tasks.size > 0 || this.#core.activeRequests > 0) return;
+    if (this.#closed || this.#ending || this.#busy) return;
     // Output the peer does not read: it is not about to send a request.
     if (this.deadlineKind === "drain") this.#end();
     else this.#allowLateRequest();
+  }
+
+  /** A request runs here, or one is still in its PARAMS (the core holds it, no task yet). */
+  get #busy(): boolean {
+    return this.#tasks.size > 0 || this.#core.activeRequests > 0;
   }
 
   #allowLateRequest(): void {
@@ -445,7 +450,7 @@ export class AppSocket implements TaskHost, ConnectionHandlers {
     }
     if (this.#core.closeWanted) this.#end();
     // Closing: done once nothing runs, nothing is in its PARAMS, and no late request is still expected.
-    else if (this.#server.closing && this.#tasks.size === 0 && this.#core.activeRequests === 0 && !this.#lateAdmission) this.#end();
+    else if (this.#server.closing && !this.#busy && !this.#lateAdmission) this.#end();
   }
 
   /**
